@@ -1,0 +1,125 @@
+// Package cmd assembles the kubectl-sts command tree.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/cleanuppvcs"
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/expandpvc"
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/rollout"
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/scaledown"
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/status"
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/version"
+	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
+)
+
+// NewCmdRoot returns the root command wired to o.
+func NewCmdRoot(o *cmdutil.Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "kubectl-sts",
+		Short: "Day-2 operations for StatefulSets: staged rollouts, safe scale-down, PVC expansion, status",
+		Long: `kubectl sts runs the day-2 workflows of StatefulSets that are usually shell loops:
+a staged partition rollout with health gates and automatic rollback, a scale-down that
+cleans up replication slots and PVCs, a sequential PVC expansion, and a status view that
+combines the Kubernetes state with the database's own view.`,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: "kubectl sts",
+		},
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := ui.ColorEnabled(o.Color, o.Out, o.Getenv); err != nil {
+				return cmdutil.UsageErrorf("%v", err)
+			}
+			return setKlogVerbosity(o.Verbosity)
+		},
+	}
+	cmd.SetIn(o.In)
+	cmd.SetOut(o.Out)
+	cmd.SetErr(o.ErrOut)
+
+	flags := cmd.PersistentFlags()
+	o.ConfigFlags.AddFlags(flags)
+	flags.StringVar(&o.Color, "color", o.Color, "Colorize output: auto, always or never (NO_COLOR is honoured in auto)")
+	flags.IntVarP(&o.Verbosity, "v", "v", 0, "Log level of the Kubernetes client (e.g. 6 shows API requests)")
+
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &cmdutil.UsageError{Err: err}
+	})
+
+	cmd.AddCommand(
+		status.NewCmdStatus(o),
+		rollout.NewCmdRollout(o),
+		scaledown.NewCmdScaleDown(o),
+		cleanuppvcs.NewCmdCleanupPVCs(o),
+		expandpvc.NewCmdExpandPVC(o),
+		version.NewCmdVersion(o),
+	)
+	return cmd
+}
+
+func setKlogVerbosity(v int) error {
+	if v <= 0 {
+		return nil
+	}
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	return fs.Set("v", strconv.Itoa(v))
+}
+
+// Execute runs the command line and returns the process exit code. It owns
+// the one signal-aware context every command runs under.
+func Execute(args []string, streams genericiooptions.IOStreams) int {
+	ctx, stop := cmdutil.SignalContext(context.Background(), streams.ErrOut, os.Exit)
+	defer stop()
+	return Run(ctx, cmdutil.NewOptions(streams), args)
+}
+
+// Run executes args against o under ctx and reports errors on o.ErrOut; it
+// is what in-process tests call.
+func Run(ctx context.Context, o *cmdutil.Options, args []string) int {
+	root := NewCmdRoot(o)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	return HandleError(o, cmd, err)
+}
+
+// HandleError prints err the way every command should and maps it to the
+// exit code.
+func HandleError(o *cmdutil.Options, cmd *cobra.Command, err error) int {
+	if err == nil {
+		return cmdutil.ExitOK
+	}
+	var exitErr *cmdutil.ExitError
+	code := cmdutil.ExitFailed
+	if errors.As(err, &exitErr) {
+		code = exitErr.Code
+		if exitErr.Err == nil {
+			return code
+		}
+	}
+	if cmdutil.IsUsage(err) {
+		fmt.Fprintf(o.ErrOut, "error: %v\n", err)
+		if cmd != nil {
+			fmt.Fprintf(o.ErrOut, "See '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return cmdutil.ExitUsage
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(o.ErrOut, "error: interrupted: %v\n", err)
+		return cmdutil.ExitInterrupted
+	}
+	fmt.Fprintf(o.ErrOut, "error: %v\n", cmdutil.Explain(err, o.Namespace()))
+	return code
+}

@@ -1,0 +1,122 @@
+// Package version is the `kubectl sts version` command.
+package version
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/version"
+)
+
+// serverTimeout bounds the server version lookup so `version` answers
+// quickly even when the cluster is unreachable.
+const serverTimeout = 5 * time.Second
+
+// Options holds the flags of `kubectl sts version`.
+type Options struct {
+	*cmdutil.Options
+	Output     string
+	ClientOnly bool
+}
+
+// Result is what `version -o json|yaml` prints.
+type Result struct {
+	Client      version.Info `json:"clientVersion"`
+	Server      string       `json:"serverVersion,omitempty"`
+	ServerError string       `json:"serverError,omitempty"`
+}
+
+// NewCmdVersion returns the version command.
+func NewCmdVersion(parent *cmdutil.Options) *cobra.Command {
+	o := &Options{Options: parent}
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the plugin version and, when reachable, the cluster's",
+		Example: `  kubectl sts version
+  kubectl sts version --client -o json`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run()
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
+	cmd.Flags().BoolVar(&o.ClientOnly, "client", false, "Print only the plugin version; do not contact the cluster")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	switch o.Output {
+	case "", "json", "yaml":
+		return nil
+	}
+	return cmdutil.UsageErrorf("invalid output format %q: use json or yaml", o.Output)
+}
+
+// Run prints the versions.
+func (o *Options) Run() error {
+	res := Result{Client: version.Get()}
+	if !o.ClientOnly {
+		res.Server, res.ServerError = o.serverVersion()
+	}
+	switch o.Output {
+	case "json":
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(o.Out, "%s\n", b)
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = o.Out.Write(b)
+		return err
+	}
+	fmt.Fprintf(o.Out, "Client Version: %s\n", res.Client.Version)
+	if res.Client.Commit != "" {
+		fmt.Fprintf(o.Out, "Commit: %s\n", res.Client.Commit)
+	}
+	fmt.Fprintf(o.Out, "Go Version: %s (%s)\n", res.Client.GoVersion, res.Client.Platform)
+	switch {
+	case res.Server != "":
+		fmt.Fprintf(o.Out, "Server Version: %s\n", res.Server)
+	case res.ServerError != "":
+		fmt.Fprintf(o.Out, "Server Version: unavailable (%s)\n", res.ServerError)
+	}
+	return nil
+}
+
+func (o *Options) serverVersion() (string, string) {
+	c, err := o.Client()
+	if err != nil {
+		return "", err.Error()
+	}
+	disc := c.Kube.Discovery()
+	if c.Config != nil {
+		cfg := rest.CopyConfig(c.Config)
+		cfg.Timeout = serverTimeout
+		d, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return "", err.Error()
+		}
+		disc = d
+	}
+	v, err := disc.ServerVersion()
+	if err != nil {
+		return "", err.Error()
+	}
+	return v.GitVersion, ""
+}

@@ -1,0 +1,56 @@
+// Package kube is the one Kubernetes client every command shares: the typed
+// clientset, the REST config, the resolved namespace and a pod executor, built
+// once from kubectl's standard connection flags.
+package kube
+
+import (
+	"fmt"
+	"io"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Client bundles what the workflows need to talk to a cluster.
+type Client struct {
+	// Kube is the typed clientset.
+	Kube kubernetes.Interface
+	// Config is the REST config the clientset was built from; nil in fakes.
+	Config *rest.Config
+	// Namespace is the namespace resolved from --namespace, the kubeconfig
+	// context, or "default".
+	Namespace string
+	// NamespaceExplicit is true when the user named the namespace with -n.
+	NamespaceExplicit bool
+	// Exec runs commands inside pods.
+	Exec Executor
+}
+
+// NewClient builds the shared client from kubectl's connection flags.
+// API warnings go to warnings (the command's error stream), never stdout.
+func NewClient(flags genericclioptions.RESTClientGetter, warnings io.Writer) (*Client, error) {
+	cfg, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the cluster configuration: %w (check --kubeconfig and --context)", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if warnings != nil {
+		cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
+	}
+	ns, explicit, err := flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve the namespace: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build a Kubernetes client: %w", err)
+	}
+	return &Client{
+		Kube:              cs,
+		Config:            cfg,
+		Namespace:         ns,
+		NamespaceExplicit: explicit,
+		Exec:              NewPodExecutor(cfg, cs),
+	}, nil
+}
