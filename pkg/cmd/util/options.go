@@ -95,3 +95,21 @@ func (o *Options) Theme() (ui.Theme, error) {
 // OutIsTerminal reports whether the output stream is a terminal, which
 // selects live progress over plain lines.
 func (o *Options) OutIsTerminal() bool { return ui.IsTerminal(o.Out) }
+
+// ProgressPrinter returns the renderer for a workflow's events: JSON lines
+// for -o json, a live footer on a terminal, plain lines otherwise. The
+// caller Starts and Stops it around the workflow.
+func (o *Options) ProgressPrinter(output string) (*ui.ProgressPrinter, error) {
+	theme, err := o.Theme()
+	if err != nil {
+		return nil, err
+	}
+	mode := ui.ProgressPlain
+	switch {
+	case output == "json":
+		mode = ui.ProgressJSON
+	case o.OutIsTerminal():
+		mode = ui.ProgressLive
+	}
+	return ui.NewProgressPrinter(o.Out, theme, mode, o.Now), nil
+}

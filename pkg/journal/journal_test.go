@@ -1,0 +1,123 @@
+package journal
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+type state struct {
+	Step int `json:"step"`
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newPair(t *testing.T) (*Journal, *Journal, *clock) {
+	t.Helper()
+	cs := fake.NewClientset()
+	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	a := New(cs, "ns", "db", "host-a/1").WithClock(c.now, 30*time.Second)
+	b := New(cs, "ns", "db", "host-b/2").WithClock(c.now, 30*time.Second)
+	return a, b, c
+}
+
+func TestBeginNewThenResumeKeepsState(t *testing.T) {
+	ctx := context.Background()
+	a, b, clk := newPair(t)
+
+	rec, resumed, err := a.Begin(ctx, "rollout", state{Step: 0})
+	require.NoError(t, err)
+	assert.False(t, resumed)
+	require.NoError(t, a.Save(ctx, rec, state{Step: 2}, "step 2 done"))
+
+	// A live lease refuses a second run.
+	_, _, err = b.Begin(ctx, "rollout", state{})
+	var held *HeldError
+	require.ErrorAs(t, err, &held)
+	assert.Equal(t, "host-a/1", held.Holder)
+
+	// Once the lease expires the other process resumes with the saved step.
+	clk.t = clk.t.Add(31 * time.Second)
+	rec2, resumed, err := b.Begin(ctx, "rollout", state{})
+	require.NoError(t, err)
+	assert.True(t, resumed)
+	var st state
+	require.NoError(t, rec2.DecodeState(&st))
+	assert.Equal(t, 2, st.Step)
+	assert.Equal(t, "host-b/2", rec2.Holder)
+}
+
+func TestReleasedLeaseResumesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := newPair(t)
+	rec, _, err := a.Begin(ctx, "expand-pvc", state{Step: 1})
+	require.NoError(t, err)
+	require.NoError(t, a.Release(ctx, rec, "interrupted"))
+
+	_, resumed, err := b.Begin(ctx, "expand-pvc", state{})
+	require.NoError(t, err)
+	assert.True(t, resumed)
+}
+
+func TestOtherOperationIsRefusedUntilFinished(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := newPair(t)
+	rec, _, err := a.Begin(ctx, "rollout", state{})
+	require.NoError(t, err)
+	require.NoError(t, a.Finish(ctx, rec, Paused, "paused after step 1"))
+
+	_, _, err = b.Begin(ctx, "scale-down", state{})
+	var busy *BusyError
+	require.ErrorAs(t, err, &busy)
+	assert.Equal(t, "rollout", busy.Operation)
+	assert.Contains(t, err.Error(), "resume it or abort it")
+
+	// A finished operation does not block a new one, and the new one starts fresh.
+	loaded, err := a.Load(ctx)
+	require.NoError(t, err)
+	require.NoError(t, a.Finish(ctx, loaded, Succeeded, "done"))
+	rec3, resumed, err := b.Begin(ctx, "scale-down", state{Step: 7})
+	require.NoError(t, err)
+	assert.False(t, resumed)
+	var st state
+	require.NoError(t, rec3.DecodeState(&st))
+	assert.Equal(t, 7, st.Step)
+	assert.Len(t, rec3.History, 1)
+}
+
+func TestLoadMissingAndDelete(t *testing.T) {
+	ctx := context.Background()
+	a, _, _ := newPair(t)
+	rec, err := a.Load(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, rec)
+	assert.NoError(t, a.Delete(ctx), "deleting a missing record is fine")
+
+	_, _, err = a.Begin(ctx, "rollout", state{})
+	require.NoError(t, err)
+	require.NoError(t, a.Delete(ctx))
+	rec, err = a.Load(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, rec)
+}
+
+func TestKeepAliveRenewsHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 30*time.Millisecond)
+	rec, _, err := j.Begin(ctx, "rollout", state{})
+	require.NoError(t, err)
+	first := rec.Heartbeat
+	stop := j.KeepAlive(ctx, rec, func(err error) { t.Errorf("renewal failed: %v", err) })
+	require.Eventually(t, func() bool {
+		loaded, err := j.Load(ctx)
+		return err == nil && loaded.Heartbeat.After(first)
+	}, 5*time.Second, 5*time.Millisecond)
+	stop()
+}
