@@ -6,7 +6,7 @@
 SHELL := /usr/bin/env bash
 GO ?= go
 BIN := bin/kubectl-sts
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.1.0-dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/kubectl-sts/kubectl-sts/pkg/version.version=$(VERSION) -X github.com/kubectl-sts/kubectl-sts/pkg/version.commit=$(COMMIT)
 
@@ -17,7 +17,7 @@ STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)
 TESTBED_BIN = $(shell hack/testbed/build.sh --print-bin-dir)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build test unit e2e bench lint fmt vet testbed deps cluster-up cluster-down demo clean
+.PHONY: all build test unit e2e bench lint fmt testbed deps cluster-up cluster-down demo dist krew-manifest docs clean
 
 all: build
 
@@ -26,7 +26,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubectl-sts
 
 ## test: every test, unit and end-to-end, against the real control plane and real database servers
-test: deps testbed
+test: deps testbed dist
+	$(GO) run ./hack/krew/render -version $(VERSION) -dist dist -out dist/krew-manifest.yaml
 	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) $(GO) test $(GO_TEST_FLAGS) ./...
 
 ## unit: the fast tests that need no control plane
@@ -74,6 +75,18 @@ cluster-down:
 ## demo: the plugin's main jobs against a throwaway local control plane
 demo: build testbed
 	hack/demo.sh
+
+## dist: static, reproducible release archives for every platform, with SHA256SUMS
+dist:
+	hack/dist.sh $(VERSION) $(COMMIT)
+
+## krew-manifest: render krew-manifest.yaml from the archives in dist/
+krew-manifest:
+	$(GO) run ./hack/krew/render -version $(VERSION) -dist dist -out krew-manifest.yaml
+
+## docs: regenerate the command reference in docs/reference (make test fails when it is stale)
+docs:
+	$(GO) run ./hack/gendocs docs/reference
 
 clean:
 	rm -rf bin dist

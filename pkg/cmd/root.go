@@ -66,6 +66,7 @@ combines the Kubernetes state with the database's own view.`,
 		expandpvc.NewCmdExpandPVC(o),
 		version.NewCmdVersion(o),
 	)
+	o.WireCompletion(cmd)
 	return cmd
 }
 

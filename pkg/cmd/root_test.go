@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -62,4 +67,33 @@ func TestCancelledContextExitsInterrupted(t *testing.T) {
 	code := HandleError(f.Options, nil, fmt.Errorf("waiting for pod db-2: %w", context.Canceled))
 	assert.Equal(t, cmdutil.ExitInterrupted, code)
 	assert.Contains(t, f.ErrOut.String(), "interrupted")
+}
+
+func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
+	sts := func(name, ns string, claims ...string) *appsv1.StatefulSet {
+		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		for _, c := range claims {
+			s.Spec.VolumeClaimTemplates = append(s.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c}})
+		}
+		return s
+	}
+	objs := []runtime.Object{sts("db", "default", "data", "wal"), sts("dbx", "default"), sts("cache", "default"), sts("other", "elsewhere")}
+
+	complete := func(args ...string) []string {
+		f := cmdtesting.NewFakeOptions(objs...)
+		code := f.Run(context.Background(), Run, append([]string{"__complete"}, args...)...)
+		require.Equal(t, cmdutil.ExitOK, code, f.ErrOut.String())
+		var words []string
+		for _, line := range strings.Split(strings.TrimSpace(f.Out.String()), "\n") {
+			if !strings.HasPrefix(line, ":") {
+				words = append(words, strings.SplitN(line, "\t", 2)[0])
+			}
+		}
+		return words
+	}
+
+	assert.Subset(t, complete(""), []string{"status", "rollout", "scale-down", "expand-pvc", "cleanup-pvcs", "version"})
+	assert.ElementsMatch(t, []string{"db", "dbx"}, complete("status", "d"))
+	assert.ElementsMatch(t, []string{"cache", "db", "dbx"}, complete("scale-down", ""))
+	assert.Empty(t, complete("status", "db", ""), "only one NAME")
 }
