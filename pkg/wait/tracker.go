@@ -1,0 +1,501 @@
+package wait
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// TrackerOption configures a Tracker.
+type TrackerOption func(*Tracker)
+
+// WithPVCs makes the Tracker also watch the StatefulSet's
+// PersistentVolumeClaims (one more watch, selected by the StatefulSet's
+// matchLabels, which the StatefulSet controller copies onto the claims it
+// creates) and fill Snapshot.PVCs with the claims named
+// "<template>-<statefulset>-<ordinal>".
+func WithPVCs() TrackerOption {
+	return func(t *Tracker) { t.trackPVCs = true }
+}
+
+// Tracker follows one StatefulSet, its pods and optionally its PVCs through a
+// fixed number of watches and publishes an immutable Snapshot on every
+// change. Create it with NewTracker, call Start once, then wait on it with
+// WaitGates or a Waiter; any number of waits may run concurrently.
+//
+// A Tracker follows one StatefulSet object: if the StatefulSet is deleted
+// (even if it is then recreated under the same name, as in an orphaning
+// delete-and-recreate) Snapshot.StatefulSet becomes nil and waits with
+// pending gates fail with a *StatefulSetDeletedError. Start a new Tracker to
+// follow the recreated object.
+type Tracker struct {
+	client    kubernetes.Interface
+	namespace string
+	name      string
+	trackPVCs bool
+
+	mu       sync.Mutex
+	state    trackerState
+	uid      types.UID
+	selector labels.Selector
+	claims   []string // volume claim template names
+	sts      *appsv1.StatefulSet
+	pods     map[string]*corev1.Pod
+	pvcs     map[string]*corev1.PersistentVolumeClaim
+	seq      uint64
+	snap     Snapshot
+	changed  chan struct{}
+	lastErr  error
+	errAt    time.Time
+	done     chan struct{}
+}
+
+type trackerState int
+
+const (
+	trackerNew trackerState = iota
+	trackerStarting
+	trackerRunning
+	trackerFailed
+)
+
+// NewTracker returns a Tracker for the StatefulSet namespace/name. It does
+// not contact the API server until Start.
+func NewTracker(client kubernetes.Interface, namespace, name string, opts ...TrackerOption) *Tracker {
+	t := &Tracker{
+		client:    client,
+		namespace: namespace,
+		name:      name,
+		pods:      map[string]*corev1.Pod{},
+		changed:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// Namespace returns the namespace of the tracked StatefulSet.
+func (t *Tracker) Namespace() string { return t.namespace }
+
+// Name returns the name of the tracked StatefulSet.
+func (t *Tracker) Name() string { return t.name }
+
+// UID returns the UID of the tracked StatefulSet; empty before Start.
+func (t *Tracker) UID() types.UID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.uid
+}
+
+// Start reads the StatefulSet, starts the watches and returns once they have
+// delivered their initial state, so that the first snapshot is complete.
+// The watches run until ctx is done. Start fails if the StatefulSet does not
+// exist (the error satisfies apierrors.IsNotFound), if watching is not
+// permitted, or if ctx ends first. A Tracker can be started only once.
+func (t *Tracker) Start(ctx context.Context) error {
+	t.mu.Lock()
+	if t.state != trackerNew {
+		t.mu.Unlock()
+		return fmt.Errorf("tracker for statefulset %s/%s already started", t.namespace, t.name)
+	}
+	t.state = trackerStarting
+	t.mu.Unlock()
+
+	err := t.start(ctx)
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.state = trackerFailed
+		return err
+	}
+	t.state = trackerRunning
+	t.publishLocked()
+	return nil
+}
+
+func (t *Tracker) start(ctx context.Context) (err error) {
+	// The watches run under runCtx; Done is closed once they have all
+	// returned, which happens right away if starting fails.
+	wg := &sync.WaitGroup{}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+		go func() {
+			wg.Wait()
+			cancel()
+			close(t.done)
+		}()
+	}()
+
+	sts, err := t.client.AppsV1().StatefulSets(t.namespace).Get(ctx, t.name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name, err)
+	}
+	if sts.Spec.Selector == nil {
+		return fmt.Errorf("statefulset %s/%s has no selector", t.namespace, t.name)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil {
+		return fmt.Errorf("statefulset %s/%s: invalid selector: %w", t.namespace, t.name, err)
+	}
+	if sel.Empty() {
+		return fmt.Errorf("statefulset %s/%s has an empty selector", t.namespace, t.name)
+	}
+	claims := make([]string, 0, len(sts.Spec.VolumeClaimTemplates))
+	for _, c := range sts.Spec.VolumeClaimTemplates {
+		claims = append(claims, c.Name)
+	}
+
+	t.mu.Lock()
+	t.uid = sts.UID
+	t.selector = sel
+	t.claims = claims
+	t.sts = sts
+	if t.trackPVCs {
+		t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
+	}
+	t.mu.Unlock()
+
+	stsAPI := t.client.AppsV1().StatefulSets(t.namespace)
+	byName := fields.OneTermEqualSelector("metadata.name", t.name).String()
+	if err := startInformer(runCtx, runCtx, wg, informerSpec{
+		what:    fmt.Sprintf("statefulset %s/%s", t.namespace, t.name),
+		objType: &appsv1.StatefulSet{},
+		client:  t.client,
+		lw: &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.FieldSelector = byName
+				return stsAPI.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.FieldSelector = byName
+				return stsAPI.Watch(ctx, o)
+			},
+		},
+		onUpsert: t.upsertStatefulSet,
+		onDelete: t.deleteStatefulSet,
+		onError:  t.recordError,
+	}); err != nil {
+		return err
+	}
+
+	podAPI := t.client.CoreV1().Pods(t.namespace)
+	bySelector := sel.String()
+	if err := startInformer(runCtx, runCtx, wg, informerSpec{
+		what:    fmt.Sprintf("pods of statefulset %s/%s", t.namespace, t.name),
+		objType: &corev1.Pod{},
+		client:  t.client,
+		lw: &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.LabelSelector = bySelector
+				return podAPI.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.LabelSelector = bySelector
+				return podAPI.Watch(ctx, o)
+			},
+		},
+		onUpsert: t.upsertPod,
+		onDelete: t.deletePod,
+		onError:  t.recordError,
+	}); err != nil {
+		return err
+	}
+
+	if t.trackPVCs {
+		pvcAPI := t.client.CoreV1().PersistentVolumeClaims(t.namespace)
+		byLabels := labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).String()
+		if err := startInformer(runCtx, runCtx, wg, informerSpec{
+			what:    fmt.Sprintf("persistentvolumeclaims of statefulset %s/%s", t.namespace, t.name),
+			objType: &corev1.PersistentVolumeClaim{},
+			client:  t.client,
+			lw: &cache.ListWatch{
+				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+					o.LabelSelector = byLabels
+					return pvcAPI.List(ctx, o)
+				},
+				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+					o.LabelSelector = byLabels
+					return pvcAPI.Watch(ctx, o)
+				},
+			},
+			onUpsert: t.upsertPVC,
+			onDelete: t.deletePVC,
+			onError:  t.recordError,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the latest snapshot. Before Start has returned
+// successfully it is empty.
+func (t *Tracker) Snapshot() Snapshot {
+	s, _ := t.Latest()
+	return s
+}
+
+// Latest returns the latest snapshot and a channel that is closed as soon as
+// a newer snapshot is available. It lets callers that render state (for
+// example a status command in watch mode) follow the tracker without
+// polling.
+func (t *Tracker) Latest() (Snapshot, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.snap, t.changed
+}
+
+// Done returns a channel that is closed once the watches have stopped after
+// the context passed to Start ended (or Start failed).
+func (t *Tracker) Done() <-chan struct{} { return t.done }
+
+func (t *Tracker) recordError(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lastErr, t.errAt = err, time.Now()
+}
+
+// publishLocked makes the current state the latest snapshot and wakes the
+// waiters. Snapshots are only published once Start has succeeded, so that a
+// waiter never sees a partially synced state.
+func (t *Tracker) publishLocked() {
+	if t.state != trackerRunning {
+		return
+	}
+	t.seq++
+	s := Snapshot{Pods: t.pods, PVCs: t.pvcs, Seq: t.seq}
+	if t.sts != nil {
+		if t.sts.UID == t.uid {
+			s.StatefulSet = t.sts
+		} else {
+			s.recreated = true
+		}
+	}
+	t.snap = s
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *Tracker) upsertStatefulSet(obj any) {
+	sts, ok := obj.(*appsv1.StatefulSet)
+	if !ok || sts.Name != t.name || sts.Namespace != t.namespace {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sts = sts
+	t.publishLocked()
+}
+
+func (t *Tracker) deleteStatefulSet(obj any) {
+	ns, name, _ := objectKey(obj)
+	if name != t.name || ns != t.namespace {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sts, ok := unwrapTombstone(obj).(*appsv1.StatefulSet); ok && t.sts != nil && sts.UID != "" && sts.UID != t.sts.UID {
+		// A delete of an older object; the current one is still there.
+		return
+	}
+	t.sts = nil
+	t.publishLocked()
+}
+
+func (t *Tracker) ownsPod(pod *corev1.Pod) bool {
+	if pod.Namespace != t.namespace {
+		return false
+	}
+	if _, ok := PodOrdinal(t.name, pod.Name); !ok {
+		return false
+	}
+	return t.selector.Matches(labels.Set(pod.Labels))
+}
+
+func (t *Tracker) upsertPod(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ownsPod(pod) {
+		// It may have stopped matching (labels changed).
+		if _, had := t.pods[pod.Name]; had && pod.Namespace == t.namespace {
+			t.pods = withoutKey(t.pods, pod.Name)
+			t.publishLocked()
+		}
+		return
+	}
+	t.pods = withKey(t.pods, pod.Name, pod)
+	t.publishLocked()
+}
+
+func (t *Tracker) deletePod(obj any) {
+	ns, name, ok := objectKey(obj)
+	if !ok || ns != t.namespace {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, had := t.pods[name]
+	if !had {
+		return
+	}
+	if pod, ok := unwrapTombstone(obj).(*corev1.Pod); ok && pod.UID != "" && pod.UID != cur.UID {
+		return
+	}
+	t.pods = withoutKey(t.pods, name)
+	t.publishLocked()
+}
+
+func (t *Tracker) ownsPVC(pvc *corev1.PersistentVolumeClaim) bool {
+	if pvc.Namespace != t.namespace {
+		return false
+	}
+	for _, c := range t.claims {
+		if _, ok := PodOrdinal(c+"-"+t.name, pvc.Name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) upsertPVC(obj any) {
+	pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ownsPVC(pvc) {
+		return
+	}
+	t.pvcs = withKey(t.pvcs, pvc.Name, pvc)
+	t.publishLocked()
+}
+
+func (t *Tracker) deletePVC(obj any) {
+	ns, name, ok := objectKey(obj)
+	if !ok || ns != t.namespace {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, had := t.pvcs[name]; !had {
+		return
+	}
+	t.pvcs = withoutKey(t.pvcs, name)
+	t.publishLocked()
+}
+
+// The tracker implements source for the Waiter.
+
+func (t *Tracker) latest() (Snapshot, <-chan struct{}, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch t.state {
+	case trackerRunning:
+		return t.snap, t.changed, nil
+	case trackerFailed:
+		return Snapshot{}, nil, fmt.Errorf("tracker for statefulset %s/%s failed to start", t.namespace, t.name)
+	default:
+		return Snapshot{}, nil, fmt.Errorf("tracker for statefulset %s/%s not started", t.namespace, t.name)
+	}
+}
+
+func (t *Tracker) stopped() <-chan struct{} { return t.done }
+
+func (t *Tracker) vanished(s Snapshot, waitingFor string) error {
+	if s.StatefulSet != nil {
+		return nil
+	}
+	return &StatefulSetDeletedError{
+		Namespace:  t.namespace,
+		Name:       t.name,
+		Recreated:  s.recreated,
+		WaitingFor: waitingFor,
+	}
+}
+
+func (t *Tracker) watchError() (time.Time, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.errAt, t.lastErr
+}
+
+func (t *Tracker) describe() string {
+	return fmt.Sprintf("statefulset %s/%s", t.namespace, t.name)
+}
+
+// StatefulSetDeletedError is returned by a wait whose gates were still
+// pending when the tracked StatefulSet was deleted.
+type StatefulSetDeletedError struct {
+	Namespace, Name string
+	// Recreated is set when a new StatefulSet with the same name already
+	// exists.
+	Recreated bool
+	// WaitingFor describes what was being waited for.
+	WaitingFor string
+}
+
+func (e *StatefulSetDeletedError) Error() string {
+	what := "was deleted"
+	if e.Recreated {
+		what = "was deleted and recreated"
+	}
+	return fmt.Sprintf("statefulset %s/%s %s while waiting for %s", e.Namespace, e.Name, what, e.WaitingFor)
+}
+
+func objectKey(obj any) (namespace, name string, ok bool) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return "", "", false
+	}
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+func unwrapTombstone(obj any) any {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return obj
+}
+
+// withKey and withoutKey copy the map so that published snapshots stay
+// immutable.
+func withKey[V any](m map[string]V, k string, v V) map[string]V {
+	out := make(map[string]V, len(m)+1)
+	maps.Copy(out, m)
+	out[k] = v
+	return out
+}
+
+func withoutKey[V any](m map[string]V, k string) map[string]V {
+	out := maps.Clone(m)
+	delete(out, k)
+	return out
+}
