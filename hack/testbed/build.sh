@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the test bed binaries once into a cache keyed by versions.env and
+# prints the bin dir as the last line of stdout.
+#
+#   hack/testbed/build.sh                  build if needed, print the bin dir
+#   hack/testbed/build.sh --print-bin-dir  print the bin dir, build nothing
+#
+# Cache: ${KUBECTL_STS_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-sts/testbed}
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "${here}/versions.env"
+
+cache_root="${KUBECTL_STS_TESTBED_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/kubectl-sts/testbed}"
+key="${KUBERNETES_VERSION}-${ETCD_VERSION}-${KWOK_VERSION}"
+dest="${cache_root}/${key}"
+bin_dir="${dest}/bin"
+stamp="${bin_dir}/.complete"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+
+case "${1:-}" in
+--print-bin-dir)
+	echo "${bin_dir}"
+	exit 0
+	;;
+"") ;;
+*)
+	echo "usage: $0 [--print-bin-dir]" >&2
+	exit 2
+	;;
+esac
+
+log() { echo "testbed: $*" >&2; }
+die() {
+	echo "testbed: ERROR: $*" >&2
+	exit 1
+}
+
+complete() {
+	[[ -f "${stamp}" ]] || return 1
+	local b
+	for b in "${binaries[@]}"; do [[ -x "${bin_dir}/${b}" ]] || return 1; done
+}
+
+if complete; then
+	echo "${bin_dir}"
+	exit 0
+fi
+
+# The wrapper modules must match versions.env, or we would cache binaries of
+# one version under another version's name.
+grep -Eq "k8s.io/kubernetes ${KUBERNETES_VERSION}( |\$)" "${here}/go.mod" &&
+	grep -Eq "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}( |\$)" "${here}/etcd/go.mod" ||
+	die "hack/testbed/go.mod or hack/testbed/etcd/go.mod do not match versions.env; run hack/testbed/sync.sh"
+
+command -v go >/dev/null || die "go is not on PATH; install Go first"
+
+mkdir -p "${cache_root}"
+# One build at a time per cache (two `make test` runs may start together).
+if command -v flock >/dev/null; then
+	exec 9>"${cache_root}/.lock"
+	flock 9
+	if complete; then
+		echo "${bin_dir}"
+		exit 0
+	fi
+fi
+
+# Leftovers of builds that were killed (we hold the lock, none is running).
+if command -v flock >/dev/null; then
+	rm -rf "${cache_root}/.${key}.tmp."*
+fi
+tmp="$(mktemp -d "${cache_root}/.${key}.tmp.XXXXXX")"
+trap 'rm -rf "${tmp}"' EXIT
+trap 'exit 130' INT TERM
+mkdir -p "${tmp}/bin"
+
+export GOTOOLCHAIN=local
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
+export CGO_ENABLED=0
+start=$SECONDS
+k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION}"
+
+log "building Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); the first build takes 10-25 minutes on 2 cores"
+(cd "${here}" && go build -p 2 -ldflags "${k8s_ldflags}" -o "${tmp}/bin/" \
+	k8s.io/kubernetes/cmd/kube-apiserver \
+	k8s.io/kubernetes/cmd/kube-controller-manager \
+	k8s.io/kubernetes/cmd/kube-scheduler \
+	k8s.io/kubernetes/cmd/kubectl) ||
+	die "building Kubernetes ${KUBERNETES_VERSION} failed (see the go output above)"
+
+log "building etcd ${ETCD_VERSION}"
+(cd "${here}/etcd" && go build -p 2 -ldflags "-s -w" -o "${tmp}/bin/etcd" go.etcd.io/etcd/server/v3) ||
+	die "building etcd ${ETCD_VERSION} failed (see the go output above)"
+
+log "building kwok and kwokctl ${KWOK_VERSION}"
+# kwok's go.mod has no local replaces, so `go install pkg@version` works.
+kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
+GOFLAGS="-trimpath -buildvcs=false" GOBIN="${tmp}/bin" go install -p 2 -ldflags "${kwok_ldflags}" \
+	"sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}" ||
+	die "building kwok ${KWOK_VERSION} failed (see the go output above)"
+
+for b in "${binaries[@]}"; do
+	[[ -x "${tmp}/bin/${b}" ]] || die "build finished but ${b} is missing"
+done
+# kwokctl picks its flags by the version the binaries report.
+got="$("${tmp}/bin/kube-apiserver" --version)"
+[[ "${got}" == "Kubernetes ${KUBERNETES_VERSION}" ]] ||
+	die "kube-apiserver reports \"${got}\", not Kubernetes ${KUBERNETES_VERSION}; check the -ldflags in $0"
+printf 'kubernetes=%s\netcd=%s\nkwok=%s\nbuilt=%s\n' \
+	"${KUBERNETES_VERSION}" "${ETCD_VERSION}" "${KWOK_VERSION}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"${tmp}/bin/.complete"
+
+# Swap the finished build in by rename, so readers never see half a cache.
+rm -rf "${dest}"
+mv "${tmp}" "${dest}"
+trap - EXIT
+log "built in $((SECONDS - start))s into ${bin_dir}"
+echo "${bin_dir}"

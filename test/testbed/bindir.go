@@ -1,0 +1,93 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// EnvBinDir names the environment variable that points at the directory of
+// test bed binaries (what `hack/testbed/build.sh --print-bin-dir` prints).
+const EnvBinDir = "KUBECTL_STS_TESTBED_BIN"
+
+// Binaries returns the programs the test bed needs in its bin dir.
+func Binaries() []string {
+	return []string{
+		"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+		"kubectl", "kwok", "kwokctl",
+	}
+}
+
+// BinDir returns the directory holding the test bed binaries: $KUBECTL_STS_TESTBED_BIN
+// if set, else the cache directory hack/testbed/build.sh builds into. It fails
+// with instructions when the binaries are not there.
+func BinDir() (string, error) {
+	dir := os.Getenv(EnvBinDir)
+	source := "$" + EnvBinDir
+	if dir == "" {
+		script, err := buildScript()
+		if err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "bash", script, "--print-bin-dir").Output()
+		if err != nil {
+			return "", fmt.Errorf("testbed: %s --print-bin-dir failed: %w%s", script, err, stderrOf(err))
+		}
+		dir = lastLine(string(out))
+		source = script + " --print-bin-dir"
+	}
+	var missing []string
+	for _, b := range Binaries() {
+		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			missing = append(missing, b)
+		}
+	}
+	if len(missing) > 0 {
+		hint := ""
+		if os.Getenv(EnvBinDir) != "" {
+			hint = fmt.Sprintf(", or unset $%s", EnvBinDir)
+		}
+		return "", fmt.Errorf("testbed: binaries %s missing in %s (from %s): run `make testbed` "+
+			"(hack/testbed/build.sh; a first build takes 10-25 minutes on 2 cores)%s",
+			strings.Join(missing, ", "), dir, source, hint)
+	}
+	return dir, nil
+}
+
+// buildScript finds hack/testbed/build.sh by walking up from the working
+// directory (go test runs in the package directory).
+func buildScript() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("testbed: %w", err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, "hack", "testbed", "build.sh")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("testbed: hack/testbed/build.sh not found above %s; set $%s to the bin dir of a built test bed (`make testbed`)", wd, EnvBinDir)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return ": " + strings.TrimSpace(string(ee.Stderr))
+	}
+	return ""
+}
