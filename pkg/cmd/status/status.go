@@ -2,18 +2,326 @@
 package status
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
-// NewCmdStatus returns the command.
-func NewCmdStatus(o *cmdutil.Options) *cobra.Command {
-	return &cobra.Command{
+// Output formats of -o.
+const (
+	OutputTable = "table"
+	OutputWide  = "wide"
+	OutputJSON  = "json"
+	OutputYAML  = "yaml"
+)
+
+// Options holds the flags of `kubectl sts status`.
+type Options struct {
+	*cmdutil.Options
+
+	// Name is the StatefulSet; empty lists every StatefulSet in scope.
+	Name          string
+	Output        string
+	Watch         bool
+	AllNamespaces bool
+	StuckAfter    time.Duration
+
+	// EngineFor picks the database engine whose members fill the ROLE,
+	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
+	// report has Kubernetes facts only. The --engine flag sets it.
+	EngineFor func(sts *appsv1.StatefulSet) (plugins.Engine, error)
+	// EngineTimeout bounds each engine query; zero means the engine's
+	// default.
+	EngineTimeout time.Duration
+
+	// WatchMinInterval is the shortest time between two redraws of
+	// --watch, so bursts of events draw once.
+	WatchMinInterval time.Duration
+	// WatchRefresh redraws --watch this often without events, so ages and
+	// the stuck threshold move on.
+	WatchRefresh time.Duration
+	// WatchEngineInterval is the shortest time between two engine queries
+	// under --watch.
+	WatchEngineInterval time.Duration
+
+	client *kube.Client
+	theme  ui.Theme
+}
+
+// NewCmdStatus returns the status command.
+func NewCmdStatus(parent *cmdutil.Options) *cobra.Command {
+	return NewCmd(NewOptions(parent))
+}
+
+// NewOptions returns the command's options with their defaults.
+func NewOptions(parent *cmdutil.Options) *Options {
+	return &Options{
+		Options:             parent,
+		Output:              OutputTable,
+		StuckAfter:          status.DefaultStuckAfter,
+		WatchMinInterval:    500 * time.Millisecond,
+		WatchRefresh:        5 * time.Second,
+		WatchEngineInterval: 15 * time.Second,
+	}
+}
+
+// NewCmd returns the status command bound to o; callers that need to set
+// fields without flags (EngineFor, the watch intervals) build o first.
+func NewCmd(o *Options) *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "status [NAME]",
 		Short: "Show a StatefulSet's pods, revisions, PVCs and health",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmdutil.NotImplemented(cmd)
+		Long: `Show one StatefulSet on one screen: its replicas, current and update revisions,
+update strategy and partition, one row per ordinal (missing pods included) with the
+pod's status, readiness, revision, restarts, node and age and each PVC's requested
+size, capacity and resize state, PVCs left over from removed ordinals, and a verdict
+with reasons and what to run about them.
+
+Without NAME, or with -A, list every StatefulSet in scope with a one-line verdict.
+
+Exit codes: 0 healthy, 3 not healthy (the verdict says why: Progressing,
+NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
+		Example: `  # One StatefulSet, as a table
+  kubectl sts status db -n prod
+
+  # More columns: hashes, IPs, images, storage classes, volumes
+  kubectl sts status db -o wide
+
+  # The model as JSON (schema in docs/status.md)
+  kubectl sts status db -o json
+
+  # Redraw on every change until Ctrl-C
+  kubectl sts status db --watch
+
+  # Every StatefulSet in every namespace, one line each
+  kubectl sts status -A
+
+  # Call a pod stuck when it has not been Ready for 2 minutes
+  kubectl sts status db --stuck-after 2m`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return cmdutil.UsageErrorf("%s takes at most one StatefulSet name, got %d: %q", cmd.CommandPath(), len(args), args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format: table, wide, json or yaml")
+	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
+	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
+	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
+	return cmd
+}
+
+// Complete takes the positional arguments.
+func (o *Options) Complete(args []string) error {
+	if len(args) == 1 {
+		o.Name = args[0]
+		if o.Name == "" {
+			return cmdutil.UsageErrorf("the StatefulSet name is empty (list them with: kubectl get sts)")
+		}
+	}
+	return nil
+}
+
+// Validate checks the flags before anything is read from the cluster.
+func (o *Options) Validate() error {
+	switch o.Output {
+	case OutputTable, OutputWide, OutputJSON, OutputYAML:
+	case "":
+		o.Output = OutputTable
+	default:
+		return cmdutil.UsageErrorf("invalid output format %q: use table, wide, json or yaml", o.Output)
+	}
+	if o.Name != "" {
+		if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+			return cmdutil.UsageErrorf("%q is not a valid StatefulSet name: %s", o.Name, strings.Join(errs, "; "))
+		}
+		if o.AllNamespaces {
+			return cmdutil.UsageErrorf("a StatefulSet name cannot be combined with --all-namespaces: pick its namespace with -n")
+		}
+	}
+	if o.Watch && o.Name == "" {
+		return cmdutil.UsageErrorf("--watch needs the name of a StatefulSet (list them with: kubectl get sts)")
+	}
+	if o.StuckAfter <= 0 {
+		return cmdutil.UsageErrorf("--stuck-after must be positive, got %s", o.StuckAfter)
+	}
+	return nil
+}
+
+// Run reads the cluster, prints the report and maps the verdict to the exit
+// code.
+func (o *Options) Run(ctx context.Context) error {
+	theme, err := o.Theme()
+	if err != nil {
+		return cmdutil.UsageErrorf("%v", err)
+	}
+	o.theme = theme
+	c, err := o.Client()
+	if err != nil {
+		return err
+	}
+	o.client = c
+	switch {
+	case o.Watch:
+		return o.watch(ctx)
+	case o.Name == "":
+		return o.list(ctx)
+	}
+	r, err := status.Build(ctx, c.Kube, c.Namespace, o.Name, o.buildOptions())
+	if err != nil {
+		return o.explainNotFound(ctx, err)
+	}
+	if err := o.print(o.Out, r); err != nil {
+		return err
+	}
+	if !r.Verdict.Healthy {
+		return cmdutil.WithExitCode(cmdutil.ExitDegraded, nil)
+	}
+	return nil
+}
+
+func (o *Options) statusOptions() status.Options {
+	return status.Options{StuckAfter: o.StuckAfter}
+}
+
+func (o *Options) buildOptions() status.BuildOptions {
+	return status.BuildOptions{
+		Options:       o.statusOptions(),
+		Now:           o.Now,
+		EngineFor:     o.EngineFor,
+		Exec:          o.client.Exec,
+		EngineTimeout: o.EngineTimeout,
+	}
+}
+
+func (o *Options) list(ctx context.Context) error {
+	ns := o.client.Namespace
+	if o.AllNamespaces {
+		ns = metav1.NamespaceAll
+	}
+	reports, err := status.BuildAll(ctx, o.client.Kube, ns, o.buildOptions())
+	if err != nil {
+		return err
+	}
+	switch o.Output {
+	case OutputJSON, OutputYAML:
+		if err := o.marshal(o.Out, status.NewList(reports)); err != nil {
+			return err
+		}
+	default:
+		if len(reports) == 0 {
+			if o.AllNamespaces {
+				fmt.Fprintln(o.ErrOut, "No StatefulSets found.")
+			} else {
+				fmt.Fprintf(o.ErrOut, "No StatefulSets found in namespace %s.\n", ns)
+			}
+			return nil
+		}
+		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces}
+		if err := o.theme.RenderStatusList(o.Out, reports, opts); err != nil {
+			return err
+		}
+	}
+	for _, r := range reports {
+		if !r.Verdict.Healthy {
+			return cmdutil.WithExitCode(cmdutil.ExitDegraded, nil)
+		}
+	}
+	return nil
+}
+
+func (o *Options) print(w io.Writer, r *status.Report) error {
+	switch o.Output {
+	case OutputJSON, OutputYAML:
+		return o.marshal(w, r)
+	}
+	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide})
+}
+
+func (o *Options) marshal(w io.Writer, v any) error {
+	if o.Output == OutputYAML {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// explainNotFound adds what a missing StatefulSet most likely means: the
+// namespace does not exist, or the StatefulSet lives in another one. These
+// look-ups are best effort and happen only on this error path.
+func (o *Options) explainNotFound(ctx context.Context, err error) error {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return err
+	}
+	if d := st.Status().Details; d == nil || d.Kind != "statefulsets" {
+		return err
+	}
+	ns := o.client.Namespace
+	if _, nsErr := o.client.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(nsErr) {
+		return fmt.Errorf("namespace %q does not exist, so StatefulSet %q is not there either (list namespaces with: kubectl get namespaces)", ns, o.Name)
+	}
+	others, listErr := o.client.Kube.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", o.Name).String(),
+	})
+	if listErr != nil {
+		return err
+	}
+	var where []string
+	for _, s := range others.Items {
+		if s.Name == o.Name && s.Namespace != ns {
+			where = append(where, s.Namespace)
+		}
+	}
+	if len(where) > 0 {
+		return fmt.Errorf("StatefulSet %q not found in namespace %q, but it exists in namespace %s: add -n %s",
+			o.Name, ns, strings.Join(quoteAll(where), ", "), where[0])
+	}
+	return err
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
 }

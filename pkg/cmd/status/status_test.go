@@ -1,0 +1,473 @@
+package status_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
+	statuscmd "github.com/kubectl-sts/kubectl-sts/pkg/cmd/status"
+	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const ns = "default"
+
+func newFixture(name string, replicas int) *statustest.Fixture {
+	return statustest.New(ns, name, replicas, cmdtesting.FakeNow)
+}
+
+func run(t *testing.T, f *cmdtesting.Fake, args ...string) int {
+	t.Helper()
+	return f.Run(context.Background(), cmd.Run, append([]string{"status"}, args...)...)
+}
+
+func objects(fs ...*statustest.Fixture) []runtime.Object {
+	var out []runtime.Object
+	for _, f := range fs {
+		out = append(out, f.Objects()...)
+	}
+	return out
+}
+
+func TestStatusGolden(t *testing.T) {
+	cases := []struct {
+		name    string
+		fixture *statustest.Fixture
+		args    []string
+		code    int
+	}{
+		{"healthy", newFixture("db", 3), nil, cmdutil.ExitOK},
+		{"healthy-wide", newFixture("db", 3), []string{"-o", "wide"}, cmdutil.ExitOK},
+		{"rollout-paused", newFixture("db", 3).StartRollout(2, 2), nil, cmdutil.ExitDegraded},
+		{"rollout-stuck", newFixture("db", 3).StartRollout(0).Recreate(2, statustest.UpdateHash, 6*time.Minute, false), nil, cmdutil.ExitDegraded},
+		{"leftover-pvcs", newFixture("db", 4).ScaleTo(2).DeletePod(2).DeletePod(3), nil, cmdutil.ExitDegraded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := cmdtesting.NewFakeOptions(tc.fixture.Objects()...)
+			code := run(t, f, append([]string{"db"}, tc.args...)...)
+			assert.Equal(t, tc.code, code, f.ErrOut.String())
+			assert.Empty(t, f.ErrOut.String(), "a verdict is output, not an error")
+			statustest.Golden(t, tc.name, f.Out.String(), *update)
+		})
+	}
+}
+
+func TestStuckAfterFlag(t *testing.T) {
+	fx := func() *statustest.Fixture {
+		return newFixture("db", 3).StartRollout(0).Recreate(2, statustest.UpdateHash, 2*time.Minute, false)
+	}
+	f := cmdtesting.NewFakeOptions(fx().Objects()...)
+	require.Equal(t, cmdutil.ExitDegraded, run(t, f, "db"))
+	assert.NotContains(t, f.Out.String(), "RolloutStuck", "2m is below the default 5m")
+	assert.Contains(t, f.Out.String(), "Verdict: Progressing")
+
+	f = cmdtesting.NewFakeOptions(fx().Objects()...)
+	require.Equal(t, cmdutil.ExitDegraded, run(t, f, "db", "--stuck-after", "90s"))
+	assert.Contains(t, f.Out.String(), "Verdict: Degraded")
+	assert.Contains(t, f.Out.String(), "RolloutStuck")
+}
+
+func TestStatusJSON(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 3).StartRollout(0).Recreate(2, statustest.UpdateHash, 6*time.Minute, false).Objects()...)
+	code := run(t, f, "db", "-o", "json")
+	require.Equal(t, cmdutil.ExitDegraded, code, f.ErrOut.String())
+	var r status.Report
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &r), f.Out.String())
+	assert.Equal(t, status.KindReport, r.Kind)
+	assert.Equal(t, "db-"+statustest.UpdateHash, r.StatefulSet.UpdateRevision)
+	require.Len(t, r.Ordinals, 3)
+	assert.Equal(t, status.RevisionUpdate, r.Ordinals[2].Pod.RevisionRole)
+	assert.False(t, r.Verdict.Healthy)
+	assert.Equal(t, status.StateDegraded, r.Verdict.State)
+	assert.True(t, r.Verdict.Has(status.CodeRolloutStuck))
+	statustest.Golden(t, "rollout-stuck-json", f.Out.String(), *update)
+}
+
+func TestStatusYAML(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 2).Objects()...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "db", "-o", "yaml"), f.ErrOut.String())
+	var r status.Report
+	require.NoError(t, yaml.Unmarshal(f.Out.Bytes(), &r))
+	assert.Equal(t, "db", r.StatefulSet.Name)
+	assert.True(t, r.Verdict.Healthy)
+	assert.Contains(t, f.Out.String(), "apiVersion: kubectl-sts.io/v1alpha1\n")
+}
+
+func TestListInNamespace(t *testing.T) {
+	other := statustest.New("prod", "elsewhere", 1, cmdtesting.FakeNow)
+	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 3), newFixture("cache", 1), newFixture("pg", 2).StartRollout(1, 1), other)...)
+	code := run(t, f)
+	assert.Equal(t, cmdutil.ExitDegraded, code, "pg is mid-rollout")
+	assert.NotContains(t, f.Out.String(), "elsewhere")
+	assert.NotContains(t, f.Out.String(), "NAMESPACE")
+	statustest.Golden(t, "list", f.Out.String(), *update)
+}
+
+func TestListAllNamespaces(t *testing.T) {
+	other := statustest.New("prod", "elsewhere", 1, cmdtesting.FakeNow)
+	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	code := run(t, f, "-A")
+	assert.Equal(t, cmdutil.ExitOK, code, f.ErrOut.String())
+	statustest.Golden(t, "list-all", f.Out.String(), *update)
+
+	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-A", "-o", "json"))
+	var l status.List
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &l))
+	assert.Equal(t, status.KindList, l.Kind)
+	require.Len(t, l.Items, 2)
+	assert.Equal(t, "default", l.Items[0].StatefulSet.Namespace)
+	assert.Equal(t, "prod", l.Items[1].StatefulSet.Namespace)
+}
+
+func TestListEmpty(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	assert.Equal(t, cmdutil.ExitOK, run(t, f))
+	assert.Empty(t, f.Out.String())
+	assert.Equal(t, "No StatefulSets found in namespace default.\n", f.ErrOut.String())
+
+	f = cmdtesting.NewFakeOptions()
+	assert.Equal(t, cmdutil.ExitOK, run(t, f, "-o", "json"))
+	assert.JSONEq(t, `{"apiVersion":"kubectl-sts.io/v1alpha1","kind":"StatefulSetStatusList","items":[]}`, f.Out.String())
+}
+
+func TestRequestsDoNotGrowWithReplicas(t *testing.T) {
+	for _, n := range []int{2, 200} {
+		f := cmdtesting.NewFakeOptions(newFixture("db", n).Objects()...)
+		cs := f.Client.Kube.(*fake.Clientset)
+		cs.ClearActions()
+		require.Equal(t, cmdutil.ExitOK, run(t, f, "db", "-o", "json"))
+		var verbs []string
+		for _, a := range cs.Actions() {
+			verbs = append(verbs, a.GetVerb()+" "+a.GetResource().Resource)
+		}
+		assert.Equal(t, []string{"get statefulsets", "list pods", "list persistentvolumeclaims"}, verbs, "%d replicas", n)
+	}
+}
+
+func TestColourAlways(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 1).Objects()...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "db", "--color", "always"))
+	assert.Contains(t, f.Out.String(), "\x1b[")
+	f = cmdtesting.NewFakeOptions(newFixture("db", 1).Objects()...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "db"))
+	assert.NotContains(t, f.Out.String(), "\x1b[", "no colour off a terminal")
+}
+
+func TestBadInputIsRefusedBeforeAnyRequest(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		msg  string
+	}{
+		"invalid output":         {[]string{"db", "-o", "xml"}, `invalid output format "xml": use table, wide, json or yaml`},
+		"invalid name":           {[]string{"DB_1"}, `"DB_1" is not a valid StatefulSet name`},
+		"empty name":             {[]string{""}, "the StatefulSet name is empty"},
+		"two names":              {[]string{"a", "b"}, "takes at most one StatefulSet name, got 2"},
+		"name with -A":           {[]string{"db", "-A"}, "cannot be combined with --all-namespaces"},
+		"watch without a name":   {[]string{"--watch"}, "--watch needs the name of a StatefulSet"},
+		"non-positive threshold": {[]string{"db", "--stuck-after", "0s"}, "--stuck-after must be positive"},
+		"bad duration":           {[]string{"db", "--stuck-after", "soon"}, "invalid argument"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := cmdtesting.NewFakeOptions(newFixture("db", 1).Objects()...)
+			cs := f.Client.Kube.(*fake.Clientset)
+			cs.ClearActions()
+			code := run(t, f, tc.args...)
+			assert.Equal(t, cmdutil.ExitUsage, code)
+			assert.Contains(t, f.ErrOut.String(), tc.msg)
+			assert.Contains(t, f.ErrOut.String(), "kubectl sts status --help")
+			assert.Empty(t, f.Out.String())
+			assert.Empty(t, cs.Actions(), "nothing was read")
+		})
+	}
+}
+
+func defaultNamespace() runtime.Object {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+}
+
+func TestUnknownStatefulSet(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(append(newFixture("db", 1).Objects(), defaultNamespace())...)
+	code := run(t, f, "nope")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), `statefulsets.apps "nope" not found`)
+	assert.Contains(t, f.ErrOut.String(), "kubectl get sts -n default")
+	assert.Empty(t, f.Out.String())
+}
+
+func TestStatefulSetInAnotherNamespace(t *testing.T) {
+	elsewhere := statustest.New("prod", "orders", 1, cmdtesting.FakeNow)
+	f := cmdtesting.NewFakeOptions(append(elsewhere.Objects(), defaultNamespace())...)
+	code := run(t, f, "orders")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), `StatefulSet "orders" not found in namespace "default", but it exists in namespace "prod": add -n prod`)
+}
+
+func TestNamespaceDoesNotExist(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 1).Objects()...)
+	f.Client.Namespace = "nowhere"
+	code := run(t, f, "db")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), `namespace "nowhere" does not exist`)
+	assert.Contains(t, f.ErrOut.String(), "kubectl get namespaces")
+}
+
+func TestForbiddenNamesTheMissingPermission(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 1).Objects()...)
+	cs := f.Client.Kube.(*fake.Clientset)
+	cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		// The API server's RBAC denial, word for word.
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "",
+			errors.New(`User "alice" cannot list resource "pods" in API group "" in the namespace "default"`))
+	})
+	code := run(t, f, "db")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), `missing permission: verb "list" on resource "pods" in namespace "default"`)
+	assert.Contains(t, f.ErrOut.String(), "docs/rbac.md")
+	assert.Empty(t, f.Out.String())
+}
+
+func TestForbiddenAtClusterScope(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	cs := f.Client.Kube.(*fake.Clientset)
+	cs.PrependReactor("list", "statefulsets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "",
+			errors.New(`User "alice" cannot list resource "statefulsets" in API group "apps" at the cluster scope`))
+	})
+	assert.Equal(t, cmdutil.ExitFailed, run(t, f, "-A"))
+	assert.Contains(t, f.ErrOut.String(), `missing permission: verb "list" on resource "statefulsets.apps" at the cluster scope`)
+}
+
+func TestUnreachableCluster(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1", Timeout: 5 * time.Second}
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	f := cmdtesting.NewFakeOptionsWithClient(&kube.Client{Kube: cs, Config: cfg, Namespace: ns}, nil)
+	code := run(t, f, "db")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), "cannot reach the Kubernetes API server at https://127.0.0.1:1")
+	assert.Empty(t, f.Out.String())
+}
+
+// fakeEngine reports fixed members.
+type fakeEngine struct {
+	mu      sync.Mutex
+	calls   int
+	members []plugins.Member
+}
+
+func (e *fakeEngine) Name() string        { return "fakedb" }
+func (e *fakeEngine) Matches(string) bool { return true }
+func (e *fakeEngine) Members(_ context.Context, t plugins.Target) ([]plugins.Member, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	if t.Exec == nil {
+		return nil, errors.New("no executor")
+	}
+	return e.members, nil
+}
+func (e *fakeEngine) Healthy([]plugins.Member, plugins.HealthOptions) (bool, string) { return true, "" }
+func (e *fakeEngine) BeforeRemove(context.Context, plugins.Target, int, plugins.RemoveOptions) error {
+	return nil
+}
+func (e *fakeEngine) AfterRemove(context.Context, plugins.Target, int, plugins.RemoveOptions) error {
+	return nil
+}
+
+func (e *fakeEngine) Calls() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls
+}
+
+func execute(ctx context.Context, o *statuscmd.Options, args ...string) int {
+	c := statuscmd.NewCmd(o)
+	c.SetArgs(args)
+	c.SetOut(o.Out)
+	c.SetErr(o.ErrOut)
+	c.SilenceUsage, c.SilenceErrors = true, true
+	ran, err := c.ExecuteContextC(ctx)
+	return cmd.HandleError(o.Options, ran, err)
+}
+
+func TestEngineColumns(t *testing.T) {
+	e := &fakeEngine{members: []plugins.Member{
+		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary, Slots: []plugins.Slot{{Name: "db_1", Active: true}}},
+		{Pod: "db-1", Ordinal: 1, Role: plugins.RoleReplica, LagBytes: ptr.To(int64(1536)), LagSeconds: ptr.To(1.5)},
+	}}
+	f := cmdtesting.NewFakeOptions(newFixture("db", 2).Objects()...)
+	o := statuscmd.NewOptions(f.Options)
+	var asked string
+	o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) { asked = sts.Name; return e, nil }
+	code := execute(context.Background(), o, "db")
+	require.Equal(t, cmdutil.ExitOK, code, f.ErrOut.String())
+	assert.Equal(t, "db", asked)
+	assert.Equal(t, 1, e.Calls())
+	statustest.Golden(t, "engine", f.Out.String(), *update)
+
+	f = cmdtesting.NewFakeOptions(newFixture("db", 2).Objects()...)
+	o = statuscmd.NewOptions(f.Options)
+	o.EngineFor = func(*appsv1.StatefulSet) (plugins.Engine, error) { return e, nil }
+	require.Equal(t, cmdutil.ExitOK, execute(context.Background(), o, "db", "-o", "json"))
+	var r status.Report
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &r))
+	require.Len(t, r.Members, 2)
+	require.NotNil(t, r.Ordinals[1].Member)
+	assert.Equal(t, plugins.RoleReplica, r.Ordinals[1].Member.Role)
+	assert.Equal(t, "fakedb", r.Engine.Name)
+}
+
+func TestNoEngineNoEngineColumns(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(newFixture("db", 2).Objects()...)
+	o := statuscmd.NewOptions(f.Options)
+	o.EngineFor = func(*appsv1.StatefulSet) (plugins.Engine, error) { return nil, nil }
+	require.Equal(t, cmdutil.ExitOK, execute(context.Background(), o, "db"))
+	assert.NotContains(t, f.Out.String(), "ROLE")
+	assert.NotContains(t, f.Out.String(), "Engine:")
+}
+
+// syncBuffer is a bytes.Buffer safe for the watch goroutine and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func watchOptions(f *cmdtesting.Fake) (*statuscmd.Options, *syncBuffer) {
+	out := &syncBuffer{}
+	f.Options.IOStreams = genericiooptions.IOStreams{In: f.In, Out: out, ErrOut: f.ErrOut}
+	o := statuscmd.NewOptions(f.Options)
+	o.WatchMinInterval = 10 * time.Millisecond
+	o.WatchRefresh = time.Hour
+	return o, out
+}
+
+func TestWatchRedrawsOnChangeAndExitsZeroOnInterrupt(t *testing.T) {
+	fx := newFixture("db", 2)
+	f := cmdtesting.NewFakeOptions(fx.Objects()...)
+	o, out := watchOptions(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- execute(ctx, o, "db", "--watch") }()
+
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Verdict: Healthy") }, 10*time.Second, 10*time.Millisecond, out.String())
+	assert.Equal(t, 1, strings.Count(out.String(), "--- "), "one frame so far:\n%s", out.String())
+
+	// db-1 stops being Ready: the watch redraws with the new verdict.
+	pod := fx.Pod(1).DeepCopy()
+	for i := range pod.Status.Conditions {
+		pod.Status.Conditions[i].Status = corev1.ConditionFalse
+		pod.Status.Conditions[i].LastTransitionTime = metav1.NewTime(cmdtesting.FakeNow.Add(-time.Minute))
+	}
+	pod.Status.ContainerStatuses[0].Ready = false
+	_, err := f.Client.Kube.CoreV1().Pods(ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "PodNotReady") }, 10*time.Second, 10*time.Millisecond, out.String())
+	frames := strings.Split(out.String(), "--- ")
+	assert.Contains(t, frames[len(frames)-1], "db-1   Running   0/1")
+
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, cmdutil.ExitOK, code, "Ctrl-C ends a watch cleanly")
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not stop after the context was cancelled")
+	}
+	assert.Empty(t, f.ErrOut.String())
+}
+
+func TestWatchJSONPrintsOneDocumentPerChange(t *testing.T) {
+	fx := newFixture("db", 1)
+	f := cmdtesting.NewFakeOptions(fx.Objects()...)
+	o, out := watchOptions(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- execute(ctx, o, "db", "--watch", "-o", "json") }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), `"kind": "StatefulSetStatus"`) }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, f.Client.Kube.CoreV1().Pods(ns).Delete(context.Background(), "db-0", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool { return strings.Count(out.String(), `"kind": "StatefulSetStatus"`) == 2 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.Equal(t, cmdutil.ExitOK, <-done)
+
+	dec := json.NewDecoder(strings.NewReader(out.String()))
+	var states []status.State
+	for dec.More() {
+		var r status.Report
+		require.NoError(t, dec.Decode(&r))
+		states = append(states, r.Verdict.State)
+	}
+	assert.Equal(t, []status.State{status.StateHealthy, status.StateProgressing}, states)
+}
+
+func TestWatchUnknownStatefulSet(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(defaultNamespace())
+	o, out := watchOptions(f)
+	code := execute(context.Background(), o, "nope", "--watch")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, f.ErrOut.String(), `"nope" not found`)
+	assert.Empty(t, out.String())
+}
+
+func TestWatchEndsWhenTheStatefulSetIsDeleted(t *testing.T) {
+	fx := newFixture("db", 1)
+	f := cmdtesting.NewFakeOptions(fx.Objects()...)
+	o, out := watchOptions(f)
+	done := make(chan int, 1)
+	go func() { done <- execute(context.Background(), o, "db", "--watch") }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Verdict:") }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, f.Client.Kube.AppsV1().StatefulSets(ns).Delete(context.Background(), "db", metav1.DeleteOptions{}))
+	select {
+	case code := <-done:
+		assert.Equal(t, cmdutil.ExitFailed, code)
+		assert.Contains(t, f.ErrOut.String(), "statefulset default/db was deleted")
+	case <-time.After(10 * time.Second):
+		t.Fatal(fmt.Sprintf("watch did not end:\n%s", out.String()))
+	}
+}

@@ -1,0 +1,221 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+// Objects are what a report is built from.
+type Objects struct {
+	StatefulSet *appsv1.StatefulSet
+	Pods        []*corev1.Pod
+	PVCs        []*corev1.PersistentVolumeClaim
+}
+
+// Fetch reads one StatefulSet with three requests whatever its replica
+// count: GET the StatefulSet, LIST its pods by its selector, LIST the
+// namespace's claims (all of them: a claim left over from an old ordinal is
+// found by its name even if its labels differ).
+func Fetch(ctx context.Context, c kubernetes.Interface, namespace, name string) (*Objects, error) {
+	sts, err := c.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	sel := selectorOf(sts)
+	if sel == nil {
+		return nil, fmt.Errorf("statefulset %s/%s has no usable selector", namespace, name)
+	}
+	pods, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	pvcs, err := c.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &Objects{StatefulSet: sts, Pods: podPointers(pods.Items), PVCs: pvcPointers(pvcs.Items)}, nil
+}
+
+// FetchAll reads every StatefulSet in namespace ("" means all namespaces)
+// with three LIST requests: StatefulSets, StatefulSet pods (by the
+// statefulset.kubernetes.io/pod-name label the controller sets), claims.
+// The result is sorted by namespace and name.
+func FetchAll(ctx context.Context, c kubernetes.Interface, namespace string) ([]*Objects, error) {
+	sets, err := c.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if len(sets.Items) == 0 {
+		return nil, nil
+	}
+	req, err := labels.NewRequirement(appsv1.StatefulSetPodNameLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.NewSelector().Add(*req).String()})
+	if err != nil {
+		return nil, err
+	}
+	pvcs, err := c.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	podsByNS := map[string][]*corev1.Pod{}
+	for _, p := range podPointers(pods.Items) {
+		podsByNS[p.Namespace] = append(podsByNS[p.Namespace], p)
+	}
+	pvcsByNS := map[string][]*corev1.PersistentVolumeClaim{}
+	for _, c := range pvcPointers(pvcs.Items) {
+		pvcsByNS[c.Namespace] = append(pvcsByNS[c.Namespace], c)
+	}
+	out := make([]*Objects, 0, len(sets.Items))
+	for i := range sets.Items {
+		sts := &sets.Items[i]
+		out = append(out, &Objects{
+			StatefulSet: sts,
+			Pods:        OwnedPods(sts, podsByNS[sts.Namespace]),
+			PVCs:        pvcsByNS[sts.Namespace],
+		})
+	}
+	sort.Slice(out, func(i, k int) bool {
+		a, b := out[i].StatefulSet, out[k].StatefulSet
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// BuildOptions configure Build.
+type BuildOptions struct {
+	Options
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// EngineFor picks the database engine of a StatefulSet. Nil, or a nil
+	// engine returned, means no engine: the report has no members.
+	EngineFor func(sts *appsv1.StatefulSet) (plugins.Engine, error)
+	// Exec runs the engine's commands in pods.
+	Exec kube.Executor
+	// Container, Parallel and EngineTimeout are passed to the engine in
+	// its plugins.Target.
+	Container     string
+	Parallel      int
+	EngineTimeout time.Duration
+}
+
+func (o BuildOptions) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
+}
+
+// Build reads one StatefulSet (see Fetch), asks its engine when there is
+// one, and returns the report.
+func Build(ctx context.Context, c kubernetes.Interface, namespace, name string, opts BuildOptions) (*Report, error) {
+	objs, err := Fetch(ctx, c, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	r := Summarize(objs.StatefulSet, objs.Pods, objs.PVCs, opts.now(), opts.Options)
+	if opts.EngineFor == nil {
+		return r, nil
+	}
+	e, err := opts.EngineFor(objs.StatefulSet)
+	if err != nil {
+		return nil, err
+	}
+	if e != nil {
+		AddMembers(ctx, r, e, opts.Target(objs.StatefulSet, objs.Pods), opts.Options)
+	}
+	return r, nil
+}
+
+// Target is what the engine of sts is given: its own pods among pods and
+// how to run commands in them.
+func (o BuildOptions) Target(sts *appsv1.StatefulSet, pods []*corev1.Pod) plugins.Target {
+	return plugins.Target{
+		StatefulSet: sts,
+		Pods:        OwnedPods(sts, pods),
+		Exec:        o.Exec,
+		Container:   o.Container,
+		Parallel:    o.Parallel,
+		Timeout:     o.EngineTimeout,
+	}
+}
+
+// BuildAll reads every StatefulSet in namespace ("" means all) with three
+// requests (see FetchAll) and returns their reports, without engines.
+func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opts BuildOptions) ([]*Report, error) {
+	all, err := FetchAll(ctx, c, namespace)
+	if err != nil {
+		return nil, err
+	}
+	now := opts.now()
+	reports := make([]*Report, 0, len(all))
+	for _, o := range all {
+		reports = append(reports, Summarize(o.StatefulSet, o.Pods, o.PVCs, now, opts.Options))
+	}
+	return reports, nil
+}
+
+// AddMembers asks engine e for its members and records them in r with
+// SetMembers. A failing engine is recorded in r.Engine.Error, not returned.
+func AddMembers(ctx context.Context, r *Report, e plugins.Engine, t plugins.Target, opts Options) {
+	es := EngineStatus{Name: e.Name()}
+	members, err := e.Members(ctx, t)
+	if err != nil {
+		es.Error = err.Error()
+		members = nil
+	} else {
+		es.Healthy, es.Reason = e.Healthy(members, plugins.HealthOptions{})
+	}
+	SetMembers(r, es, members, opts)
+}
+
+// SetMembers records an engine's outcome and members in r, attaches each
+// member to its ordinal and recomputes the verdict.
+func SetMembers(r *Report, es EngineStatus, members []plugins.Member, opts Options) {
+	r.Members = append([]plugins.Member(nil), members...)
+	byPod := make(map[string]int, len(r.Members))
+	for i, m := range r.Members {
+		byPod[m.Pod] = i
+	}
+	for i := range r.Ordinals {
+		r.Ordinals[i].Member = nil
+		if k, ok := byPod[r.Ordinals[i].PodName]; ok {
+			r.Ordinals[i].Member = &r.Members[k]
+		}
+	}
+	r.Engine = &es
+	r.Verdict = Judge(r, opts)
+}
+
+func podPointers(items []corev1.Pod) []*corev1.Pod {
+	out := make([]*corev1.Pod, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+func pvcPointers(items []corev1.PersistentVolumeClaim) []*corev1.PersistentVolumeClaim {
+	out := make([]*corev1.PersistentVolumeClaim, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
