@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 )
@@ -21,11 +24,27 @@ const DefaultNamespace = "default"
 // and the fake executor it uses.
 func NewClient(objs ...runtime.Object) (*kube.Client, *Executor) {
 	ex := &Executor{}
+	cs := fake.NewClientset(objs...)
+	honourGenerateName(cs)
 	return &kube.Client{
-		Kube:      fake.NewClientset(objs...),
+		Kube:      cs,
 		Namespace: DefaultNamespace,
 		Exec:      ex,
 	}, ex
+}
+
+// honourGenerateName makes the fake clientset fill metadata.name from
+// metadata.generateName as the API server does, so that objects such as
+// Events, which are created with a generated name, do not collide.
+func honourGenerateName(cs *fake.Clientset) {
+	var n atomic.Int64
+	cs.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj := a.(k8stesting.CreateAction).GetObject()
+		if m, err := meta.Accessor(obj); err == nil && m.GetName() == "" && m.GetGenerateName() != "" {
+			m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1)))
+		}
+		return false, nil, nil
+	})
 }
 
 // Handler answers one exec request.
