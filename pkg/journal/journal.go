@@ -92,7 +92,7 @@ type HeldError struct {
 }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("a %s of this StatefulSet is running in another process (%s, last heartbeat %s ago); wait for it, or stop it first",
+	return fmt.Sprintf("the %s of this StatefulSet is running in another process (%s, last heartbeat %s ago); wait for it, or stop it first",
 		e.Operation, e.Holder, e.Age.Round(time.Second))
 }
 
