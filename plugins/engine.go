@@ -83,6 +83,53 @@ type RemoveOptions struct {
 	SlotNames []string
 	// Wait bounds how long AfterRemove waits for e.g. a slot to go inactive.
 	Wait time.Duration
+	// DryRun reads the databases and reports, as events, what the step
+	// would change, without changing anything.
+	DryRun bool
+	// Events, if set, receives a record of every change made (or, in a
+	// dry run, planned) and of every wait, in order.
+	Events func(RemoveEvent)
+}
+
+// RemoveAction is the kind of a RemoveEvent.
+type RemoveAction string
+
+// Actions reported by the scale-down steps.
+const (
+	// ActionChecked: a precondition was verified (e.g. the member is not
+	// the primary).
+	ActionChecked RemoveAction = "checked"
+	// ActionChanged: the database was changed (a slot dropped, a member
+	// removed from the replica set); in a dry run, it would be.
+	ActionChanged RemoveAction = "changed"
+	// ActionWaiting: the step is waiting for the database (e.g. a slot is
+	// still active).
+	ActionWaiting RemoveAction = "waiting"
+	// ActionSkipped: nothing to do (e.g. the slot is already gone).
+	ActionSkipped RemoveAction = "skipped"
+	// ActionWarning: something a person should look at; the step goes on.
+	ActionWarning RemoveAction = "warning"
+)
+
+// RemoveEvent records one thing a scale-down step did or saw.
+type RemoveEvent struct {
+	Ordinal int          `json:"ordinal"`
+	Action  RemoveAction `json:"action"`
+	// Pod is where the command ran (e.g. the primary).
+	Pod string `json:"pod,omitempty"`
+	// Object names what was acted on, e.g. "slot pg_1" or a member host.
+	Object  string `json:"object,omitempty"`
+	Message string `json:"message"`
+	DryRun  bool   `json:"dryRun,omitempty"`
+}
+
+// Emit sends ev to opts.Events, if set, marked with opts.DryRun.
+func (opts RemoveOptions) Emit(ev RemoveEvent) {
+	if opts.Events == nil {
+		return
+	}
+	ev.DryRun = opts.DryRun
+	opts.Events(ev)
 }
 
 // Engine is one database engine.

@@ -1,0 +1,246 @@
+package rollout_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
+	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const ns = "default"
+
+// pending is a StatefulSet whose new template is applied with the
+// partition holding every pod (status as the controller reports it).
+func pending(replicas int32, mutate ...func(*appsv1.StatefulSet)) []runtime.Object {
+	labels := map[string]string{"app": "db"}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, UID: "uid-db", Generation: 2, ResourceVersion: "7"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "postgres:16.4"}}}},
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &replicas}},
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+		},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 2, Replicas: replicas, ReadyReplicas: replicas,
+			CurrentRevision: "db-6c9f8d7b5", UpdateRevision: "db-7d4b9c6f8", CurrentReplicas: replicas},
+	}
+	for _, m := range mutate {
+		m(sts)
+	}
+	objs := []runtime.Object{sts}
+	for i := int32(0); i < replicas; i++ {
+		objs = append(objs, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i), Namespace: ns, UID: "p",
+				Labels: map[string]string{"app": "db", appsv1.StatefulSetRevisionLabel: "db-6c9f8d7b5"}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		})
+	}
+	return objs
+}
+
+func run(f *cmdtesting.Fake, args ...string) int {
+	return f.Run(context.Background(), cmd.Run, append([]string{"rollout"}, args...)...)
+}
+
+func resourceVersion(t *testing.T, f *cmdtesting.Fake) string {
+	t.Helper()
+	sts, err := f.Client.Kube.AppsV1().StatefulSets(ns).Get(context.Background(), "db", metav1.GetOptions{})
+	require.NoError(t, err)
+	return sts.ResourceVersion
+}
+
+func noRecord(t *testing.T, f *cmdtesting.Fake) {
+	t.Helper()
+	rec, err := journal.New(f.Client.Kube, ns, "db", "t").Load(context.Background())
+	require.NoError(t, err)
+	assert.Nil(t, rec, "no record was written")
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	assert.Equal(t, string(want), got)
+}
+
+func TestBadInputIsUsageErrorAndChangesNothing(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"db"}, "add --staged"},
+		{[]string{"--staged"}, "needs the name of a StatefulSet"},
+		{[]string{"db", "--staged", "--steps", "50%,25%,100%"}, "not increasing"},
+		{[]string{"db", "--staged", "--steps", "1,50%"}, "does not end at 100%"},
+		{[]string{"db", "--staged", "--steps", "x"}, "neither a count"},
+		{[]string{"db", "--staged", "--step-timeout", "ten"}, "invalid argument"},
+		{[]string{"db", "--staged", "--step-timeout", "0s"}, "--step-timeout must be positive"},
+		{[]string{"db", "--staged", "--soak", "-1s"}, "--soak cannot be negative"},
+		{[]string{"db", "--staged", "--image", "postgres"}, "use CONTAINER=IMAGE"},
+		{[]string{"db", "--staged", "--image", "db=Postgres 17"}, "not a valid image reference"},
+		{[]string{"db", "--staged", "--env", "1BAD"}, "NAME=VALUE"},
+		{[]string{"db", "--staged", "--max-lag", "lots"}, "neither a duration"},
+		{[]string{"db", "--staged", "-o", "yaml"}, "invalid output format"},
+		{[]string{"db", "--staged", "--interactive", "--pause-after", "1"}, "cannot be combined"},
+		{[]string{"db", "--staged", "--interactive"}, "needs a terminal"},
+		{[]string{"db", "--staged", "--pause-after", "3"}, "--pause-after 3"},
+		{[]string{"db", "--staged", "--max-lag", "10s"}, "--max-lag needs a database engine"},
+		{[]string{"db", "--staged", "--engine", "oracle"}, "unknown engine"},
+		{[]string{"db", "--staged", "--image", "db=postgres:17"}, "already has a pending revision"},
+		{[]string{"db", "--staged", "-f", "missing.yaml"}, "cannot read missing.yaml"},
+		{[]string{"Bad_Name", "--staged"}, "not a valid StatefulSet name"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := cmdtesting.NewFakeOptions(pending(3)...)
+			code := run(f, tc.args...)
+			assert.Equal(t, cmdutil.ExitUsage, code, f.ErrOut.String())
+			assert.Contains(t, f.ErrOut.String(), tc.want)
+			assert.Equal(t, "7", resourceVersion(t, f))
+			noRecord(t, f)
+		})
+	}
+}
+
+func TestRefusalsAboutTheStatefulSet(t *testing.T) {
+	onDelete := func(s *appsv1.StatefulSet) {
+		s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	}
+	f := cmdtesting.NewFakeOptions(pending(3, onDelete)...)
+	assert.Equal(t, cmdutil.ExitFailed, run(f, "db", "--staged", "--dry-run"))
+	assert.Contains(t, f.ErrOut.String(), "updateStrategy OnDelete")
+
+	f = cmdtesting.NewFakeOptions(pending(0)...)
+	assert.Equal(t, cmdutil.ExitFailed, run(f, "db", "--staged", "--image", "db=postgres:17", "--dry-run"))
+	assert.Contains(t, f.ErrOut.String(), "0 replicas")
+
+	current := func(s *appsv1.StatefulSet) { s.Status.UpdateRevision = s.Status.CurrentRevision }
+	f = cmdtesting.NewFakeOptions(pending(3, current)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "db", "--staged"))
+	assert.Contains(t, f.ErrOut.String(), "nothing to roll out")
+
+	f = cmdtesting.NewFakeOptions()
+	assert.Equal(t, cmdutil.ExitFailed, run(f, "db", "--staged"))
+	assert.Contains(t, f.ErrOut.String(), "not found")
+}
+
+func TestDryRunPrintsPlanAndChangesNothing(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(5)...)
+	code := run(f, "db", "--staged", "--steps", "1,50%,100%", "--dry-run", "--soak", "30s",
+		"--gate-exec", "pg_isready -q", "--gate-cmd", "./check.sh", "--pause-after", "1", "--step-timeout", "5m")
+	require.Equal(t, cmdutil.ExitOK, code, f.ErrOut.String())
+	golden(t, "dry-run.txt", f.Out.String())
+	assert.Equal(t, "7", resourceVersion(t, f))
+	noRecord(t, f)
+}
+
+func TestDryRunJSON(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(4)...)
+	require.Equal(t, cmdutil.ExitOK, run(f, "db", "--staged", "--dry-run", "-o", "json"), f.ErrOut.String())
+	var pv rollout.Preview
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &pv))
+	assert.Equal(t, rollout.ModePending, pv.Mode)
+	assert.Equal(t, "db-7d4b9c6f8", pv.To)
+	require.Len(t, pv.Plan.Steps, 4)
+	assert.Equal(t, []string{"db-3"}, pv.Plan.Steps[0].Pods)
+	assert.Equal(t, int32(0), pv.Plan.Steps[3].Partition)
+}
+
+func TestDryRunOfAChange(t *testing.T) {
+	current := func(s *appsv1.StatefulSet) {
+		s.Status.UpdateRevision = s.Status.CurrentRevision
+		zero := int32(0)
+		s.Spec.UpdateStrategy.RollingUpdate.Partition = &zero
+	}
+	f := cmdtesting.NewFakeOptions(pending(3, current)...)
+	code := run(f, "db", "--staged", "--image", "db=postgres:17.0", "--env", "MODE=fast", "--dry-run")
+	require.Equal(t, cmdutil.ExitOK, code, f.ErrOut.String())
+	golden(t, "dry-run-change.txt", f.Out.String())
+	assert.Equal(t, "7", resourceVersion(t, f))
+}
+
+func TestRunWithoutTerminalOrYesRefuses(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	code := run(f, "db", "--staged")
+	assert.Equal(t, cmdutil.ExitUsage, code)
+	assert.Contains(t, f.ErrOut.String(), "re-run with --yes")
+	assert.Contains(t, f.Out.String(), "Rollout plan for statefulset db", "the plan is shown before the question")
+	assert.Equal(t, "7", resourceVersion(t, f))
+	noRecord(t, f)
+}
+
+func TestSubcommandsWithoutRecord(t *testing.T) {
+	for _, args := range [][]string{{"abort", "db"}, {"resume", "db", "--yes"}, {"status", "db"}} {
+		f := cmdtesting.NewFakeOptions(pending(3)...)
+		assert.Equal(t, cmdutil.ExitFailed, run(f, args...), args)
+		assert.Contains(t, f.ErrOut.String(), "db", args)
+	}
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "undo"))
+}
+
+func TestUndoDryRun(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	require.Equal(t, cmdutil.ExitOK, run(f, "undo", "db", "--dry-run"), f.ErrOut.String())
+	assert.Contains(t, f.Out.String(), "Rollback plan (dry run: nothing is changed)")
+	assert.Contains(t, f.Out.String(), "db-7d4b9c6f8 -> db-6c9f8d7b5 (previous)")
+	assert.Equal(t, "7", resourceVersion(t, f))
+
+	assert.Equal(t, cmdutil.ExitUsage, run(cmdtesting.NewFakeOptions(pending(3)...), "undo", "db"), "needs --yes without a terminal")
+}
+
+func TestStatusShowsRecord(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	plan, err := rollout.BuildPlan("db", 3, 0, nil)
+	require.NoError(t, err)
+	j := journal.New(f.Client.Kube, ns, "db", "host/1").WithClock(func() time.Time { return cmdtesting.FakeNow }, journal.DefaultLeaseDuration)
+	st := &rollout.State{ID: "x", Plan: plan, From: "db-6c9f8d7b5", To: "db-7d4b9c6f8", Stage: rollout.StageSteps, Current: 1,
+		Steps: make([]rollout.StepState, 3)}
+	st.Steps[0].Finished = cmdtesting.FakeNow
+	rec, _, err := j.Begin(context.Background(), rollout.Operation, st)
+	require.NoError(t, err)
+	require.NoError(t, j.Save(context.Background(), rec, st, "step 1 of 3 passed"))
+
+	require.Equal(t, cmdutil.ExitOK, run(f, "status", "db"), f.ErrOut.String())
+	golden(t, "status.txt", f.Out.String())
+
+	f.Out.Reset()
+	require.Equal(t, cmdutil.ExitOK, run(f, "history", "db", "-o", "json"), f.ErrOut.String())
+	var rep rollout.Report
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &rep))
+	assert.True(t, rep.Live)
+	assert.Equal(t, 1, rep.State.Current)
+
+	// A second run is refused while the lease is live.
+	g := cmdtesting.NewFakeOptionsWithClient(f.Client, nil)
+	assert.Equal(t, cmdutil.ExitFailed, run(g, "db", "--staged", "--yes"))
+	assert.Contains(t, g.ErrOut.String(), "running in another process (host/1")
+}

@@ -1,0 +1,138 @@
+package expand
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+func TestPreflightAsksTheAPIServerInADryRun(t *testing.T) {
+	h := newHarness(t, cluster(2, classOn, "1Gi")...)
+	var dryRuns int
+	h.sim.cs.PrependReactor("patch", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		pa := a.(clienttesting.PatchActionImpl)
+		if len(pa.PatchOptions.DryRun) == 0 {
+			t.Errorf("preflight made a real change to %s", pa.GetName())
+			return false, nil, nil
+		}
+		dryRuns++
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "persistentvolumeclaims"}, pa.GetName(),
+			errors.New("exceeded quota: storage, requested: requests.storage=1Gi"))
+	})
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	var refused *PreflightError
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, 2, dryRuns)
+	require.Len(t, refused.Problems, 2)
+	assert.Contains(t, refused.Problems[0].Message, "the API server refuses to grow pvc data-db-1 to 2Gi")
+	assert.Contains(t, refused.Problems[0].Message, "exceeded quota")
+	assert.Equal(t, "1Gi", request(h.pvc(t, 0)))
+}
+
+func TestPreflightRefusesWhileAnotherProcessHoldsTheLease(t *testing.T) {
+	h := newHarness(t, cluster(1, classOn, "1Gi")...)
+	other := journal.New(h.sim.cs, testNS, "db", "other-host/42")
+	_, _, err := other.Begin(context.Background(), Operation, &State{Claim: "data", Size: "2Gi"})
+	require.NoError(t, err)
+
+	_, err = h.expander(testParams("2Gi")).Preflight(context.Background())
+	var held *journal.HeldError
+	require.ErrorAs(t, err, &held)
+	assert.Contains(t, err.Error(), "other-host/42")
+	assert.Contains(t, err.Error(), "if that process was killed, its lease expires 30s after its last heartbeat")
+}
+
+func TestPreflightMissingStatefulSet(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	assert.True(t, apierrors.IsNotFound(err), "got %v", err)
+}
+
+// brokenEngine cannot read its members.
+type brokenEngine struct{ *fakeEngine }
+
+func (brokenEngine) Members(context.Context, plugins.Target) ([]plugins.Member, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestPreflightEngineTroubleFallsBackToOrdinalOrder(t *testing.T) {
+	h := newHarness(t, cluster(3, classOn, "1Gi")...)
+	h.engine = brokenEngine{&fakeEngine{}}
+	plan, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 1, 0}, ordinalsOf(plan))
+	require.NotEmpty(t, plan.Warnings)
+	assert.Contains(t, plan.Warnings[0], "could not tell the roles (connection refused): highest ordinal first")
+	assert.Nil(t, plan.engine, "an unreadable engine is not consulted during the run")
+}
+
+func TestPreflightDoesNotAskTheEngineWhenNothingRestarts(t *testing.T) {
+	h := newHarness(t, cluster(2, classOn, "1Gi")...)
+	engine := &fakeEngine{primary: 0}
+	h.engine = engine
+	p := testParams("2Gi")
+	p.Restart = RestartNever
+	_, err := h.expander(p).Preflight(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, engine.calls)
+}
+
+func TestPreflightPassesEngineSelectionErrors(t *testing.T) {
+	h := newHarness(t, cluster(1, classOn, "1Gi")...)
+	ex := h.expander(testParams("2Gi"))
+	ex.cfg.EngineFor = func(*appsv1.StatefulSet) (plugins.Engine, error) {
+		return nil, &plugins.UnknownEngineError{Name: "oracle", Source: "annotation"}
+	}
+	_, err := ex.Preflight(context.Background())
+	var unknown *plugins.UnknownEngineError
+	assert.ErrorAs(t, err, &unknown)
+}
+
+func TestLeaseHeld(t *testing.T) {
+	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
+	rec := &journal.Record{Operation: Operation, Phase: journal.Running, Holder: "h/1", Heartbeat: now.Add(-10 * time.Second)}
+	assert.Error(t, leaseHeld(rec, now))
+	rec.Heartbeat = now.Add(-journal.DefaultLeaseDuration)
+	assert.NoError(t, leaseHeld(rec, now), "an expired lease is free")
+	rec.Heartbeat, rec.Holder = now, ""
+	assert.NoError(t, leaseHeld(rec, now), "a released lease is free")
+	rec.Holder, rec.Phase = "h/1", journal.Succeeded
+	assert.NoError(t, leaseHeld(rec, now), "a finished operation holds nothing")
+}
+
+func TestDesiredStatefulSetKeepsTheSpecAndDropsServerFields(t *testing.T) {
+	cur := newSTS(3, classOn, "1Gi")
+	cur.ResourceVersion, cur.Generation = "42", 7
+	cur.CreationTimestamp = metav1.Now()
+	cur.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	cur.Finalizers = []string{metav1.FinalizerOrphanDependents}
+	cur.Spec.VolumeClaimTemplates[0].Status.Phase = corev1.ClaimBound
+	d := desiredStatefulSet(cur, "data", *resourceQuantity("5Gi"))
+	assert.Empty(t, d.UID)
+	assert.Empty(t, d.ResourceVersion)
+	assert.Zero(t, d.Generation)
+	assert.True(t, d.CreationTimestamp.IsZero())
+	assert.Empty(t, d.Finalizers)
+	assert.Equal(t, appsv1.StatefulSetStatus{}, d.Status)
+	assert.Equal(t, cur.Annotations, d.Annotations)
+	assert.Equal(t, cur.Spec.Template, d.Spec.Template, "the pod template, and so the revision, is unchanged")
+	assert.Empty(t, d.Spec.VolumeClaimTemplates[0].Status.Phase)
+	q := d.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
+	assert.Equal(t, "5Gi", q.String())
+	orig := cur.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
+	assert.Equal(t, "1Gi", orig.String(), "the current object is not modified")
+}

@@ -1,0 +1,249 @@
+package expand
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+)
+
+// Stage is where a claim stands in the resize status protocol.
+type Stage string
+
+// Stages, in protocol order, then the failures.
+const (
+	// StageNone: the request is not above the capacity; nothing to do.
+	StageNone Stage = "None"
+	// StageRequested: the request grew, no resizer has acted yet.
+	StageRequested Stage = "Requested"
+	// StageController: ControllerResizeInProgress or condition Resizing.
+	StageController Stage = "ControllerResizing"
+	// StageNode: the volume is expanded; the node still has to grow the
+	// file system (FileSystemResizePending, NodeResizePending or
+	// NodeResizeInProgress).
+	StageNode Stage = "NodeResizePending"
+	// StageDone: status.capacity reached the size.
+	StageDone Stage = "Done"
+	// StageInfeasible: ControllerResizeInfeasible or NodeResizeInfeasible.
+	StageInfeasible Stage = "Infeasible"
+)
+
+// ResizeStage reads a claim's resize state against the target size.
+// detail describes it in the claim's own words (statuses, conditions and
+// their messages) for progress and errors.
+func ResizeStage(pvc *corev1.PersistentVolumeClaim, size resource.Quantity) (stage Stage, detail string) {
+	capacity, hasCap := capacityOf(pvc)
+	if hasCap && capacity.Cmp(size) >= 0 {
+		return StageDone, "capacity " + capacity.String()
+	}
+	detail = "capacity " + show(capacity, hasCap) + describeResize(pvc)
+	status := pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage]
+	switch status {
+	case corev1.PersistentVolumeClaimControllerResizeInfeasible, corev1.PersistentVolumeClaimNodeResizeInfeasible:
+		if !failedResize(pvc) {
+			// The failure was of an earlier request; the new one is not
+			// picked up yet.
+			return StageRequested, detail
+		}
+		return StageInfeasible, detail
+	case corev1.PersistentVolumeClaimNodeResizePending, corev1.PersistentVolumeClaimNodeResizeInProgress:
+		return StageNode, detail
+	case corev1.PersistentVolumeClaimControllerResizeInProgress:
+		return StageController, detail
+	}
+	if hasCondition(pvc, corev1.PersistentVolumeClaimFileSystemResizePending) {
+		return StageNode, detail
+	}
+	if hasCondition(pvc, corev1.PersistentVolumeClaimResizing) {
+		return StageController, detail
+	}
+	req, ok := requestOf(pvc)
+	if ok && hasCap && req.Cmp(capacity) <= 0 {
+		return StageNone, detail
+	}
+	return StageRequested, detail
+}
+
+// failedResize reports whether the storage gave up on the claim's current
+// request (an infeasible status for that very request).
+func failedResize(pvc *corev1.PersistentVolumeClaim) bool {
+	switch pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage] {
+	case corev1.PersistentVolumeClaimControllerResizeInfeasible, corev1.PersistentVolumeClaimNodeResizeInfeasible:
+	default:
+		return false
+	}
+	allocated, hasAlloc := pvc.Status.AllocatedResources[corev1.ResourceStorage]
+	req, ok := requestOf(pvc)
+	return !hasAlloc || !ok || req.Cmp(allocated) == 0
+}
+
+// describeResize renders the resize status and true conditions, e.g.
+// " (NodeResizePending; FileSystemResizePending: Waiting for user to ...)".
+func describeResize(pvc *corev1.PersistentVolumeClaim) string {
+	var parts []string
+	if s := pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage]; s != "" {
+		parts = append(parts, string(s))
+	}
+	for _, c := range pvc.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		p := string(c.Type)
+		switch c.Type {
+		case corev1.PersistentVolumeClaimControllerResizeError, corev1.PersistentVolumeClaimNodeResizeError:
+			if c.Message != "" {
+				p += ": " + c.Message
+			}
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+func hasCondition(pvc *corev1.PersistentVolumeClaim, t corev1.PersistentVolumeClaimConditionType) bool {
+	for _, c := range pvc.Status.Conditions {
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// failureReasons are the Warning events resizers and kubelets record when
+// an expansion fails.
+var failureReasons = map[string]bool{
+	"VolumeResizeFailed":     true,
+	"FileSystemResizeFailed": true,
+}
+
+// failureWatch follows the Warning events of one claim and keeps the first
+// resize failure recorded after it started. Events that already existed
+// are history and are ignored unless they repeat.
+type failureWatch struct {
+	mu    sync.Mutex
+	event *corev1.Event
+	seen  map[string]int32
+}
+
+// failure returns the resize failure seen so far, or nil.
+func (f *failureWatch) failure() *corev1.Event {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.event
+}
+
+func (f *failureWatch) observe(obj any, initial bool) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok || ev.Type != corev1.EventTypeWarning {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev, known := f.seen[ev.Name]
+	f.seen[ev.Name] = ev.Count
+	if initial || (known && ev.Count <= prev) || !failureReasons[ev.Reason] || f.event != nil {
+		return
+	}
+	f.event = ev
+}
+
+// watchFailures starts following the events of claim uid until ctx ends.
+// It returns nil (and no error) when events cannot be listed, so a missing
+// permission degrades to relying on the claim's status alone.
+func watchFailures(ctx context.Context, client kubernetes.Interface, namespace string, uid types.UID) (*failureWatch, error) {
+	api := client.CoreV1().Events(namespace)
+	sel := fields.Set{"involvedObject.uid": string(uid), "type": corev1.EventTypeWarning}.AsSelector().String()
+	if _, err := api.List(ctx, metav1.ListOptions{FieldSelector: sel, Limit: 1}); err != nil {
+		return nil, err
+	}
+	f := &failureWatch{seen: map[string]int32{}}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return api.Watch(ctx, o)
+		},
+	}
+	match := func(obj any) bool {
+		ev, ok := obj.(*corev1.Event)
+		return ok && ev.InvolvedObject.UID == uid
+	}
+	_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, client),
+		ObjectType:    &corev1.Event{},
+		Handler: cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				if match(obj) {
+					f.observe(obj, initial)
+				}
+			},
+			UpdateFunc: func(_, obj any) {
+				if match(obj) {
+					f.observe(obj, false)
+				}
+			},
+		},
+	})
+	go ctrl.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), ctrl.HasSynced) {
+		return nil, ctx.Err()
+	}
+	return f, nil
+}
+
+// expandedGate passes once the controller side of the resize is done (the
+// capacity reached size, or only the node's file system resize is left),
+// and fails on an infeasible resize or a resize failure event.
+func expandedGate(name string, size resource.Quantity, failures *failureWatch) wait.Gate {
+	return resizeGate(name, "to be expanded to "+size.String()+" by the storage driver", size, failures, func(s Stage) bool {
+		return s == StageDone || s == StageNode
+	})
+}
+
+// capacityGate passes once status.capacity reached size, and fails like
+// expandedGate.
+func capacityGate(name string, size resource.Quantity, failures *failureWatch) wait.Gate {
+	return resizeGate(name, "to have capacity "+size.String(), size, failures, func(s Stage) bool {
+		return s == StageDone
+	})
+}
+
+func resizeGate(name, condition string, size resource.Quantity, failures *failureWatch, done func(Stage) bool) wait.Gate {
+	return wait.PVCCondition(name, condition, func(pvc *corev1.PersistentVolumeClaim) (wait.Verdict, string) {
+		if pvc == nil {
+			return wait.NotYet, "pvc does not exist"
+		}
+		stage, detail := ResizeStage(pvc, size)
+		switch {
+		case done(stage):
+			return wait.Pass, detail
+		case stage == StageInfeasible:
+			return wait.Fail, detail
+		}
+		if ev := failures.failure(); ev != nil {
+			return wait.Fail, fmt.Sprintf("%s; event %s: %s", detail, ev.Reason, ev.Message)
+		}
+		return wait.NotYet, detail
+	})
+}

@@ -1,0 +1,272 @@
+package scaledown
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+const ns = "prod"
+
+// safety bounds tests that are expected to finish; it never elapses in a
+// passing run.
+const safety = 20 * time.Second
+
+var testNow = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+
+// fixture returns a healthy StatefulSet "db" with n pods and, per ordinal,
+// claims of the templates "data" and "wal".
+func fixture(n int) *statustest.Fixture {
+	f := statustest.New(ns, "db", n, testNow)
+	wal := f.StatefulSet.Spec.VolumeClaimTemplates[0].DeepCopy()
+	wal.Name = "wal"
+	f.StatefulSet.Spec.VolumeClaimTemplates = append(f.StatefulSet.Spec.VolumeClaimTemplates, *wal)
+	for i := range n {
+		f.PVCs = append(f.PVCs, claim("wal", "db", i, map[string]string{"app": "db"}))
+	}
+	return f
+}
+
+func claim(template, sts string, ordinal int, labels map[string]string) *corev1.PersistentVolumeClaim {
+	name := fmt.Sprintf("%s-%s-%d", template, sts, ordinal)
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+		Status: corev1.PersistentVolumeClaimStatus{
+			Phase:    corev1.ClaimBound,
+			Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+		},
+	}
+}
+
+func objects(f *statustest.Fixture, extra ...runtime.Object) []runtime.Object {
+	return append(f.Objects(), extra...)
+}
+
+// fakeEngine records the order of the removal steps and checks, at each
+// post-removal step, that the pod is really gone.
+type fakeEngine struct {
+	kube kubernetes.Interface
+
+	mu         sync.Mutex
+	calls      []string
+	members    []plugins.Member
+	membersErr error
+	beforeErr  map[int]error
+	afterErr   map[int]error
+	slots      map[int][]string
+	dryRuns    int
+}
+
+func (e *fakeEngine) Name() string              { return "fake" }
+func (e *fakeEngine) Matches(image string) bool { return strings.Contains(image, "fakedb") }
+
+func (e *fakeEngine) Members(context.Context, plugins.Target) ([]plugins.Member, error) {
+	return e.members, e.membersErr
+}
+
+func (e *fakeEngine) Healthy([]plugins.Member, plugins.HealthOptions) (bool, string) {
+	return true, ""
+}
+
+func (e *fakeEngine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if opts.DryRun {
+		e.dryRuns++
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Message: fmt.Sprintf("member %d is not the primary", ordinal)})
+		return nil
+	}
+	e.calls = append(e.calls, fmt.Sprintf("before:%d", ordinal))
+	return e.beforeErr[ordinal]
+}
+
+func (e *fakeEngine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if opts.DryRun {
+		e.dryRuns++
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: "db-0", Object: "slot " + strings.Join(opts.SlotNames, ","), Message: "drop slot"})
+		return nil
+	}
+	gone := "pod-exists"
+	name := fmt.Sprintf("%s-%d", t.StatefulSet.Name, ordinal)
+	if _, err := e.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		gone = "pod-gone"
+	}
+	for _, p := range t.Pods {
+		if p.Name == name {
+			gone += ",in-target"
+		}
+	}
+	e.calls = append(e.calls, fmt.Sprintf("after:%d:%s", ordinal, gone))
+	if e.slots == nil {
+		e.slots = map[int][]string{}
+	}
+	e.slots[ordinal] = opts.SlotNames
+	if err := e.afterErr[ordinal]; err != nil {
+		return err
+	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: "db-0", Object: "slot x", Message: "dropped slot"})
+	return nil
+}
+
+func (e *fakeEngine) Calls() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.calls...)
+}
+
+// primaryAt returns members where ordinal is the primary of n.
+func primaryAt(ordinal, n int) []plugins.Member {
+	var ms []plugins.Member
+	for i := range n {
+		role := plugins.RoleReplica
+		if i == ordinal {
+			role = plugins.RolePrimary
+		}
+		ms = append(ms, plugins.Member{Pod: fmt.Sprintf("db-%d", i), Ordinal: i, Role: role})
+	}
+	return ms
+}
+
+// eventLog records Kubernetes Events.
+type eventLog struct {
+	mu      sync.Mutex
+	reasons []string
+	fail    bool
+}
+
+func (l *eventLog) Event(_ context.Context, _ *corev1.ObjectReference, _, reason, _ string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail {
+		return fmt.Errorf("events are forbidden")
+	}
+	l.reasons = append(l.reasons, reason)
+	return nil
+}
+
+func (l *eventLog) Reasons() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.reasons...)
+}
+
+// env is a fake cluster with a StatefulSet controller that removes pods
+// above the replica range, as the real one does.
+type env struct {
+	t       *testing.T
+	client  *fake.Clientset
+	engine  *fakeEngine
+	events  *eventLog
+	rec     *progress.Recorder
+	deleted chan string
+}
+
+func newEnv(t *testing.T, objs ...runtime.Object) *env {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	e := &env{t: t, client: client, engine: &fakeEngine{kube: client}, events: &eventLog{}, rec: &progress.Recorder{}, deleted: make(chan string, 100)}
+	return e
+}
+
+func (e *env) deps() Deps {
+	return Deps{
+		Kube:   e.client,
+		Exec:   nil,
+		Events: e.events,
+		Sink:   e.rec,
+		Now:    func() time.Time { return testNow },
+		Holder: "test/1",
+		EngineFor: func(*appsv1.StatefulSet) (plugins.Engine, error) {
+			return e.engine, nil
+		},
+	}
+}
+
+// startController runs a minimal StatefulSet controller: whenever the
+// StatefulSet changes it deletes the pods at or above its replica range,
+// highest first, after delay.
+func (e *env) startController(ctx context.Context, name string, delay time.Duration) {
+	e.t.Helper()
+	w, err := e.client.AppsV1().StatefulSets(ns).Watch(ctx, metav1.ListOptions{})
+	require.NoError(e.t, err)
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				sts, ok := ev.Object.(*appsv1.StatefulSet)
+				if !ok || sts.Name != name {
+					continue
+				}
+				end := OrdinalsStart(sts) + int(Replicas(sts))
+				pods, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					continue
+				}
+				for n := OrdinalsStart(sts) + 100; n >= end; n-- {
+					for _, p := range pods.Items {
+						if o, ok := OwnedPod(sts, &p); ok && o == n {
+							time.Sleep(delay)
+							if err := e.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err == nil {
+								e.deleted <- p.Name
+							}
+						}
+					}
+				}
+			}
+		}
+	}()
+}
+
+func (e *env) pvcNames(ctx context.Context) []string {
+	list, err := e.client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(e.t, err)
+	var out []string
+	for _, c := range list.Items {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func (e *env) podNames(ctx context.Context) []string {
+	list, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(e.t, err)
+	var out []string
+	for _, p := range list.Items {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func (e *env) replicas(ctx context.Context) int32 {
+	s, err := e.client.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
+	require.NoError(e.t, err)
+	return Replicas(s)
+}

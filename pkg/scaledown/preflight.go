@@ -1,0 +1,486 @@
+package scaledown
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+// Prepare reads the cluster and computes the plan, without changing
+// anything. It returns
+//
+//   - an *InvalidError when the request cannot be carried out as asked
+//     (target not below the current count, a claim action the retention
+//     policy overrides, a missing VolumeSnapshot class, ...);
+//   - a *SnapshotAPIMissingError for --pvc snapshot without the API;
+//   - the plan together with a *RefusedError when the StatefulSet's state
+//     makes the scale-down unsafe (a removed ordinal is the primary, a
+//     PodDisruptionBudget would be violated, a rollout is in progress...),
+//     so the caller can show what would have happened and why not;
+//   - the plan, resuming an interrupted run when the journal holds one.
+func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
+	if cfg.Name == "" {
+		return nil, &InvalidError{Msg: "no StatefulSet name given"}
+	}
+	switch cfg.PVC {
+	case PVCKeep, PVCDelete, PVCSnapshot:
+	case "":
+		cfg.PVC = PVCKeep
+		if cfg.Cleanup {
+			cfg.PVC = PVCDelete
+		}
+	default:
+		return nil, &InvalidError{Msg: fmt.Sprintf("invalid claim action %q: use keep, delete or snapshot", cfg.PVC)}
+	}
+	if cfg.Cleanup && cfg.PVC == PVCKeep {
+		return nil, &InvalidError{Msg: "cleaning up claims with the action keep would do nothing: use delete or snapshot"}
+	}
+
+	sts, err := d.Kube.AppsV1().StatefulSets(cfg.Namespace).Get(ctx, cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{
+		Kind: PlanKind, Operation: cfg.operation(),
+		Namespace: sts.Namespace, StatefulSet: sts.Name, UID: sts.UID,
+		OrdinalsStart: OrdinalsStart(sts), Current: Replicas(sts),
+		WhenScaled: whenScaled(sts), Steps: []PlanStep{},
+		cfg: cfg, sts: sts,
+	}
+	refuse := &RefusedError{StatefulSet: sts.Name}
+	if sts.DeletionTimestamp != nil {
+		refuse.Reasons = append(refuse.Reasons, fmt.Sprintf("statefulset %s is being deleted", sts.Name))
+		return p, refuse
+	}
+
+	if err := p.resumeOrStart(ctx, d); err != nil {
+		return nil, err
+	}
+	cfg = p.cfg
+
+	pods, err := d.Kube.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	pvcs, err := d.Kube.CoreV1().PersistentVolumeClaims(sts.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing persistentvolumeclaims: %w", err)
+	}
+	podPtrs := pointers(pods.Items)
+	owned := PodsByOrdinal(sts, podPtrs)
+	claims := ClaimsByOrdinal(sts, pointers(pvcs.Items))
+
+	// Which ordinals, and what happens to their claims.
+	var ordinals []int
+	if cfg.Cleanup {
+		ordinals = LeftoverOrdinals(sts, claims, owned)
+		p.From, p.To = p.Current, p.Current
+	} else {
+		ordinals = RemovedOrdinals(sts, p.From, p.To)
+	}
+	p.PVC = cfg.PVC
+	if p.WhenScaled == string(appsv1.DeletePersistentVolumeClaimRetentionPolicyType) && !cfg.Cleanup {
+		if cfg.PVCExplicit && cfg.PVC != PVCDelete {
+			return nil, &InvalidError{Msg: fmt.Sprintf(
+				"--pvc %s cannot be honoured: statefulset %s has persistentVolumeClaimRetentionPolicy.whenScaled: Delete, so Kubernetes deletes the claims of removed ordinals itself. "+
+					"To keep them, first set whenScaled to Retain: kubectl patch statefulset %s -n %s --type merge -p '{\"spec\":{\"persistentVolumeClaimRetentionPolicy\":{\"whenScaled\":\"Retain\"}}}'",
+				cfg.PVC, sts.Name, sts.Name, sts.Namespace)}
+		}
+		p.PVC = PVCByKubernetes
+		p.Warnings = append(p.Warnings, fmt.Sprintf(
+			"persistentVolumeClaimRetentionPolicy.whenScaled is Delete: Kubernetes itself deletes the claims of removed ordinals once their pods are gone; kubectl-sts leaves that to it"))
+	}
+	if p.PVC == PVCSnapshot {
+		class, err := checkSnapshotAPI(ctx, d.Kube.Discovery(), d.Dynamic, cfg.SnapshotClass)
+		if err != nil {
+			return nil, err
+		}
+		p.SnapshotClass = class
+	}
+
+	if err := ValidateSlotNames(cfg.SlotNames, sts.Name, ordinals); err != nil {
+		return nil, &InvalidError{Msg: err.Error()}
+	}
+	for _, n := range ordinals {
+		step := PlanStep{Ordinal: n, Pod: wait.PodName(sts.Name, n), PodExists: owned[n] != nil}
+		if !cfg.Cleanup {
+			step.Slots = SlotNamesFor(cfg.SlotNames, sts.Name, n)
+		}
+		if st := p.stateStep(n); st != nil {
+			step.Stage = st.Stage
+			step.Done = st.Stage == StageDone
+		}
+		for _, c := range claims[n] {
+			pc := PlanPVC{Name: c.PVC.Name, Template: c.Template, UID: c.PVC.UID, Action: p.PVC}
+			if q, ok := c.PVC.Status.Capacity[corev1.ResourceStorage]; ok {
+				pc.Capacity = q.String()
+			}
+			if cs := p.stateClaim(c.PVC.Name, c.PVC.UID); cs != nil && cs.Snapshot != "" {
+				pc.Snapshot = cs.Snapshot
+			}
+			step.PVCs = append(step.PVCs, pc)
+		}
+		if step.PVCs == nil {
+			step.PVCs = []PlanPVC{}
+		}
+		p.Steps = append(p.Steps, step)
+	}
+	if !cfg.Cleanup {
+		p.Stay = stayRange(sts.Name, p.OrdinalsStart, p.To)
+		for _, n := range LeftoverOrdinals(sts, claims, owned) {
+			if slices.Contains(ordinals, n) {
+				continue
+			}
+			for _, c := range claims[n] {
+				p.OtherLeftovers = append(p.OtherLeftovers, c.PVC.Name)
+			}
+		}
+	}
+
+	if cfg.Cleanup {
+		return p, nil
+	}
+
+	// The engine: who is primary, and is the replica set healthy.
+	engine, err := p.resolveEngine(d)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.SlotNames) > 0 && engine == nil {
+		return nil, &InvalidError{Msg: "--slot-name needs a database engine to drop the slots: pass --engine postgres"}
+	}
+	var members []plugins.Member
+	if engine != nil {
+		p.Engine = engine.Name()
+		target := plugins.Target{StatefulSet: sts, Pods: sortedPods(owned), Exec: d.Exec, Container: cfg.Container}
+		members, err = engine.Members(ctx, target)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			refuse.Reasons = append(refuse.Reasons, fmt.Sprintf(
+				"cannot ask the %s engine which member is the primary: %v; fix the database, or pass --engine none to scale down without the engine's removal steps (its replication slots and membership are then not cleaned up)",
+				engine.Name(), err))
+		}
+		if prim := plugins.Primaries(members); len(prim) == 1 {
+			p.Primary = prim[0].Pod
+		}
+		for _, s := range p.Steps {
+			if s.Stage.reached(StageScaled) || !s.PodExists || err != nil {
+				continue
+			}
+			if p.lastMember(s.Ordinal) {
+				// Scaling to zero: the lowest ordinal goes last, primary or not.
+				if p.Primary == s.Pod {
+					p.Warnings = append(p.Warnings, fmt.Sprintf("the primary %s is removed last; the engine's removal steps are skipped for it, as no member remains", s.Pod))
+				}
+				continue
+			}
+			if perr := plugins.RefusePrimary(members, s.Ordinal); perr != nil {
+				refuse.Reasons = append(refuse.Reasons, perr.Error())
+			}
+		}
+	}
+
+	if reason, err := checkAutoscalers(ctx, d, sts); err != nil {
+		p.Warnings = append(p.Warnings, err.Error())
+	} else if reason != "" {
+		refuse.Reasons = append(refuse.Reasons, reason)
+	}
+
+	pdbs, err := d.Kube.PolicyV1().PodDisruptionBudgets(sts.Namespace).List(ctx, metav1.ListOptions{})
+	switch {
+	case apierrors.IsForbidden(err):
+		p.Warnings = append(p.Warnings, "cannot list poddisruptionbudgets (forbidden), so they were not checked")
+	case err != nil:
+		return nil, fmt.Errorf("listing poddisruptionbudgets: %w", err)
+	default:
+		for _, v := range CheckPDBs(sts, pdbs.Items, pods.Items, p.To) {
+			refuse.Reasons = append(refuse.Reasons, v.String()+fmt.Sprintf(" with %d replicas", p.To))
+		}
+	}
+
+	// Health: refuse while a rollout runs or pods that stay are not well,
+	// unless forced. Leftover claims and the ordinals being removed by an
+	// interrupted run are expected and do not count.
+	report := status.Summarize(sts, sortedPods(owned), pointers(pvcs.Items), d.now(), status.Options{})
+	if engine != nil && members != nil {
+		ok, why := engine.Healthy(members, plugins.HealthOptions{})
+		status.SetMembers(report, status.EngineStatus{Name: engine.Name(), Healthy: ok, Reason: why}, members, status.Options{})
+	}
+	var unhealthy []string
+	for _, r := range report.Verdict.Reasons {
+		if p.ignorable(r) {
+			continue
+		}
+		msg := r.Message
+		if r.Code == status.CodeEngineUnhealthy && p.Resumed {
+			continue
+		}
+		unhealthy = append(unhealthy, msg)
+	}
+	if len(unhealthy) > 0 {
+		if cfg.Force {
+			for _, u := range unhealthy {
+				p.Warnings = append(p.Warnings, "--force: proceeding although "+u)
+			}
+		} else {
+			forceable := len(refuse.Reasons) == 0
+			refuse.Reasons = append(refuse.Reasons, unhealthy...)
+			refuse.Forceable = forceable
+		}
+	}
+	if len(refuse.Reasons) > 0 {
+		return p, refuse
+	}
+	return p, nil
+}
+
+// resumeOrStart looks for an interrupted run in the journal and sets the
+// plan's range from it, or from the request.
+func (p *Plan) resumeOrStart(ctx context.Context, d Deps) error {
+	cfg := p.cfg
+	j := journal.New(d.Kube, p.Namespace, p.StatefulSet, d.Holder)
+	rec, err := j.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if rec != nil && !rec.Phase.Finished() {
+		if rec.Operation != cfg.operation() {
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started}).Error()}}
+		}
+		lease := d.LeaseDuration
+		if lease <= 0 {
+			lease = journal.DefaultLeaseDuration
+		}
+		if age := time.Since(rec.Heartbeat); rec.Holder != "" && rec.Holder != d.Holder && age < lease {
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.HeldError{Operation: rec.Operation, Holder: rec.Holder, Age: age}).Error()}}
+		}
+		var st State
+		if err := rec.DecodeState(&st); err != nil {
+			return fmt.Errorf("the operation record %s cannot be read (%v); drop it with --abort", journal.ConfigMapName(p.StatefulSet), err)
+		}
+		if st.UID != "" && st.UID != p.UID {
+			return &InvalidError{Msg: fmt.Sprintf("the interrupted %s was recorded for an earlier statefulset %s (it has been recreated since): drop the record with --abort", rec.Operation, p.StatefulSet)}
+		}
+		p.Resumed, p.state = true, &st
+		if !cfg.Cleanup {
+			if cfg.Replicas != st.To {
+				return &InvalidError{Msg: fmt.Sprintf("an interrupted scale-down of statefulset %s from %d to %d replicas is recorded: run it again with --replicas %d to resume it, or drop the record with --abort",
+					p.StatefulSet, st.From, st.To, st.To)}
+			}
+			if p.Current < st.To || p.Current > st.From {
+				return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{fmt.Sprintf(
+					"statefulset %s has %d replicas, outside the range %d..%d of the interrupted scale-down: someone else changed its scale; check it, then drop the record with --abort",
+					p.StatefulSet, p.Current, st.To, st.From)}}
+			}
+			p.From, p.To = st.From, st.To
+		}
+		if cfg.PVCExplicit && cfg.PVC != st.PVC && !(st.PVC == PVCByKubernetes && cfg.PVC == PVCDelete) {
+			return &InvalidError{Msg: fmt.Sprintf("the interrupted %s handles claims with --pvc %s: resume it with the same --pvc, or drop the record with --abort", rec.Operation, st.PVC)}
+		}
+		if st.PVC != PVCByKubernetes {
+			cfg.PVC = st.PVC
+		}
+		if cfg.SnapshotClass == "" {
+			cfg.SnapshotClass = st.SnapshotClass
+		}
+		if len(cfg.SlotNames) == 0 {
+			cfg.SlotNames = st.SlotNames
+		}
+		p.cfg = cfg
+		return nil
+	}
+	if cfg.Cleanup {
+		return nil
+	}
+	if cfg.Replicas == p.Current && cfg.PVCExplicit && (cfg.PVC == PVCDelete || cfg.PVC == PVCSnapshot) {
+		// No replica change with a claim action: clean up leftovers.
+		cfg.Cleanup = true
+		p.cfg, p.Operation = cfg, CleanupOperation
+		return nil
+	}
+	switch {
+	case cfg.Replicas < 0:
+		return &InvalidError{Msg: fmt.Sprintf("--replicas must not be negative, got %d", cfg.Replicas)}
+	case cfg.Replicas >= p.Current:
+		return &InvalidError{Msg: fmt.Sprintf("--replicas %d is not lower than the current %d replicas of statefulset %s: scale-down only removes ordinals (to delete claims left by earlier scale-downs, run: kubectl sts cleanup-pvcs %s -n %s)",
+			cfg.Replicas, p.Current, p.StatefulSet, p.StatefulSet, p.Namespace)}
+	case cfg.Replicas == 0 && !cfg.AllowZero:
+		return &InvalidError{Msg: fmt.Sprintf("--replicas 0 removes every pod of statefulset %s and takes the database offline: pass --allow-zero if that is what you want", p.StatefulSet)}
+	}
+	p.From, p.To = p.Current, cfg.Replicas
+	if cfg.Replicas == 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("scaling to 0 replicas: every pod of statefulset %s is removed and the database is offline until it is scaled up again", p.StatefulSet))
+	}
+	return nil
+}
+
+// lastMember reports whether ordinal is the last member removed by a
+// scale-down to zero: no member remains for the engine to act on.
+func (p *Plan) lastMember(ordinal int) bool {
+	return p.To == 0 && ordinal == p.OrdinalsStart
+}
+
+// resolveEngine picks the engine and, on a resume, insists on the one the
+// interrupted run used.
+func (p *Plan) resolveEngine(d Deps) (plugins.Engine, error) {
+	if d.EngineFor == nil {
+		if p.state != nil && p.state.Engine != "" {
+			return nil, &InvalidError{Msg: fmt.Sprintf("the interrupted scale-down used the %s engine, which is not available now", p.state.Engine)}
+		}
+		return nil, nil
+	}
+	e, err := d.EngineFor(p.sts)
+	if err != nil {
+		var unknown *plugins.UnknownEngineError
+		if errors.As(err, &unknown) {
+			return nil, &InvalidError{Msg: err.Error()}
+		}
+		return nil, err
+	}
+	if p.state != nil {
+		name := ""
+		if e != nil {
+			name = e.Name()
+		}
+		if name != p.state.Engine {
+			want := p.state.Engine
+			if want == "" {
+				want = plugins.EngineNone
+			}
+			return nil, &InvalidError{Msg: fmt.Sprintf("the interrupted scale-down ran with --engine %s: resume it with the same engine, or drop the record with --abort", want)}
+		}
+	}
+	return e, nil
+}
+
+// ignorable reports verdict reasons that do not make a scale-down unsafe.
+func (p *Plan) ignorable(r status.Reason) bool {
+	switch r.Code {
+	case status.CodeLeftoverPVCs, status.CodePVCResizePendingRestart, status.CodeUpdatePendingOnDelete, status.CodeEngineUnavailable:
+		return true
+	case status.CodeScaleDownInProgress:
+		return p.Resumed
+	case status.CodePodTerminating, status.CodePodNotReady, status.CodePodMissing, status.CodePVCMissing:
+		// On a resume the pods being removed are expected to go.
+		return p.Resumed && p.onlyRemoved(r.Object)
+	}
+	return false
+}
+
+// onlyRemoved reports whether every "pod/NAME" or "pvc/NAME" in obj
+// belongs to an ordinal this plan removes.
+func (p *Plan) onlyRemoved(obj string) bool {
+	if obj == "" {
+		return false
+	}
+	for _, o := range strings.Split(obj, ",") {
+		o = strings.TrimSpace(o)
+		name, ok := strings.CutPrefix(o, "pod/")
+		if !ok {
+			name, ok = strings.CutPrefix(o, "pvc/")
+			if !ok {
+				return false
+			}
+		}
+		found := false
+		for _, s := range p.Steps {
+			if name == s.Pod {
+				found = true
+			}
+			for _, c := range s.PVCs {
+				if name == c.Name {
+					found = true
+				}
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Plan) stateStep(n int) *StepState {
+	if p.state == nil {
+		return nil
+	}
+	return p.state.step(n)
+}
+
+func (p *Plan) stateClaim(name string, uid types.UID) *ClaimState {
+	if p.state == nil {
+		return nil
+	}
+	return p.state.claim(name, uid)
+}
+
+// checkAutoscalers refuses when a HorizontalPodAutoscaler manages the
+// StatefulSet's scale: it would undo the scale-down. An error means the
+// check could not be made.
+func checkAutoscalers(ctx context.Context, d Deps, sts *appsv1.StatefulSet) (string, error) {
+	hpas, err := d.Kube.AutoscalingV2().HorizontalPodAutoscalers(sts.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("cannot list horizontalpodautoscalers (%v), so they were not checked", err)
+	}
+	for _, h := range hpas.Items {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind == "StatefulSet" && ref.Name == sts.Name {
+			return fmt.Sprintf("horizontalpodautoscaler %s manages the replicas of statefulset %s and would undo the scale-down: lower its minReplicas/maxReplicas or remove it first", h.Name, sts.Name), nil
+		}
+	}
+	return "", nil
+}
+
+func whenScaled(sts *appsv1.StatefulSet) string {
+	if p := sts.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled != "" {
+		return string(p.WhenScaled)
+	}
+	return string(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)
+}
+
+func stayRange(sts string, start int, to int32) string {
+	switch to {
+	case 0:
+		return ""
+	case 1:
+		return wait.PodName(sts, start)
+	}
+	return wait.PodName(sts, start) + ".." + wait.PodName(sts, start+int(to)-1)
+}
+
+func sortedPods(byOrdinal map[int]*corev1.Pod) []*corev1.Pod {
+	keys := make([]int, 0, len(byOrdinal))
+	for k := range byOrdinal {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]*corev1.Pod, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, byOrdinal[k])
+	}
+	return out
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package scaledown
+
+import (
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+)
+
+// OrdinalsStart returns spec.ordinals.start (0 when unset).
+func OrdinalsStart(sts *appsv1.StatefulSet) int {
+	if sts.Spec.Ordinals == nil {
+		return 0
+	}
+	return int(sts.Spec.Ordinals.Start)
+}
+
+// Replicas returns spec.replicas with the API default of 1.
+func Replicas(sts *appsv1.StatefulSet) int32 {
+	if sts.Spec.Replicas == nil {
+		return 1
+	}
+	return *sts.Spec.Replicas
+}
+
+// RemovedOrdinals returns the ordinals a scale-down of sts from `from` to
+// `to` replicas removes, highest first: the order the StatefulSet
+// controller removes them in.
+func RemovedOrdinals(sts *appsv1.StatefulSet, from, to int32) []int {
+	start := OrdinalsStart(sts)
+	var out []int
+	for i := int(from) - 1; i >= int(to); i-- {
+		out = append(out, start+i)
+	}
+	return out
+}
+
+// Claim is a PersistentVolumeClaim created from one of a StatefulSet's
+// volumeClaimTemplates for one ordinal.
+type Claim struct {
+	PVC      *corev1.PersistentVolumeClaim
+	Template string
+	Ordinal  int
+}
+
+// OwnedClaim reports whether pvc was created from one of sts's
+// volumeClaimTemplates, and for which template and ordinal. Both the name
+// ("<template>-<sts>-<ordinal>") and the labels must match: the
+// StatefulSet controller copies the selector's matchLabels onto every
+// claim it creates, so a hand-made claim that merely looks alike is not
+// taken. A claim controlled by another StatefulSet is not taken either.
+func OwnedClaim(sts *appsv1.StatefulSet, pvc *corev1.PersistentVolumeClaim) (Claim, bool) {
+	if pvc == nil || pvc.Namespace != sts.Namespace {
+		return Claim{}, false
+	}
+	if sts.Spec.Selector == nil || len(sts.Spec.Selector.MatchLabels) == 0 {
+		return Claim{}, false
+	}
+	if !labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).Matches(labels.Set(pvc.Labels)) {
+		return Claim{}, false
+	}
+	if ref := metav1.GetControllerOf(pvc); ref != nil && ref.Kind == "StatefulSet" && (ref.Name != sts.Name || (sts.UID != "" && ref.UID != sts.UID)) {
+		return Claim{}, false
+	}
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		if n, ok := wait.PodOrdinal(t.Name+"-"+sts.Name, pvc.Name); ok {
+			return Claim{PVC: pvc, Template: t.Name, Ordinal: n}, true
+		}
+	}
+	return Claim{}, false
+}
+
+// ClaimsByOrdinal returns sts's claims among pvcs, grouped by ordinal and
+// sorted by template order within an ordinal.
+func ClaimsByOrdinal(sts *appsv1.StatefulSet, pvcs []*corev1.PersistentVolumeClaim) map[int][]Claim {
+	order := map[string]int{}
+	for i, t := range sts.Spec.VolumeClaimTemplates {
+		order[t.Name] = i
+	}
+	out := map[int][]Claim{}
+	for _, p := range pvcs {
+		if c, ok := OwnedClaim(sts, p); ok {
+			out[c.Ordinal] = append(out[c.Ordinal], c)
+		}
+	}
+	for _, cs := range out {
+		sort.Slice(cs, func(i, j int) bool { return order[cs[i].Template] < order[cs[j].Template] })
+	}
+	return out
+}
+
+// OwnedPod reports whether pod is a pod of sts (its name pattern, its
+// selector, and no other controller), and its ordinal.
+func OwnedPod(sts *appsv1.StatefulSet, pod *corev1.Pod) (int, bool) {
+	if pod == nil || pod.Namespace != sts.Namespace {
+		return 0, false
+	}
+	n, ok := wait.PodOrdinal(sts.Name, pod.Name)
+	if !ok {
+		return 0, false
+	}
+	if sts.Spec.Selector == nil {
+		return 0, false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+		return 0, false
+	}
+	if ref := metav1.GetControllerOf(pod); ref != nil && sts.UID != "" && ref.UID != sts.UID {
+		return 0, false
+	}
+	return n, true
+}
+
+// PodsByOrdinal returns sts's pods among pods, keyed by ordinal.
+func PodsByOrdinal(sts *appsv1.StatefulSet, pods []*corev1.Pod) map[int]*corev1.Pod {
+	out := map[int]*corev1.Pod{}
+	for _, p := range pods {
+		if n, ok := OwnedPod(sts, p); ok {
+			out[n] = p
+		}
+	}
+	return out
+}
+
+// LeftoverOrdinals returns the ordinals at or above the end of sts's
+// desired range that have claims but no pod: what earlier scale-downs left
+// behind. Ordinals whose pod still exists are excluded (a scale-down is
+// still removing them); so are ordinals below spec.ordinals.start, which
+// no scale-down leaves. Highest first.
+func LeftoverOrdinals(sts *appsv1.StatefulSet, claims map[int][]Claim, pods map[int]*corev1.Pod) []int {
+	end := OrdinalsStart(sts) + int(Replicas(sts))
+	var out []int
+	for n := range claims {
+		if n >= end && pods[n] == nil {
+			out = append(out, n)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(out)))
+	return out
+}
+
+// podUsingClaim returns the name of a pod among pods that mounts the claim
+// named claim, or "".
+func podUsingClaim(pods []corev1.Pod, claim string) string {
+	for i := range pods {
+		for _, v := range pods[i].Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+				return pods[i].Name
+			}
+			// Generic ephemeral volumes name their claim "<pod>-<volume>".
+			if v.Ephemeral != nil && pods[i].Name+"-"+v.Name == claim {
+				return pods[i].Name
+			}
+		}
+	}
+	return ""
+}

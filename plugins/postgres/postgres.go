@@ -1,0 +1,570 @@
+// Package postgres is the PostgreSQL engine: roles from
+// pg_is_in_recovery(), replicas and their lag from pg_stat_replication on
+// the primary and the WAL receiver on each replica, replication slots with
+// the WAL they retain, and, on scale-down, dropping the removed member's
+// slot once it is inactive.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+// Name is the engine's --engine value.
+const Name = "postgres"
+
+// Defaults of the scale-down steps.
+const (
+	// DefaultSlotWait covers wal_sender_timeout (60s by default): how long
+	// the primary may keep a vanished replica's connection, and its slot,
+	// active.
+	DefaultSlotWait = 2 * time.Minute
+	slotPoll        = time.Second
+)
+
+// Engine is the PostgreSQL engine.
+type Engine struct {
+	// Now and Sleep are the clock of the slot wait; tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// New returns the engine.
+func New() *Engine { return &Engine{Now: time.Now, Sleep: sleep} }
+
+var _ plugins.Engine = (*Engine)(nil)
+
+// Name implements plugins.Engine.
+func (e *Engine) Name() string { return Name }
+
+// Aliases implements plugins.Aliased.
+func (e *Engine) Aliases() []string { return []string{"postgresql", "pg"} }
+
+// Matches implements plugins.Engine: postgres, postgresql (Bitnami,
+// CloudNativePG), postgis, timescaledb and spilo (Patroni) images.
+func (e *Engine) Matches(image string) bool {
+	return plugins.MatchImage(image, "postgres", "postgresql", "postgis", "timescaledb", "spilo", "patroni")
+}
+
+// view is one server's answer to membersSQL.
+type view struct {
+	Recovery    bool      `json:"recovery"`
+	Version     int       `json:"version"`
+	LSN         string    `json:"lsn"`
+	ReceiveLSN  *string   `json:"receiveLsn"`
+	ReplayLSN   *string   `json:"replayLsn"`
+	ReplayDelay *float64  `json:"replayDelay"`
+	Receiver    *receiver `json:"receiver"`
+	Replication []replica `json:"replication"`
+	Slots       []slot    `json:"slots"`
+}
+
+type receiver struct {
+	Status     string  `json:"status"`
+	SlotName   *string `json:"slotName"`
+	SenderHost *string `json:"senderHost"`
+	SenderPort *string `json:"senderPort"`
+}
+
+type replica struct {
+	PID             int         `json:"pid"`
+	ApplicationName string      `json:"applicationName"`
+	ClientAddr      *string     `json:"clientAddr"`
+	State           string      `json:"state"`
+	SentLSN         *string     `json:"sentLsn"`
+	WriteLSN        *string     `json:"writeLsn"`
+	FlushLSN        *string     `json:"flushLsn"`
+	ReplayLSN       *string     `json:"replayLsn"`
+	WriteLag        *float64    `json:"writeLag"`
+	FlushLag        *float64    `json:"flushLag"`
+	ReplayLag       *float64    `json:"replayLag"`
+	SyncState       string      `json:"syncState"`
+	LagBytes        json.Number `json:"lagBytes"`
+}
+
+type slot struct {
+	Name          string      `json:"name"`
+	Type          string      `json:"type"`
+	Active        bool        `json:"active"`
+	ActivePID     *int        `json:"activePid"`
+	RestartLSN    *string     `json:"restartLsn"`
+	WALStatus     *string     `json:"walStatus"`
+	RetainedBytes json.Number `json:"retainedBytes"`
+}
+
+func parseView(out []byte) (view, error) {
+	var v view
+	text := strings.TrimSpace(string(out))
+	if text == "" {
+		return v, fmt.Errorf("psql printed nothing")
+	}
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return v, fmt.Errorf("cannot parse psql output: %w", err)
+	}
+	return v, nil
+}
+
+// read asks every pod of t for its view, in parallel.
+func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]view, error) {
+	var mu sync.Mutex
+	views := map[string]view{}
+	members, err := plugins.QueryPods(ctx, t, func(ctx context.Context, pod *corev1.Pod) (plugins.Member, error) {
+		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "psql", psqlCommand(membersSQL))
+		if err != nil {
+			return plugins.Member{}, err
+		}
+		v, err := parseView(out)
+		if err != nil {
+			return plugins.Member{}, fmt.Errorf("pod %s: %w", pod.Name, err)
+		}
+		mu.Lock()
+		views[pod.Name] = v
+		mu.Unlock()
+		return plugins.Member{}, nil
+	})
+	ips := map[string]string{}
+	for _, p := range t.Pods {
+		ips[p.Name] = p.Status.PodIP
+	}
+	assemble(members, views, ips)
+	return members, views, err
+}
+
+// Members implements plugins.Engine.
+func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Member, error) {
+	members, _, err := e.read(ctx, t)
+	return members, err
+}
+
+// assemble fills the members from the views: each replica's lag comes from
+// the primary's pg_stat_replication row for it when one matches, else from
+// the two servers' positions.
+func assemble(members []plugins.Member, views map[string]view, podIPs map[string]string) {
+	var primary *view
+	for i := range members {
+		v, ok := views[members[i].Pod]
+		if !ok {
+			continue
+		}
+		if !v.Recovery {
+			if primary == nil {
+				primary = &v
+			}
+			members[i].Role = plugins.RolePrimary
+		} else {
+			members[i].Role = plugins.RoleReplica
+		}
+	}
+	for i := range members {
+		m := &members[i]
+		v, ok := views[m.Pod]
+		if !ok {
+			continue
+		}
+		m.Details = map[string]string{"serverVersion": strconv.Itoa(v.Version)}
+		m.Slots = toSlots(v.Slots)
+		if m.Role == plugins.RolePrimary {
+			m.State = "read-write"
+			m.Details["currentLsn"] = v.LSN
+			streaming := 0
+			for _, r := range v.Replication {
+				if r.State == "streaming" {
+					streaming++
+				}
+			}
+			m.Details["replicas"] = fmt.Sprintf("%d connected, %d streaming", len(v.Replication), streaming)
+			continue
+		}
+		setIf(m.Details, "receiveLsn", v.ReceiveLSN)
+		setIf(m.Details, "replayLsn", v.ReplayLSN)
+		m.State = "recovering"
+		if v.Receiver != nil {
+			m.State = v.Receiver.Status
+			setIf(m.Details, "slot", v.Receiver.SlotName)
+			if v.Receiver.SenderHost != nil {
+				m.Details["sender"] = *v.Receiver.SenderHost
+				if v.Receiver.SenderPort != nil {
+					m.Details["sender"] += ":" + *v.Receiver.SenderPort
+				}
+			}
+		}
+		m.LagSeconds = v.ReplayDelay
+		if primary == nil {
+			continue
+		}
+		if r := matchReplica(m.Pod, v, *primary, podIPs[m.Pod]); r != nil {
+			m.State = r.State
+			m.Details["syncState"] = r.SyncState
+			m.Details["applicationName"] = r.ApplicationName
+			if n, err := r.LagBytes.Int64(); err == nil {
+				m.LagBytes = plugins.Int64(max(n, 0))
+			}
+			if r.ReplayLag != nil {
+				m.LagSeconds = r.ReplayLag
+			}
+		} else if v.ReplayLSN != nil {
+			// Not streaming from the primary (or not recognisable): the
+			// distance between the two servers' positions.
+			if p, err1 := ParseLSN(primary.LSN); err1 == nil {
+				if r, err2 := ParseLSN(*v.ReplayLSN); err2 == nil {
+					m.LagBytes = plugins.Int64(max(int64(p)-int64(r), 0))
+				}
+			}
+		}
+	}
+}
+
+// matchReplica finds the primary's pg_stat_replication row of a replica:
+// by application_name (Patroni and most operators set the member name),
+// by the slot the replica streams from, or by the pod's IP address.
+func matchReplica(pod string, v view, primary view, podIP string) *replica {
+	for i, r := range primary.Replication {
+		if r.ApplicationName == pod || r.ApplicationName == SlotNameFromMember(pod) {
+			return &primary.Replication[i]
+		}
+	}
+	if v.Receiver != nil && v.Receiver.SlotName != nil && *v.Receiver.SlotName != "" {
+		for _, s := range primary.Slots {
+			if s.Name != *v.Receiver.SlotName || s.ActivePID == nil {
+				continue
+			}
+			for i, r := range primary.Replication {
+				if r.PID == *s.ActivePID {
+					return &primary.Replication[i]
+				}
+			}
+		}
+	}
+	if podIP != "" {
+		for i, r := range primary.Replication {
+			if r.ClientAddr != nil && *r.ClientAddr == podIP {
+				return &primary.Replication[i]
+			}
+		}
+	}
+	return nil
+}
+
+func toSlots(in []slot) []plugins.Slot {
+	var out []plugins.Slot
+	for _, s := range in {
+		ps := plugins.Slot{Name: s.Name, Type: s.Type, Active: s.Active}
+		if n, err := s.RetainedBytes.Int64(); err == nil {
+			ps.RetainedBytes = plugins.Int64(n)
+		}
+		if s.WALStatus != nil {
+			ps.WALStatus = *s.WALStatus
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func setIf(m map[string]string, k string, v *string) {
+	if v != nil && *v != "" {
+		m[k] = *v
+	}
+}
+
+// ParseLSN parses a WAL position printed as "X/Y" (two hex halves).
+func ParseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	return h<<32 | l, nil
+}
+
+// Healthy implements plugins.Engine: every member answered, exactly one
+// primary, every replica streaming, lag within the bounds.
+func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
+	if r := plugins.Unanswered(members); r != "" {
+		return false, r
+	}
+	if r := plugins.PrimaryReason(members); r != "" {
+		return false, r
+	}
+	var problems []string
+	for _, m := range members {
+		if m.Role != plugins.RoleReplica {
+			continue
+		}
+		if m.State != "streaming" {
+			problems = append(problems, fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State)))
+			continue
+		}
+		if r := plugins.LagReason(m, opts); r != "" {
+			problems = append(problems, r)
+		}
+	}
+	if len(problems) > 0 {
+		return false, strings.Join(problems, "; ")
+	}
+	return true, ""
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "in an unknown state"
+	}
+	return s
+}
+
+// BeforeRemove implements plugins.Engine: it refuses to remove the
+// primary, and warns when the member streams from a slot that AfterRemove
+// would not drop.
+func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	names, explicit, err := slotNames(t, ordinal, opts)
+	if err != nil {
+		return err
+	}
+	members, views, err := e.read(ctx, t)
+	if err != nil {
+		return err
+	}
+	if err := plugins.RefusePrimary(members, ordinal); err != nil {
+		return err
+	}
+	pod := t.PodName(ordinal)
+	_, ok := plugins.FindMember(members, ordinal)
+	if !ok {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Message: fmt.Sprintf("pod %s does not exist", pod)})
+		return nil
+	}
+	msg := plugins.NotPrimaryMessage(members, ordinal)
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Message: msg})
+	if v, ok := views[pod]; ok && v.Receiver != nil && v.Receiver.SlotName != nil && *v.Receiver.SlotName != "" {
+		used := *v.Receiver.SlotName
+		if !contains(names, used) {
+			how := "is not among the slot names kubectl-sts derives for it (" + strings.Join(names, ", ") + ")"
+			if explicit {
+				how = "is not among the --slot-name values"
+			}
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: pod, Object: "slot " + used,
+				Message: fmt.Sprintf("pod %s streams from slot %s, which %s: it will not be dropped; pass --slot-name %s to drop it", pod, used, how, used)})
+		}
+	}
+	return nil
+}
+
+// slotNames returns the slots AfterRemove considers for ordinal, validated.
+func slotNames(t plugins.Target, ordinal int, opts plugins.RemoveOptions) (names []string, explicit bool, err error) {
+	if len(opts.SlotNames) > 0 {
+		for _, n := range opts.SlotNames {
+			if err := ValidateSlotName(n); err != nil {
+				return nil, true, fmt.Errorf("--slot-name: %w", err)
+			}
+		}
+		return opts.SlotNames, true, nil
+	}
+	if t.StatefulSet == nil {
+		return nil, false, fmt.Errorf("no StatefulSet given")
+	}
+	return SlotCandidates(t.StatefulSet.Name, ordinal), false, nil
+}
+
+// AfterRemove implements plugins.Engine: on the primary, it drops the
+// removed member's replication slot (by the naming conventions, or
+// RemoveOptions.SlotNames) once it is inactive, waiting up to opts.Wait
+// (DefaultSlotWait) for it to become so. An active slot is never dropped;
+// a slot that is already gone is success; a slot that a remaining replica
+// streams from is never dropped.
+func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	names, explicit, err := slotNames(t, ordinal, opts)
+	if err != nil {
+		return err
+	}
+	rest := t
+	rest.Pods = t.PodsExcept(ordinal)
+	members, views, err := e.read(ctx, rest)
+	if err != nil {
+		return err
+	}
+	primaries := plugins.Primaries(members)
+	if len(primaries) != 1 {
+		why := plugins.PrimaryReason(members)
+		if u := plugins.Unanswered(members); u != "" {
+			why += "; " + u
+		}
+		return fmt.Errorf("cannot drop the replication slot of ordinal %d: %s", ordinal, why)
+	}
+	primary := t.Pod(primaries[0].Ordinal)
+	pv := views[primary.Name]
+	inUse := map[string]string{}
+	for pod, v := range views {
+		if v.Receiver != nil && v.Receiver.SlotName != nil {
+			inUse[*v.Receiver.SlotName] = pod
+		}
+	}
+	existing := map[string]slot{}
+	for _, s := range pv.Slots {
+		existing[s.Name] = s
+	}
+
+	var drop []string
+	for _, n := range names {
+		s, ok := existing[n]
+		switch {
+		case !ok:
+			if explicit {
+				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: primary.Name, Object: "slot " + n,
+					Message: fmt.Sprintf("slot %s does not exist on %s (already dropped)", n, primary.Name)})
+			}
+		case inUse[n] != "":
+			if explicit {
+				return fmt.Errorf("slot %s is used by pod %s, which stays: not dropping it (check --slot-name)", n, inUse[n])
+			}
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
+				Message: fmt.Sprintf("slot %s is used by pod %s, which stays: not dropping it", n, inUse[n])})
+		case s.Type != "physical" && !explicit:
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
+				Message: fmt.Sprintf("slot %s is a %s slot, not a replica's: not dropping it (name it with --slot-name to drop it)", n, s.Type)})
+		default:
+			drop = append(drop, n)
+		}
+	}
+	if len(drop) == 0 {
+		if !explicit {
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: primary.Name,
+				Message: fmt.Sprintf("no replication slot of %s on %s (looked for %s)", t.PodName(ordinal), primary.Name, strings.Join(names, ", "))})
+		}
+		return nil
+	}
+	if opts.DryRun {
+		for _, n := range drop {
+			s := existing[n]
+			state := "inactive"
+			if s.Active {
+				state = "active: it will wait for it to go inactive"
+			}
+			msg := fmt.Sprintf("would drop replication slot %s on %s (%s", n, primary.Name, state)
+			if b, err := s.RetainedBytes.Int64(); err == nil {
+				msg += fmt.Sprintf(", retaining %d bytes of WAL", b)
+			}
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: "slot " + n, Message: msg + ")"})
+		}
+		return nil
+	}
+	wait := opts.Wait
+	if wait <= 0 {
+		wait = DefaultSlotWait
+	}
+	for _, n := range drop {
+		if err := e.dropWhenInactive(ctx, t, primary, ordinal, n, wait, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type slotState struct {
+	Exists    bool `json:"exists"`
+	Active    bool `json:"active"`
+	ActivePID *int `json:"activePid"`
+}
+
+// dropWhenInactive drops slot name on the primary, retrying while it is
+// active, until it is dropped, gone, or wait has passed.
+func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary *corev1.Pod, ordinal int, name string, wait time.Duration, opts plugins.RemoveOptions) error {
+	container := t.ContainerFor(primary, e.Matches)
+	now := e.Now
+	if now == nil {
+		now = time.Now
+	}
+	deadline := now().Add(wait)
+	waiting := false
+	for {
+		out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
+		if err == nil && strings.TrimSpace(string(out)) == "1" {
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: "slot " + name,
+				Message: fmt.Sprintf("dropped replication slot %s on %s", name, primary.Name)})
+			return nil
+		}
+		// Not dropped: active, gone, or the drop raced with a walsender.
+		raced := false
+		var ce *plugins.CommandError
+		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "is active for PID") {
+			raced = true
+		} else if err != nil {
+			return fmt.Errorf("dropping replication slot %s on %s: %w", name, primary.Name, err)
+		}
+		out, err = t.Run(ctx, primary, container, "psql", psqlCommand(slotStateSQL(name)))
+		if err != nil {
+			return fmt.Errorf("reading replication slot %s on %s: %w", name, primary.Name, err)
+		}
+		var st slotState
+		if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &st); err != nil {
+			return fmt.Errorf("reading replication slot %s on %s: cannot parse %q: %w", name, primary.Name, out, err)
+		}
+		if !st.Exists {
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: primary.Name, Object: "slot " + name,
+				Message: fmt.Sprintf("replication slot %s on %s is already gone", name, primary.Name)})
+			return nil
+		}
+		holder := ""
+		if st.ActivePID != nil {
+			holder = fmt.Sprintf(" by pid %d", *st.ActivePID)
+		}
+		if !st.Active && !raced {
+			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped", name, primary.Name)
+		}
+		if now().After(deadline) {
+			return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+
+				"kubectl-sts never drops an active slot; stop what uses it (or wait for wal_sender_timeout to end a vanished "+
+				"replica's connection) and run the scale-down again", name, primary.Name, holder, wait)
+		}
+		if !waiting {
+			waiting = true
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: primary.Name, Object: "slot " + name,
+				Message: fmt.Sprintf("replication slot %s on %s is active%s; waiting up to %s for it to become inactive", name, primary.Name, holder, wait)})
+		}
+		if err := e.sleep(ctx, slotPoll); err != nil {
+			return err
+		}
+	}
+}
+
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	if e.Sleep != nil {
+		return e.Sleep(ctx, d)
+	}
+	return sleep(ctx, d)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

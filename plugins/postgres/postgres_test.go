@@ -1,0 +1,452 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+// The fixtures are membersSQL's output recorded on PostgreSQL 15: a
+// primary with a streaming replica on slot pg_1, an inactive reserved
+// slot pg_2, a never-used slot backup_slot and a logical slot cdc.
+func fixture(t *testing.T, name string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile("testdata/" + name)
+	require.NoError(t, err)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(data, &v))
+	return v
+}
+
+func encode(t *testing.T, v map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b) + "\n"
+}
+
+func pod(name, ip string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "db"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "metrics", Image: "postgres-exporter"}, {Name: "postgres", Image: "postgres:15"}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip},
+	}
+}
+
+// server is a scripted PostgreSQL behind the fake executor.
+type server struct {
+	mu      sync.Mutex
+	view    string
+	fail    string          // stderr of a failing psql, if set
+	slots   map[string]bool // slot name → active
+	drops   []string
+	queries []string
+}
+
+func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(req.Command) != 6 || req.Command[0] != "sh" || req.Command[3] != "psql" || req.Command[4] != "-c" {
+		return kube.ExecResult{}, fmt.Errorf("unexpected command %q", req.Command)
+	}
+	sql := req.Command[5]
+	s.queries = append(s.queries, sql)
+	if s.fail != "" {
+		return kube.ExecResult{Stderr: []byte(s.fail), ExitCode: 2}, nil
+	}
+	switch {
+	case sql == membersSQL:
+		return kube.ExecResult{Stdout: []byte(s.view)}, nil
+	case strings.Contains(sql, "pg_drop_replication_slot"):
+		for name, active := range s.slots {
+			if sql == dropSlotSQL(name) {
+				if active {
+					return kube.ExecResult{Stdout: []byte("0\n")}, nil
+				}
+				delete(s.slots, name)
+				s.drops = append(s.drops, name)
+				return kube.ExecResult{Stdout: []byte("1\n")}, nil
+			}
+		}
+		return kube.ExecResult{Stdout: []byte("0\n")}, nil
+	case strings.Contains(sql, "'exists'"):
+		for name, active := range s.slots {
+			if sql == slotStateSQL(name) {
+				return kube.ExecResult{Stdout: []byte(fmt.Sprintf(`{"exists" : true, "active" : %t, "activePid" : 4242}`+"\n", active))}, nil
+			}
+		}
+		return kube.ExecResult{Stdout: []byte(`{"exists" : false, "active" : false, "activePid" : null}` + "\n")}, nil
+	}
+	return kube.ExecResult{}, fmt.Errorf("unexpected SQL %q", sql)
+}
+
+type env struct {
+	target  plugins.Target
+	ex      *kubefake.Executor
+	servers map[string]*server
+	events  []plugins.RemoveEvent
+}
+
+func newEnv(t *testing.T, views map[string]string) *env {
+	t.Helper()
+	_, ex := kubefake.NewClient()
+	e := &env{ex: ex, servers: map[string]*server{}}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "pg", Namespace: "db"}}
+	e.target = plugins.Target{StatefulSet: sts, Exec: ex, Timeout: time.Second}
+	for i := 0; i < len(views); i++ {
+		name := fmt.Sprintf("pg-%d", i)
+		s := &server{view: views[name], slots: map[string]bool{}}
+		e.servers[name] = s
+		ex.Handle(name, s.handle)
+		e.target.Pods = append(e.target.Pods, pod(name, fmt.Sprintf("10.0.0.%d", i+10)))
+	}
+	return e
+}
+
+func (e *env) opts() plugins.RemoveOptions {
+	return plugins.RemoveOptions{Wait: 10 * time.Second, Events: func(ev plugins.RemoveEvent) { e.events = append(e.events, ev) }}
+}
+
+// testEngine runs the slot wait on a fake clock.
+func testEngine() (*Engine, *time.Time) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &Engine{Now: func() time.Time { return now }}
+	e.Sleep = func(_ context.Context, d time.Duration) error { now = now.Add(d); return nil }
+	return e, &now
+}
+
+func standardViews(t *testing.T) map[string]string {
+	return map[string]string{
+		"pg-0": encode(t, fixture(t, "primary.json")),
+		"pg-1": encode(t, fixture(t, "replica.json")),
+	}
+}
+
+func TestMembersFromRecordedServers(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	e.target.Pods = append(e.target.Pods, pod("pg-2", "10.0.0.12"))
+	e.ex.Handle("pg-2", func(kube.ExecRequest) (kube.ExecResult, error) {
+		return kube.ExecResult{Stderr: []byte(`psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file or directory`), ExitCode: 2}, nil
+	})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	require.Len(t, members, 3)
+
+	p := members[0]
+	assert.Equal(t, plugins.RolePrimary, p.Role)
+	assert.Equal(t, "read-write", p.State)
+	assert.Equal(t, "0/3620760", p.Details["currentLsn"])
+	assert.Equal(t, "1 connected, 1 streaming", p.Details["replicas"])
+	require.Len(t, p.Slots, 4)
+	slots := map[string]plugins.Slot{}
+	for _, s := range p.Slots {
+		slots[s.Name] = s
+	}
+	assert.True(t, slots["pg_1"].Active)
+	assert.Equal(t, int64(23201592), *slots["pg_2"].RetainedBytes)
+	assert.Equal(t, "reserved", slots["pg_2"].WALStatus)
+	assert.Nil(t, slots["backup_slot"].RetainedBytes, "a slot never reserved retains nothing measurable")
+	assert.Equal(t, "logical", slots["cdc"].Type)
+
+	r := members[1]
+	assert.Equal(t, plugins.RoleReplica, r.Role)
+	assert.Equal(t, "streaming", r.State)
+	require.NotNil(t, r.LagBytes)
+	assert.Equal(t, int64(0), *r.LagBytes)
+	require.NotNil(t, r.LagSeconds)
+	assert.Equal(t, 0.0, *r.LagSeconds)
+	assert.Equal(t, "pg_1", r.Details["slot"])
+	assert.Equal(t, "async", r.Details["syncState"], "matched to the primary's row through slot pg_1")
+
+	u := members[2]
+	assert.Equal(t, plugins.RoleUnknown, u.Role)
+	assert.Contains(t, u.Error, "psql in pod pg-2 exited with code 2: psql: error: connection to server")
+
+	for _, c := range e.ex.Calls() {
+		assert.Equal(t, "postgres", c.Container, "runs in the container whose image matched")
+		assert.NotContains(t, c.Command[2], "SELECT", "SQL is a positional parameter, not part of the shell script")
+	}
+}
+
+func TestLagFromThePrimarysRow(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	row := primary["replication"].([]any)[0].(map[string]any)
+	row["applicationName"] = "pg-1" // Patroni's application_name
+	row["pid"] = 1                  // no slot link: the name must match
+	row["state"] = "catchup"
+	row["replayLsn"] = "0/3000000"
+	row["lagBytes"] = 6424416
+	row["replayLag"] = 12.5
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json"))})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	r := members[1]
+	assert.Equal(t, "catchup", r.State)
+	assert.Equal(t, int64(6424416), *r.LagBytes)
+	assert.Equal(t, 12.5, *r.LagSeconds)
+
+	ok, reason := New().Healthy(members, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "pg-1 is catchup, not streaming", reason)
+}
+
+func TestLagByIPAndByPosition(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	row := primary["replication"].([]any)[0].(map[string]any)
+	row["pid"] = 1
+	row["clientAddr"] = "10.0.0.11"
+	row["lagBytes"] = 77
+	replica := fixture(t, "replica.json")
+	replica["receiver"].(map[string]any)["slotName"] = nil
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, int64(77), *members[1].LagBytes, "matched by the pod's IP")
+
+	// No row matches at all: the distance between the two positions.
+	row["clientAddr"] = "192.0.2.1"
+	replica["replayLsn"] = "0/3600000"
+	e = newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0x3620760-0x3600000), *members[1].LagBytes)
+}
+
+func TestHealthy(t *testing.T) {
+	eng := New()
+	lag := func(b int64, s float64) plugins.Member {
+		return plugins.Member{Pod: "pg-1", Ordinal: 1, Role: plugins.RoleReplica, State: "streaming", LagBytes: plugins.Int64(b), LagSeconds: plugins.Float64(s)}
+	}
+	primary := plugins.Member{Pod: "pg-0", Role: plugins.RolePrimary, State: "read-write"}
+	cases := []struct {
+		name    string
+		members []plugins.Member
+		opts    plugins.HealthOptions
+		reason  string
+	}{
+		{"healthy", []plugins.Member{primary, lag(100, 0.5)}, plugins.HealthOptions{MaxLagBytes: 1000, MaxLagSeconds: 1}, ""},
+		{"no bounds", []plugins.Member{primary, lag(1<<40, 3600)}, plugins.HealthOptions{}, ""},
+		{"bytes over", []plugins.Member{primary, lag(2000, 0)}, plugins.HealthOptions{MaxLagBytes: 1000}, "pg-1: 2000 bytes behind (bound 1000)"},
+		{"seconds over", []plugins.Member{primary, lag(0, 30)}, plugins.HealthOptions{MaxLagSeconds: 10}, "pg-1: 30.0s behind (bound 10s)"},
+		{"no primary", []plugins.Member{lag(0, 0)}, plugins.HealthOptions{}, "no member is primary"},
+		{"two primaries", []plugins.Member{primary, {Pod: "pg-1", Role: plugins.RolePrimary}}, plugins.HealthOptions{}, "more than one primary: pg-0, pg-1"},
+		{"unanswered", []plugins.Member{primary, {Pod: "pg-1", Role: plugins.RoleUnknown, Error: "timeout"}}, plugins.HealthOptions{}, "no answer from pg-1 (timeout)"},
+		{"not streaming", []plugins.Member{primary, {Pod: "pg-1", Role: plugins.RoleReplica, State: "recovering"}}, plugins.HealthOptions{}, "pg-1 is recovering, not streaming"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, reason := eng.Healthy(tc.members, tc.opts)
+			assert.Equal(t, tc.reason == "", ok)
+			assert.Equal(t, tc.reason, reason)
+		})
+	}
+}
+
+func TestAfterRemoveDropsOnlyTheRemovedMembersInactiveSlot(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	e.servers["pg-0"].slots = map[string]bool{"pg_1": true, "pg_2": false, "backup_slot": false}
+	eng, _ := testEngine()
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 2, e.opts()))
+	assert.Equal(t, []string{"pg_2"}, e.servers["pg-0"].drops)
+	require.Len(t, e.events, 1)
+	assert.Equal(t, plugins.ActionChanged, e.events[0].Action)
+	assert.Equal(t, "dropped replication slot pg_2 on pg-0", e.events[0].Message)
+	for _, c := range e.ex.Calls() {
+		if strings.Contains(c.Command[5], "pg_drop_replication_slot") {
+			assert.Equal(t, "pg-0", c.Pod, "slots are dropped on the primary")
+		}
+	}
+}
+
+func TestAfterRemoveDryRunChangesNothing(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	e.servers["pg-0"].slots = map[string]bool{"pg_2": false}
+	eng, _ := testEngine()
+	opts := e.opts()
+	opts.DryRun = true
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 2, opts))
+	assert.Empty(t, e.servers["pg-0"].drops)
+	for _, q := range e.servers["pg-0"].queries {
+		assert.NotContains(t, q, "pg_drop_replication_slot")
+	}
+	require.Len(t, e.events, 1)
+	assert.True(t, e.events[0].DryRun)
+	assert.Equal(t, "would drop replication slot pg_2 on pg-0 (inactive, retaining 23201592 bytes of WAL)", e.events[0].Message)
+}
+
+func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
+	// pg-1 is being removed; its slot stays active for three polls.
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	eng, now := testEngine()
+	start := *now
+	polls := 0
+	eng.Sleep = func(_ context.Context, d time.Duration) error {
+		*now = now.Add(d)
+		polls++
+		if polls == 3 {
+			srv.mu.Lock()
+			srv.slots["pg_1"] = false
+			srv.mu.Unlock()
+		}
+		return nil
+	}
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
+	assert.Equal(t, []string{"pg_1"}, srv.drops)
+	assert.Equal(t, 3*time.Second, now.Sub(start))
+	require.Len(t, e.events, 2)
+	assert.Equal(t, plugins.ActionWaiting, e.events[0].Action)
+	assert.Contains(t, e.events[0].Message, "replication slot pg_1 on pg-0 is active by pid 4242; waiting up to 10s")
+	assert.Equal(t, plugins.ActionChanged, e.events[1].Action)
+}
+
+func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	e.servers["pg-0"].slots = map[string]bool{"pg_1": true}
+	eng, _ := testEngine()
+	err := eng.AfterRemove(context.Background(), e.target, 1, e.opts())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active by pid 4242 after 10s")
+	assert.Contains(t, err.Error(), "never drops an active slot")
+	assert.Empty(t, e.servers["pg-0"].drops)
+	assert.True(t, e.servers["pg-0"].slots["pg_1"])
+}
+
+func TestAfterRemoveAlreadyDroppedIsSuccess(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	eng, _ := testEngine()
+	// pg_3's slot does not exist by any convention.
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 3, e.opts()))
+	require.Len(t, e.events, 1)
+	assert.Equal(t, plugins.ActionSkipped, e.events[0].Action)
+	assert.Contains(t, e.events[0].Message, "no replication slot of pg-3 on pg-0 (looked for pg_3, slot_pg_3, _cnpg_pg_3, repmgr_slot_1003)")
+
+	// Listed at read time, gone by the time of the drop.
+	e = newEnv(t, standardViews(t))
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 2, e.opts()))
+	require.Len(t, e.events, 1)
+	assert.Equal(t, "replication slot pg_2 on pg-0 is already gone", e.events[0].Message)
+}
+
+func TestAfterRemoveExplicitSlotNames(t *testing.T) {
+	eng, _ := testEngine()
+
+	e := newEnv(t, standardViews(t))
+	opts := e.opts()
+	opts.SlotNames = []string{"pg_1"}
+	err := eng.AfterRemove(context.Background(), e.target, 2, opts)
+	assert.EqualError(t, err, "slot pg_1 is used by pod pg-1, which stays: not dropping it (check --slot-name)")
+
+	opts.SlotNames = []string{"Bad-Name'; DROP TABLE x; --"}
+	err = eng.AfterRemove(context.Background(), e.target, 2, opts)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--slot-name: replication slot name")
+
+	e2 := newEnv(t, standardViews(t))
+	e2.servers["pg-0"].slots = map[string]bool{"cdc": false}
+	opts = e2.opts()
+	opts.SlotNames = []string{"cdc", "missing"}
+	require.NoError(t, eng.AfterRemove(context.Background(), e2.target, 2, opts))
+	assert.Equal(t, []string{"cdc"}, e2.servers["pg-0"].drops, "a named logical slot is dropped too")
+	assert.Equal(t, "slot missing does not exist on pg-0 (already dropped)", e2.events[0].Message)
+}
+
+func TestInvalidSlotNameChangesNothing(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	eng, _ := testEngine()
+	opts := e.opts()
+	opts.SlotNames = []string{"ok_name", "x'); SELECT pg_drop_replication_slot('pg_1"}
+	require.Error(t, eng.AfterRemove(context.Background(), e.target, 2, opts))
+	require.Error(t, eng.BeforeRemove(context.Background(), e.target, 1, opts))
+	assert.Empty(t, e.ex.Calls(), "bad input is refused before anything runs")
+}
+
+func TestConventionSkipsSlotsInUseAndLogicalSlots(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	slots := primary["slots"].([]any)
+	slots = append(slots, map[string]any{"name": "slot_pg_2", "type": "logical", "active": false})
+	primary["slots"] = slots
+	replica := fixture(t, "replica.json")
+	replica["receiver"].(map[string]any)["slotName"] = "_cnpg_pg_2" // a remaining replica uses it
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	e.servers["pg-0"].slots = map[string]bool{"pg_2": false, "slot_pg_2": false, "_cnpg_pg_2": false}
+	primary["slots"] = append(slots, map[string]any{"name": "_cnpg_pg_2", "type": "physical", "active": true})
+	e.servers["pg-0"].view = encode(t, primary)
+	eng, _ := testEngine()
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 2, e.opts()))
+	assert.Equal(t, []string{"pg_2"}, e.servers["pg-0"].drops)
+	var warnings []string
+	for _, ev := range e.events {
+		if ev.Action == plugins.ActionWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}
+	assert.ElementsMatch(t, []string{
+		"slot slot_pg_2 is a logical slot, not a replica's: not dropping it (name it with --slot-name to drop it)",
+		"slot _cnpg_pg_2 is used by pod pg-1, which stays: not dropping it",
+	}, warnings)
+}
+
+func TestAfterRemoveNeedsAPrimary(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "replica.json"))})
+	eng, _ := testEngine()
+	err := eng.AfterRemove(context.Background(), e.target, 1, e.opts())
+	assert.EqualError(t, err, "cannot drop the replication slot of ordinal 1: no member is primary")
+}
+
+func TestBeforeRemove(t *testing.T) {
+	e := newEnv(t, standardViews(t))
+	eng, _ := testEngine()
+	err := eng.BeforeRemove(context.Background(), e.target, 0, e.opts())
+	assert.ErrorContains(t, err, "pod pg-0 is the primary")
+
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 1, e.opts()))
+	require.Len(t, e.events, 1)
+	assert.Equal(t, "pod pg-1 is not the primary (role replica)", e.events[0].Message)
+
+	// A replica streaming from a slot no convention names: warn before.
+	replica := fixture(t, "replica.json")
+	replica["receiver"].(map[string]any)["slotName"] = "custom_standby"
+	e = newEnv(t, map[string]string{"pg-0": standardViews(t)["pg-0"], "pg-1": encode(t, replica)})
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 1, e.opts()))
+	require.Len(t, e.events, 2)
+	assert.Equal(t, plugins.ActionWarning, e.events[1].Action)
+	assert.Contains(t, e.events[1].Message, "pass --slot-name custom_standby to drop it")
+}
+
+func TestParseLSN(t *testing.T) {
+	n, err := ParseLSN("16/B374D848")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0x16B374D848), n)
+	for _, bad := range []string{"", "16", "x/1", "1/x", "1/100000000"} {
+		_, err := ParseLSN(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	eng := New()
+	for _, img := range []string{"postgres:16", "bitnami/postgresql:16", "ghcr.io/cloudnative-pg/postgresql:16.2",
+		"registry.opensource.zalan.do/acid/spilo-16:3.2-p2", "postgis/postgis:16-3.4", "timescale/timescaledb-ha:pg16"} {
+		assert.True(t, eng.Matches(img), img)
+	}
+	for _, img := range []string{"prometheuscommunity/postgres-exporter", "mysql:8", "bitnami/pgbouncer", "edoburu/pgbouncer"} {
+		assert.False(t, eng.Matches(img), img)
+	}
+}
