@@ -20,6 +20,8 @@ func GenerateReference(dir string) error {
 	streams := genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: io.Discard, ErrOut: io.Discard}
 	root := NewCmdRoot(cmdutil.NewOptions(streams))
 	root.DisableAutoGenTag = true
+	// cobra adds the completion command at execution; the reference lists it too.
+	root.InitDefaultCompletionCmd()
 	if f := root.PersistentFlags().Lookup("cache-dir"); f != nil {
 		f.DefValue = "$HOME/.kube/cache"
 	}
