@@ -101,8 +101,8 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 				cfg.PVC, sts.Name, sts.Name, sts.Namespace)}
 		}
 		p.PVC = PVCByKubernetes
-		p.Warnings = append(p.Warnings, fmt.Sprintf(
-			"persistentVolumeClaimRetentionPolicy.whenScaled is Delete: Kubernetes itself deletes the claims of removed ordinals once their pods are gone; kubectl-sts leaves that to it"))
+		p.Warnings = append(p.Warnings,
+			"persistentVolumeClaimRetentionPolicy.whenScaled is Delete: Kubernetes itself deletes the claims of removed ordinals once their pods are gone; kubectl-sts leaves that to it")
 	}
 	if p.PVC == PVCSnapshot {
 		class, err := checkSnapshotAPI(ctx, d.Kube.Discovery(), d.Dynamic, cfg.SnapshotClass)

@@ -23,12 +23,12 @@ func cfg(replicas int32) Config {
 	return Config{Namespace: ns, Name: "db", Replicas: replicas, PVC: PVCDelete, PVCExplicit: true}
 }
 
-func prepare(t *testing.T, f *statustest.Fixture, c Config, extra ...runtime.Object) (*Plan, error, *env) {
+func prepare(t *testing.T, f *statustest.Fixture, c Config, extra ...runtime.Object) (*Plan, *env, error) {
 	t.Helper()
 	e := newEnv(t, objects(f, extra...)...)
 	e.engine.members = primaryAt(0, len(f.Pods))
 	p, err := Prepare(context.Background(), c, e.deps())
-	return p, err, e
+	return p, e, err
 }
 
 func requireRefused(t *testing.T, err error, forceable bool, contains ...string) *RefusedError {
@@ -55,7 +55,7 @@ func TestPreparePlansTheTopOrdinalsAndExactlyTheirClaims(t *testing.T) {
 	// A look-alike claim without the StatefulSet's labels must not be planned.
 	foreign := claim("data", "db", 4, map[string]string{"app": "other"})
 	foreign.Name = "data-db-4-copy"
-	p, err, _ := prepare(t, f, cfg(3), foreign)
+	p, _, err := prepare(t, f, cfg(3), foreign)
 	require.NoError(t, err)
 	assert.Equal(t, int32(5), p.From)
 	assert.Equal(t, int32(3), p.To)
@@ -162,29 +162,29 @@ func TestPrepareForceOverridesOnlyHealth(t *testing.T) {
 	f.NotReady(1, time.Hour)
 	c := cfg(3)
 	c.Force = true
-	p, err, _ := prepare(t, f, c)
+	p, _, err := prepare(t, f, c)
 	require.NoError(t, err)
 	require.NotEmpty(t, p.Warnings)
 	assert.Contains(t, p.Warnings[0], "--force: proceeding although")
 
 	quorum := budget("quorum", appDB(), intOr(4), nil)
-	_, err, _ = prepare(t, fixture(5), c, &quorum)
+	_, _, err = prepare(t, fixture(5), c, &quorum)
 	requireRefused(t, err, false, "poddisruptionbudget quorum")
 }
 
 func TestPrepareInvalidRequests(t *testing.T) {
 	t.Run("not lower", func(t *testing.T) {
-		_, err, _ := prepare(t, fixture(3), Config{Namespace: ns, Name: "db", Replicas: 3, PVC: PVCKeep})
+		_, _, err := prepare(t, fixture(3), Config{Namespace: ns, Name: "db", Replicas: 3, PVC: PVCKeep})
 		requireInvalid(t, err, "--replicas 3 is not lower than the current 3 replicas")
-		_, err, _ = prepare(t, fixture(3), Config{Namespace: ns, Name: "db", Replicas: 4})
+		_, _, err = prepare(t, fixture(3), Config{Namespace: ns, Name: "db", Replicas: 4})
 		requireInvalid(t, err, "is not lower")
 	})
 	t.Run("zero needs allow-zero", func(t *testing.T) {
-		_, err, _ := prepare(t, fixture(3), cfg(0))
+		_, _, err := prepare(t, fixture(3), cfg(0))
 		requireInvalid(t, err, "pass --allow-zero")
 		c := cfg(0)
 		c.AllowZero = true
-		p, err, _ := prepare(t, fixture(3), c)
+		p, _, err := prepare(t, fixture(3), c)
 		require.NoError(t, err)
 		assert.Len(t, p.Steps, 3)
 		assert.Contains(t, strings.Join(p.Warnings, "\n"), "scaling to 0 replicas")
@@ -197,13 +197,13 @@ func TestPrepareInvalidRequests(t *testing.T) {
 		requireRefused(t, err, false, "pod db-2 is the primary")
 	})
 	t.Run("negative", func(t *testing.T) {
-		_, err, _ := prepare(t, fixture(3), cfg(-1))
+		_, _, err := prepare(t, fixture(3), cfg(-1))
 		requireInvalid(t, err, "must not be negative")
 	})
 	t.Run("bad slot name", func(t *testing.T) {
 		c := cfg(3)
 		c.SlotNames = []string{"standby"}
-		_, err, _ := prepare(t, fixture(5), c)
+		_, _, err := prepare(t, fixture(5), c)
 		requireInvalid(t, err, "names one slot, but 2 ordinals are removed")
 	})
 	t.Run("slot names without an engine", func(t *testing.T) {
@@ -229,7 +229,7 @@ func TestPrepareInvalidRequests(t *testing.T) {
 	t.Run("snapshot without the API", func(t *testing.T) {
 		c := cfg(3)
 		c.PVC = PVCSnapshot
-		_, err, _ := prepare(t, fixture(5), c)
+		_, _, err := prepare(t, fixture(5), c)
 		var missing *SnapshotAPIMissingError
 		require.ErrorAs(t, err, &missing)
 	})
@@ -252,12 +252,12 @@ func TestPrepareWhenScaledDelete(t *testing.T) {
 	for _, action := range []PVCAction{PVCKeep, PVCSnapshot} {
 		c := cfg(3)
 		c.PVC = action
-		_, err, _ := prepare(t, withPolicy(), c)
+		_, _, err := prepare(t, withPolicy(), c)
 		requireInvalid(t, err, "whenScaled: Delete")
 	}
 	c := cfg(3)
 	c.PVC, c.PVCExplicit = "", false
-	p, err, _ := prepare(t, withPolicy(), c)
+	p, _, err := prepare(t, withPolicy(), c)
 	require.NoError(t, err)
 	assert.Equal(t, PVCByKubernetes, p.PVC)
 	assert.Contains(t, p.Warnings[0], "Kubernetes itself deletes the claims")
@@ -378,7 +378,7 @@ func TestPrepareCleanup(t *testing.T) {
 func TestPrepareScaleDownWithoutChangeCleansUp(t *testing.T) {
 	f := fixture(3)
 	f.PVCs = append(f.PVCs, claim("data", "db", 3, map[string]string{"app": "db"}))
-	p, err, _ := prepare(t, f, cfg(3))
+	p, _, err := prepare(t, f, cfg(3))
 	require.NoError(t, err)
 	assert.Equal(t, CleanupOperation, p.Operation)
 	require.Len(t, p.Steps, 1)
@@ -388,7 +388,7 @@ func TestPrepareScaleDownWithoutChangeCleansUp(t *testing.T) {
 func TestPrepareListsOtherLeftovers(t *testing.T) {
 	f := fixture(5)
 	f.PVCs = append(f.PVCs, claim("data", "db", 7, map[string]string{"app": "db"}))
-	p, err, _ := prepare(t, f, cfg(3))
+	p, _, err := prepare(t, f, cfg(3))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"data-db-7"}, p.OtherLeftovers)
 	for _, s := range p.Steps {

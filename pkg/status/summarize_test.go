@@ -325,7 +325,7 @@ func TestShortRevision(t *testing.T) {
 	assert.Equal(t, "", status.ShortRevision("db", ""))
 }
 
-type recordingExecutor struct{ calls int }
+type recordingExecutor struct{}
 
 func (recordingExecutor) Exec(context.Context, kube.ExecRequest) (kube.ExecResult, error) {
 	return kube.ExecResult{}, errors.New("not used")

@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
 // Output formats of -o.
@@ -75,6 +76,7 @@ func NewCmdRollout(parent *cmdutil.Options) *cobra.Command {
 		StepTimeout:     rollout.DefaultStepTimeout,
 		RollbackTimeout: rollout.DefaultRollbackTimeout,
 		Engine:          plugins.EngineAuto,
+		Engines:         all.New(),
 	}
 	cmd := &cobra.Command{
 		Use:   "rollout NAME --staged [flags]",

@@ -10,6 +10,7 @@ import (
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
 // ResumeOptions holds the flags of `kubectl sts rollout resume NAME`.
@@ -23,7 +24,7 @@ type ResumeOptions struct {
 }
 
 func newCmdResume(parent *cmdutil.Options) *cobra.Command {
-	o := &ResumeOptions{Options: parent}
+	o := &ResumeOptions{Options: parent, Engines: all.New()}
 	cmd := &cobra.Command{
 		Use:   "resume NAME",
 		Short: "Continue a paused or interrupted staged rollout",

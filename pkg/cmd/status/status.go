@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
 // Output formats of -o.
@@ -48,6 +49,8 @@ type Options struct {
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
 	// report has Kubernetes facts only. The --engine flag sets it.
 	EngineFor func(sts *appsv1.StatefulSet) (plugins.Engine, error)
+	// Engine is --engine; Validate turns it into EngineFor when that is unset.
+	Engine string
 	// EngineTimeout bounds each engine query; zero means the engine's
 	// default.
 	EngineTimeout time.Duration
@@ -137,6 +140,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
+	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
 	return cmd
 }
 
@@ -173,6 +177,18 @@ func (o *Options) Validate() error {
 	}
 	if o.StuckAfter <= 0 {
 		return cmdutil.UsageErrorf("--stuck-after must be positive, got %s", o.StuckAfter)
+	}
+	if o.EngineFor == nil {
+		engines := all.New()
+		switch o.Engine {
+		case "", "auto", "none":
+		default:
+			if _, ok := engines.Lookup(o.Engine); !ok {
+				return cmdutil.UsageErrorf("unknown --engine %q: use auto, none or one of %s", o.Engine, strings.Join(engines.Names(), ", "))
+			}
+		}
+		engine := o.Engine
+		o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) { return engines.Detect(sts, engine) }
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -468,6 +467,6 @@ func TestWatchEndsWhenTheStatefulSetIsDeleted(t *testing.T) {
 		assert.Equal(t, cmdutil.ExitFailed, code)
 		assert.Contains(t, f.ErrOut.String(), "statefulset default/db was deleted")
 	case <-time.After(10 * time.Second):
-		t.Fatal(fmt.Sprintf("watch did not end:\n%s", out.String()))
+		t.Fatalf("watch did not end:\n%s", out.String())
 	}
 }

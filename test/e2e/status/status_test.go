@@ -258,7 +258,7 @@ func TestHealthy(t *testing.T) {
 
 func TestRolloutPausedByPartition(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	sts := create(t, ns, "db", 3)
+	create(t, ns, "db", 3)
 
 	patch := fmt.Sprintf(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}},"template":{"spec":{"containers":[{"name":"db","image":%q}]}}}}`, imageV2)
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "db", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
@@ -266,7 +266,7 @@ func TestRolloutPausedByPartition(t *testing.T) {
 	waitFor(t, ns, "db", "to pause at partition 2", status.Options{}, func(r *status.Report) bool {
 		return settled(r) && r.Verdict.Has(status.CodeRolloutPaused)
 	})
-	sts = get(t, ns, "db")
+	sts := get(t, ns, "db")
 	require.NotEqual(t, sts.Status.CurrentRevision, sts.Status.UpdateRevision)
 
 	res := runIn(t, ns, "db")

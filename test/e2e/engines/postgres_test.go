@@ -1,0 +1,162 @@
+package engines
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/all"
+	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+)
+
+const pgPassword = "pg-s3cret-Ω"
+
+// pgEnv is a pod's environment: libpq's host and port, and the password
+// the way the official image keeps it (POSTGRES_PASSWORD), which the
+// engine maps onto PGPASSWORD inside the pod.
+func pgEnv(p *dbserver.Postgres) map[string]string {
+	env := p.Env()
+	delete(env, "PGUSER") // the engine's default, postgres
+	delete(env, "PGDATABASE")
+	env["POSTGRES_PASSWORD"] = pgPassword
+	return env
+}
+
+// pgSet is a primary (pod 0) with a streaming replica through slot pg_1
+// (pod 1), and a pod 2 with no server behind it.
+type pgSet struct {
+	*bed
+	primary, replica *dbserver.Postgres
+	engine           plugins.Engine
+}
+
+func newPGSet(t *testing.T) *pgSet {
+	t.Helper()
+	p := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	r := p.StartReplica(t, "pg_1")
+	p.Query(t, "SELECT pg_create_physical_replication_slot('pg_2', true)")
+	p.Query(t, "SELECT pg_create_physical_replication_slot('backup_keep', true)")
+	p.Query(t, "CREATE TABLE filler AS SELECT generate_series(1, 50000) AS n")
+	b := newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{
+		pgEnv(p), pgEnv(r), {"PGHOST": "127.0.0.1", "PGPORT": closedPort(t), "POSTGRES_PASSWORD": pgPassword},
+	})
+	e, err := all.New().Detect(b.tracker.Snapshot().StatefulSet, "")
+	require.NoError(t, err)
+	require.NotNil(t, e, "postgres image not detected")
+	require.Equal(t, "postgres", e.Name())
+	return &pgSet{bed: b, primary: p, replica: r, engine: e}
+}
+
+func slotNames(t *testing.T, p *dbserver.Postgres) []string {
+	out := p.Query(t, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots")
+	return strings.Split(out, ",")
+}
+
+func TestPostgresRolesLagAndSlots(t *testing.T) {
+	s := newPGSet(t)
+	ms := members(t, s.engine, s.target())
+	mustNotLeak(t, pgPassword, ms)
+	require.Len(t, ms, 3)
+
+	p, r, down := ms[0], ms[1], ms[2]
+	assert.Equal(t, plugins.RolePrimary, p.Role)
+	assert.Empty(t, p.Error)
+	slots := map[string]plugins.Slot{}
+	for _, sl := range p.Slots {
+		slots[sl.Name] = sl
+	}
+	require.Contains(t, slots, "pg_1")
+	require.Contains(t, slots, "pg_2")
+	require.Contains(t, slots, "backup_keep")
+	assert.True(t, slots["pg_1"].Active, "the replica streams through pg_1")
+	assert.False(t, slots["pg_2"].Active)
+	require.NotNil(t, slots["pg_2"].RetainedBytes)
+	assert.Greater(t, *slots["pg_2"].RetainedBytes, int64(1<<20), "pg_2 pins the WAL written since it was made")
+	assert.Equal(t, "reserved", slots["pg_2"].WALStatus)
+
+	assert.Equal(t, plugins.RoleReplica, r.Role)
+	assert.Equal(t, "streaming", r.State)
+	assert.Equal(t, "pg_1", r.Details["slot"])
+	require.NotNil(t, r.LagBytes, "lag in bytes from the primary's pg_stat_replication")
+	assert.GreaterOrEqual(t, *r.LagBytes, int64(0))
+	require.NotNil(t, r.LagSeconds)
+
+	assert.Equal(t, plugins.RoleUnknown, down.Role)
+	assert.Contains(t, down.Error, "psql in pod pg-2 exited with code 2")
+
+	ok, reason := s.engine.Healthy(ms, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Contains(t, reason, "no answer from pg-2")
+	ok, reason = s.engine.Healthy(ms[:2], plugins.HealthOptions{MaxLagBytes: 64 << 20, MaxLagSeconds: 60})
+	assert.True(t, ok, reason)
+}
+
+func TestPostgresHealthGateWaitsForTheReplica(t *testing.T) {
+	s := newPGSet(t)
+	s.scaleTo(2)
+	ctx := context.Background()
+	gate := plugins.HealthGate(s.engine, s.target(), plugins.HealthOptions{MaxLagBytes: 64 << 20}, 500*time.Millisecond)
+	require.NoError(t, wait.WaitGates(ctx, s.tracker, waitTimeout, gate))
+
+	// Without its replica server, pg-1 does not answer: the gate holds.
+	s.replica.Stop(t)
+	gate = plugins.HealthGate(s.engine, s.target(), plugins.HealthOptions{}, 500*time.Millisecond)
+	err := wait.WaitGates(ctx, s.tracker, 5*time.Second, gate)
+	var timeout *wait.TimeoutError
+	require.True(t, errors.As(err, &timeout), "want a timeout, got %v", err)
+	assert.Contains(t, err.Error(), "no answer from pg-1")
+}
+
+func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {
+	s := newPGSet(t)
+	ctx := context.Background()
+	got, record := events(t)
+	opts := plugins.RemoveOptions{Wait: time.Minute, Events: record}
+
+	assert.ErrorContains(t, s.engine.BeforeRemove(ctx, s.target(), 0, opts), "pod pg-0 is the primary")
+
+	// 3 → 2: pg-2 had no server; its slot pg_2 is inactive.
+	require.NoError(t, s.engine.BeforeRemove(ctx, s.target(), 2, opts))
+	s.scaleTo(2)
+	dry := opts
+	dry.DryRun = true
+	require.NoError(t, s.engine.AfterRemove(ctx, s.target(), 2, dry))
+	assert.Equal(t, []string{"backup_keep", "pg_1", "pg_2"}, slotNames(t, s.primary), "a dry run drops nothing")
+	require.NoError(t, s.engine.AfterRemove(ctx, s.target(), 2, opts))
+	assert.Equal(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary))
+	require.NoError(t, s.engine.AfterRemove(ctx, s.target(), 2, opts), "running it again is not an error")
+	assert.Equal(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary))
+
+	// 2 → 1: the pod is gone but its server still streams, so pg_1 stays
+	// active and must not be dropped.
+	require.NoError(t, s.engine.BeforeRemove(ctx, s.target(), 1, opts))
+	s.scaleTo(1)
+	short := opts
+	short.Wait = 3 * time.Second
+	err := s.engine.AfterRemove(ctx, s.target(), 1, short)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active")
+	assert.Equal(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary), "an active slot is never dropped")
+
+	// Once the replica stops, the slot goes inactive and is dropped.
+	*got = nil
+	done := make(chan error, 1)
+	go func() { done <- s.engine.AfterRemove(ctx, s.target(), 1, opts) }()
+	time.Sleep(2 * time.Second)
+	s.replica.Stop(t)
+	require.NoError(t, <-done)
+	assert.Equal(t, []string{"backup_keep"}, slotNames(t, s.primary), "exactly the removed member's slot went")
+	var actions []plugins.RemoveAction
+	for _, ev := range *got {
+		actions = append(actions, ev.Action)
+	}
+	assert.Equal(t, []plugins.RemoveAction{plugins.ActionWaiting, plugins.ActionChanged}, actions)
+	mustNotLeak(t, pgPassword, *got)
+}
