@@ -305,8 +305,8 @@ func (j *judge) stuckOnUpdate(p *PodStatus, since time.Duration, state string) R
 	var hint string
 	if j.orderedReady() {
 		msg += fmt.Sprintf(". Reverting the template alone will not replace %s: with podManagementPolicy OrderedReady the controller waits for it to become Ready before it changes anything", p.Name)
-		hint = fmt.Sprintf("fix or revert the template (kubectl rollout undo statefulset/%s %s), then delete the pods still on revision %s so they are recreated: kubectl delete pod %s %s",
-			name, ns, j.short(p.Revision), strings.Join(j.podsOnRevision(p.Revision), " "), ns)
+		hint = fmt.Sprintf("kubectl sts rollout undo %s %s restores the previous template and replaces the stuck pods; by hand: revert the template (kubectl rollout undo statefulset/%s %s), then delete the pods still on revision %s so they are recreated: kubectl delete pod %s %s",
+			name, ns, name, ns, j.short(p.Revision), strings.Join(j.podsOnRevision(p.Revision), " "), ns)
 	} else {
 		hint = fmt.Sprintf("fix or revert the template (kubectl rollout undo statefulset/%s %s); with podManagementPolicy Parallel the controller then replaces %s",
 			name, ns, p.Name)
