@@ -73,6 +73,10 @@ func controller(t *testing.T, c kubernetes.Interface) {
 			if !ok {
 				continue
 			}
+			// Like the real controller, act a moment after the change: the
+			// fake clientset drops events that fall between a watcher's list
+			// and its watch, which a real API server never does.
+			time.Sleep(200 * time.Millisecond)
 			pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				continue
