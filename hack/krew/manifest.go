@@ -79,7 +79,7 @@ their progress in the cluster so an interrupted run can be resumed.`
 	caveats = `The plugin uses your kubeconfig credentials. Besides reading StatefulSets,
 pods, PVCs, ControllerRevisions and StorageClasses, the workflows need:
   rollout:    patch/update statefulsets, delete pods, create events, configmaps
-  scale-down: patch statefulsets, delete pods and PVCs, pods/exec (engines), configmaps
+  scale-down: patch statefulsets, delete PVCs, pods/exec (engines), configmaps
   expand-pvc: patch PVCs, delete pods, delete/create statefulsets, configmaps
 A least-privilege Role per command is in docs/rbac.yaml of the project.`
 )

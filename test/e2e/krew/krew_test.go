@@ -178,8 +178,8 @@ func TestKubectlFindsAndRunsThePlugin(t *testing.T) {
 	// -n reaches the plugin: the same name in another namespace is not found.
 	_, stderr, code = kubectl(t, binDir, kubeconfig, "sts", "status", "web", "--context", realContext, "-n", "default")
 	assert.NotEqual(t, 0, code)
-	assert.Contains(t, stderr, `not found`)
-	assert.Contains(t, stderr, `kubectl get sts -n default`)
+	assert.Contains(t, stderr, `not found in namespace "default"`)
+	assert.Contains(t, stderr, "add -n "+ns, "the hint names the namespace that has it")
 }
 
 func TestCompletionThroughKubectl(t *testing.T) {
