@@ -96,4 +96,6 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.ElementsMatch(t, []string{"db", "dbx"}, complete("status", "d"))
 	assert.ElementsMatch(t, []string{"cache", "db", "dbx"}, complete("scale-down", ""))
 	assert.Empty(t, complete("status", "db", ""), "only one NAME")
+	assert.ElementsMatch(t, []string{"data", "wal"}, complete("expand-pvc", "db", "--claim", ""))
+	assert.ElementsMatch(t, []string{"wal"}, complete("expand-pvc", "db", "--claim", "w"))
 }
