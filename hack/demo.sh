@@ -30,8 +30,13 @@ run kubectl sts status kv || true
 step "staged rollout of a new image: canary 1, then half, then all"
 run kubectl sts rollout kv --staged --image kv=example.com/kv-store:1.1 --steps 1,50%,100% --yes
 
+step "a broken image: the canary never becomes Ready, so the rollout rolls back by itself (exit code 4)"
+run kubectl sts rollout kv --staged --image kv=example.com/kv-store:broken --steps 1,100% --step-timeout 15s --yes || echo "exit code $?"
+
 step "growing every volume from 1Gi to 2Gi, one ordinal at a time"
-run kubectl sts expand-pvc kv --size 2Gi --yes
+# The simulated storage grows file systems only when the pod restarts; do
+# not wait the default two minutes for an online resize that cannot happen.
+run kubectl sts expand-pvc kv --size 2Gi --online-resize-wait 5s --yes
 
 step "scaling down to 3 replicas and deleting the removed members' PVCs"
 run kubectl sts scale-down kv --replicas 3 --pvc delete --yes
