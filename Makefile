@@ -40,7 +40,7 @@ e2e: deps testbed
 
 ## bench: speed and memory benchmarks
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./plugins/...
 
 ## lint: gofmt, go vet and staticcheck (pinned, installed into .tools/)
 lint: $(STATICCHECK)
