@@ -84,7 +84,14 @@ func (e *fakeEngine) Members(context.Context, plugins.Target) ([]plugins.Member,
 	return e.members, e.membersErr
 }
 
-func (e *fakeEngine) Healthy([]plugins.Member, plugins.HealthOptions) (bool, string) {
+// Healthy fails when any member it is given could not be read, as the
+// real engines do.
+func (e *fakeEngine) Healthy(members []plugins.Member, _ plugins.HealthOptions) (bool, string) {
+	for _, m := range members {
+		if m.Error != "" {
+			return false, "no answer from " + m.Pod
+		}
+	}
 	return true, ""
 }
 

@@ -219,7 +219,9 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	// interrupted run are expected and do not count.
 	report := status.Summarize(sts, sortedPods(owned), pointers(pvcs.Items), d.now(), status.Options{})
 	if engine != nil && members != nil {
-		ok, why := engine.Healthy(members, plugins.HealthOptions{})
+		// Judge the replica set that will remain: a member being removed
+		// (often the very one that is broken) must not block its removal.
+		ok, why := engine.Healthy(p.staying(members), plugins.HealthOptions{})
 		status.SetMembers(report, status.EngineStatus{Name: engine.Name(), Healthy: ok, Reason: why}, members, status.Options{})
 	}
 	var unhealthy []string
@@ -481,6 +483,21 @@ func pointers[T any](items []T) []*T {
 	out := make([]*T, len(items))
 	for i := range items {
 		out[i] = &items[i]
+	}
+	return out
+}
+
+// staying returns the members whose ordinals the scale-down keeps.
+func (p *Plan) staying(members []plugins.Member) []plugins.Member {
+	removed := map[int]bool{}
+	for _, s := range p.Steps {
+		removed[s.Ordinal] = true
+	}
+	var out []plugins.Member
+	for _, m := range members {
+		if !removed[m.Ordinal] {
+			out = append(out, m)
+		}
 	}
 	return out
 }

@@ -172,6 +172,36 @@ func TestPrepareForceOverridesOnlyHealth(t *testing.T) {
 	requireRefused(t, err, false, "poddisruptionbudget quorum")
 }
 
+// A broken member that is being removed must not block its own removal; a
+// broken member that stays does, unless forced.
+func TestEngineHealthIsJudgedOnTheMembersThatStay(t *testing.T) {
+	broken := func(ordinal int) func(*env) {
+		return func(e *env) {
+			e.engine.members[ordinal].Role = plugins.RoleUnknown
+			e.engine.members[ordinal].Error = "connection refused"
+		}
+	}
+	for name, c := range map[string]struct {
+		ordinal int
+		refused bool
+	}{
+		"removed member broken": {ordinal: 4, refused: false},
+		"staying member broken": {ordinal: 1, refused: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, objects(fixture(5))...)
+			e.engine.members = primaryAt(0, 5)
+			broken(c.ordinal)(e)
+			_, err := Prepare(context.Background(), cfg(3), e.deps())
+			if !c.refused {
+				require.NoError(t, err)
+				return
+			}
+			requireRefused(t, err, true, "no answer from db-1")
+		})
+	}
+}
+
 func TestPrepareInvalidRequests(t *testing.T) {
 	t.Run("not lower", func(t *testing.T) {
 		_, _, err := prepare(t, fixture(3), Config{Namespace: ns, Name: "db", Replicas: 3, PVC: PVCKeep})
