@@ -14,9 +14,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,17 +26,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -52,31 +47,21 @@ func TestMain(m *testing.M) {
 // generous bounds every wait of a test; a passing run stays far below.
 const generous = 4 * time.Minute
 
+var poll = e2eutil.Poll{Timeout: generous}
+
+// newStatefulSet returns a StatefulSet labelled team=storage with one
+// claim template of 1Gi in class.
 func newStatefulSet(ns, name string, replicas int32, class string) *appsv1.StatefulSet {
-	labels := map[string]string{"app": name}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"team": "storage"}},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To(replicas),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: "registry.example/app:v1",
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
-				}}},
-			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: "data"},
-				Spec: corev1.PersistentVolumeClaimSpec{
-					StorageClassName: ptr.To(class),
-					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-				},
-			}},
-		},
-	}
+	s := e2eutil.NewStatefulSet(ns, name, replicas, "registry.example/app:v1", "data")
+	s.Labels = map[string]string{"team": "storage"}
+	s.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To(class)
+	return s
+}
+
+// run executes `kubectl sts args...` in-process in namespace ns.
+func run(t *testing.T, ns string, args ...string) e2eutil.Result {
+	t.Helper()
+	return e2eutil.Run(t, e2eutil.Client(cluster, ns), generous, args...)
 }
 
 // create makes the StatefulSet and waits until all its pods are Ready.
@@ -84,41 +69,13 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	waitFor(t, fmt.Sprintf("statefulset %s Ready", sts.Name), func(ctx context.Context) (bool, error) {
+	poll.Until(t, fmt.Sprintf("statefulset %s Ready", sts.Name), func(ctx context.Context) (bool, error) {
 		s, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Get(ctx, sts.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
 		return s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == *sts.Spec.Replicas, nil
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, generous, true, cond)
-	require.NoError(t, err, "waiting for %s", what)
-}
-
-func fake(ns string) *cmdtesting.Fake {
-	c := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
-	f := cmdtesting.NewFakeOptionsWithClient(c, nil)
-	f.Options.Now = time.Now
-	return f
-}
-
-type result struct {
-	code        int
-	out, errOut string
-}
-
-func run(t *testing.T, ns string, args ...string) result {
-	t.Helper()
-	f := fake(ns)
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	code := f.Run(ctx, cmd.Run, args...)
-	t.Logf("kubectl sts %s -> exit %d\n%s%s", strings.Join(args, " "), code, f.Out.String(), f.ErrOut.String())
-	return result{code: code, out: f.Out.String(), errOut: f.ErrOut.String()}
 }
 
 // podHistory watches the pods of a namespace and keeps, per pod name, every
@@ -183,13 +140,6 @@ func capacityOf(c *corev1.PersistentVolumeClaim) string {
 	return q.String()
 }
 
-func getSTS(t *testing.T, ns, name string) *appsv1.StatefulSet {
-	t.Helper()
-	s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err)
-	return s
-}
-
 func templateSize(s *appsv1.StatefulSet) string {
 	q := s.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
 	return q.String()
@@ -243,11 +193,11 @@ func assertAdopted(t *testing.T, ns string, sts *appsv1.StatefulSet) {
 func TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3, "testbed-offline"))
-	oldUID := getSTS(t, ns, "db").UID
+	oldUID := e2eutil.StatefulSet(t, cluster, ns, "db").UID
 	history := watchPods(t, ns)
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 
 	for i := 0; i < 3; i++ {
 		c := pvc(t, ns, fmt.Sprintf("data-db-%d", i))
@@ -255,7 +205,7 @@ func TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate(t *testing.T) {
 		assert.Equal(t, "2Gi", capacityOf(c), "pvc %s capacity", c.Name)
 		assert.Empty(t, c.Status.AllocatedResourceStatuses, "pvc %s has no resize in progress", c.Name)
 	}
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, "2Gi", templateSize(sts))
 	assert.NotEqual(t, oldUID, sts.UID, "the StatefulSet was recreated")
 	assert.Equal(t, "storage", sts.Labels["team"])
@@ -274,13 +224,13 @@ func TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate(t *testing.T) {
 	assert.Len(t, eventsWithReason(t, ns, expand.ReasonPodRestarted), 3)
 	assert.Len(t, eventsWithReason(t, ns, expand.ReasonTemplateUpdated), 1)
 	assert.Equal(t, journal.Succeeded, operationRecord(t, ns, "db").Phase)
-	assert.Contains(t, r.out, "Plan: grow claim data of statefulset db")
-	assert.Contains(t, r.out, "will try to put the old volumeClaimTemplate back")
+	assert.Contains(t, r.Out, "Plan: grow claim data of statefulset db")
+	assert.Contains(t, r.Out, "will try to put the old volumeClaimTemplate back")
 
 	// Running it again has nothing to do.
 	again := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	require.Equal(t, 0, again.code, again.errOut)
-	assert.Contains(t, again.out, "Nothing to do")
+	require.Equal(t, 0, again.Code, again.ErrOut)
+	assert.Contains(t, again.Out, "Nothing to do")
 	for i := 0; i < 3; i++ {
 		assert.Len(t, history.of(fmt.Sprintf("db-%d", i)), 2)
 	}
@@ -293,14 +243,14 @@ func TestOnlineResizeRestartsNothing(t *testing.T) {
 	before := pods(t, ns)
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "3Gi", "--yes", "--online-resize-wait", "2m")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("db-%d", i)
 		assert.Equal(t, "3Gi", capacityOf(pvc(t, ns, "data-"+name)))
 		assert.Equal(t, []types.UID{before[name].UID}, history.of(name), "pod %s was never replaced", name)
 	}
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, "3Gi", templateSize(sts))
 	assertAdopted(t, ns, sts)
 	assert.Empty(t, eventsWithReason(t, ns, expand.ReasonPodRestarted))
@@ -309,15 +259,15 @@ func TestOnlineResizeRestartsNothing(t *testing.T) {
 func TestFailingResizeStopsAtTheFirstOrdinal(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3, "testbed-failing"))
-	oldUID := getSTS(t, ns, "db").UID
+	oldUID := e2eutil.StatefulSet(t, cluster, ns, "db").UID
 	history := watchPods(t, ns)
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	assert.Equal(t, cmdutil.ExitNeedsAttention, r.code)
-	assert.Contains(t, r.errOut, "the resize of pvc data-db-2 to 2Gi failed")
-	assert.Contains(t, r.errOut, "ControllerResizeInfeasible")
-	assert.Contains(t, r.errOut, "data-db-1, data-db-0 were not touched")
-	assert.Contains(t, r.errOut, "run this command again with a --size the storage can provide, above 1Gi")
+	assert.Equal(t, cmdutil.ExitNeedsAttention, r.Code)
+	assert.Contains(t, r.ErrOut, "the resize of pvc data-db-2 to 2Gi failed")
+	assert.Contains(t, r.ErrOut, "ControllerResizeInfeasible")
+	assert.Contains(t, r.ErrOut, "data-db-1, data-db-0 were not touched")
+	assert.Contains(t, r.ErrOut, "run this command again with a --size the storage can provide, above 1Gi")
 
 	assert.Equal(t, "2Gi", requestOf(pvc(t, ns, "data-db-2")))
 	assert.Equal(t, "1Gi", capacityOf(pvc(t, ns, "data-db-2")))
@@ -326,7 +276,7 @@ func TestFailingResizeStopsAtTheFirstOrdinal(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		assert.Len(t, history.of(fmt.Sprintf("db-%d", i)), 1, "no pod restarted")
 	}
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, oldUID, sts.UID, "the StatefulSet was not recreated")
 	assert.Equal(t, "1Gi", templateSize(sts))
 	assert.Equal(t, journal.Failed, operationRecord(t, ns, "db").Phase)
@@ -334,16 +284,16 @@ func TestFailingResizeStopsAtTheFirstOrdinal(t *testing.T) {
 
 	// The same size again is refused: the storage would not retry it.
 	again := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	assert.Equal(t, cmdutil.ExitFailed, again.code)
-	assert.Contains(t, again.errOut, "an earlier resize of pvc data-db-2 to 2Gi failed")
-	assert.Contains(t, again.errOut, "above 1Gi and below 2Gi")
+	assert.Equal(t, cmdutil.ExitFailed, again.Code)
+	assert.Contains(t, again.ErrOut, "an earlier resize of pvc data-db-2 to 2Gi failed")
+	assert.Contains(t, again.ErrOut, "above 1Gi and below 2Gi")
 
 	// A smaller size retries with the request lowered, which the API
 	// server allows (Kubernetes >= 1.34); this storage refuses it again.
 	retry := run(t, ns, "expand-pvc", "db", "--size", "1536Mi", "--yes")
-	assert.Equal(t, cmdutil.ExitNeedsAttention, retry.code)
-	assert.Contains(t, retry.out, "retry")
-	assert.Contains(t, retry.errOut, "the resize of pvc data-db-2 to 1536Mi failed")
+	assert.Equal(t, cmdutil.ExitNeedsAttention, retry.Code)
+	assert.Contains(t, retry.Out, "retry")
+	assert.Contains(t, retry.ErrOut, "the resize of pvc data-db-2 to 1536Mi failed")
 	c := pvc(t, ns, "data-db-2")
 	assert.Equal(t, "1536Mi", requestOf(c))
 	assert.Equal(t, "1536Mi", c.Status.AllocatedResources.Storage().String(), "the resizer tried the lowered request")
@@ -353,25 +303,25 @@ func TestFailingResizeStopsAtTheFirstOrdinal(t *testing.T) {
 func TestNonExpandableStorageClassIsRefusedWithNothingChanged(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 2, "testbed-fixed"))
-	before := getSTS(t, ns, "db")
+	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	assert.Equal(t, cmdutil.ExitFailed, r.code)
-	assert.Contains(t, r.errOut, "StorageClass testbed-fixed does not allow volume expansion")
-	assert.Contains(t, r.errOut, "data-db-0, data-db-1")
-	assert.Contains(t, r.errOut, "nothing was changed")
+	assert.Equal(t, cmdutil.ExitFailed, r.Code)
+	assert.Contains(t, r.ErrOut, "StorageClass testbed-fixed does not allow volume expansion")
+	assert.Contains(t, r.ErrOut, "data-db-0, data-db-1")
+	assert.Contains(t, r.ErrOut, "nothing was changed")
 	assertUnchanged(t, ns, before)
 }
 
 func TestShrinkIsRefusedWithNothingChanged(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 2, "testbed-online"))
-	before := getSTS(t, ns, "db")
+	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "512Mi", "--yes")
-	assert.Equal(t, cmdutil.ExitFailed, r.code)
-	assert.Contains(t, r.errOut, "a volume cannot be shrunk")
-	assert.Contains(t, r.errOut, "data-db-0 requests 1Gi")
+	assert.Equal(t, cmdutil.ExitFailed, r.Code)
+	assert.Contains(t, r.ErrOut, "a volume cannot be shrunk")
+	assert.Contains(t, r.ErrOut, "data-db-0 requests 1Gi")
 	assertUnchanged(t, ns, before)
 }
 
@@ -379,7 +329,7 @@ func TestShrinkIsRefusedWithNothingChanged(t *testing.T) {
 // they were and that no operation was recorded.
 func assertUnchanged(t *testing.T, ns string, before *appsv1.StatefulSet) {
 	t.Helper()
-	after := getSTS(t, ns, before.Name)
+	after := e2eutil.StatefulSet(t, cluster, ns, before.Name)
 	assert.Equal(t, before.UID, after.UID)
 	assert.Equal(t, "1Gi", templateSize(after))
 	list, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{})
@@ -394,34 +344,21 @@ func assertUnchanged(t *testing.T, ns string, before *appsv1.StatefulSet) {
 func TestDryRunChangesNothing(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 2, "testbed-offline"))
-	before := getSTS(t, ns, "db")
+	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--dry-run")
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "data-db-1")
-	assert.Contains(t, r.out, "if needed")
-	assert.Contains(t, r.out, "Dry run: nothing was changed.")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "data-db-1")
+	assert.Contains(t, r.Out, "if needed")
+	assert.Contains(t, r.Out, "Dry run: nothing was changed.")
 	assertUnchanged(t, ns, before)
-}
-
-// buildPlugin compiles the plugin for the tests that need a real process.
-func buildPlugin(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubectl-sts")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	c := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-sts")
-	c.Dir = root
-	out, err := c.CombinedOutput()
-	require.NoError(t, err, "building the plugin: %s", out)
-	return bin
 }
 
 func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3, "testbed-offline"))
 	history := watchPods(t, ns)
-	bin := buildPlugin(t)
+	bin := e2eutil.BuildPlugin(t)
 
 	// A real process, killed with SIGKILL once the first ordinal is
 	// verified: it has no chance to release anything.
@@ -457,14 +394,14 @@ func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 	// A second run is refused while the dead process's lease is live, and
 	// continues once it expired.
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	if r.code != 0 {
-		assert.Equal(t, cmdutil.ExitFailed, r.code)
-		assert.Contains(t, r.errOut, "running in another process")
+	if r.Code != 0 {
+		assert.Equal(t, cmdutil.ExitFailed, r.Code)
+		assert.Contains(t, r.ErrOut, "running in another process")
 		time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
 		r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
 	}
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "continuing an interrupted run")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "continuing an interrupted run")
 
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("db-%d", i)
@@ -474,7 +411,7 @@ func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 	// Each claim's request was raised once, by one of the two runs.
 	requested := eventsWithReason(t, ns, expand.ReasonRequested)
 	assert.Len(t, requested, 3, "requests raised: %v", requested)
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, "2Gi", templateSize(sts))
 	assertAdopted(t, ns, sts)
 	assert.Equal(t, journal.Succeeded, operationRecord(t, ns, "db").Phase)
@@ -484,8 +421,8 @@ func TestRunFinishesATemplateStepCutBetweenDeleteAndCreate(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 2, "testbed-online"))
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--no-update-template")
-	require.Equal(t, 0, r.code, r.errOut)
-	old := getSTS(t, ns, "db")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	old := e2eutil.StatefulSet(t, cluster, ns, "db")
 	before := pods(t, ns)
 
 	// What a run killed right after the delete leaves: the desired object
@@ -507,15 +444,15 @@ func TestRunFinishesATemplateStepCutBetweenDeleteAndCreate(t *testing.T) {
 	require.NoError(t, j.Release(context.Background(), rec, "killed"))
 	orphan := metav1.DeletePropagationOrphan
 	require.NoError(t, cluster.Client.AppsV1().StatefulSets(ns).Delete(context.Background(), "db", metav1.DeleteOptions{PropagationPolicy: &orphan}))
-	waitFor(t, "the StatefulSet to be gone", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "the StatefulSet to be gone", func(ctx context.Context) (bool, error) {
 		_, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 
 	r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "is missing; it is recreated from the saved copy")
-	sts := getSTS(t, ns, "db")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "is missing; it is recreated from the saved copy")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, "2Gi", templateSize(sts))
 	assertAdopted(t, ns, sts)
 	after := pods(t, ns)
@@ -535,8 +472,8 @@ func TestTemplateStepKeepsClaimsOwnedByTheStatefulSet(t *testing.T) {
 		WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 	}
 	create(t, sts)
-	oldUID := getSTS(t, ns, "db").UID
-	waitFor(t, "the claims to be owned by the StatefulSet", func(ctx context.Context) (bool, error) {
+	oldUID := e2eutil.StatefulSet(t, cluster, ns, "db").UID
+	poll.Until(t, "the claims to be owned by the StatefulSet", func(ctx context.Context) (bool, error) {
 		for i := 0; i < 2; i++ {
 			c, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, fmt.Sprintf("data-db-%d", i), metav1.GetOptions{})
 			if err != nil || !ownedBy(c.OwnerReferences, oldUID) {
@@ -552,13 +489,13 @@ func TestTemplateStepKeepsClaimsOwnedByTheStatefulSet(t *testing.T) {
 	}
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
-	newUID := getSTS(t, ns, "db").UID
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	newUID := e2eutil.StatefulSet(t, cluster, ns, "db").UID
 	require.NotEqual(t, oldUID, newUID)
 
 	// The claims survived, with their data, and the new StatefulSet owns
 	// them again.
-	waitFor(t, "the claims to be owned by the recreated StatefulSet", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "the claims to be owned by the recreated StatefulSet", func(ctx context.Context) (bool, error) {
 		for name, uid := range claimUIDs {
 			c, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {

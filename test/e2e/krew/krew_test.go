@@ -20,13 +20,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -131,19 +129,7 @@ func kubeconfigWithDecoy(t *testing.T) (path, realContext string) {
 func createStatefulSet(t *testing.T, ns, name string) {
 	t.Helper()
 	ctx := context.Background()
-	labels := map[string]string{"app": name}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To[int32](2),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1"}}},
-			},
-		},
-	}
+	sts := e2eutil.NewStatefulSet(ns, name, 2, "example.com/app:1")
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {

@@ -29,21 +29,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
-	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -56,6 +53,8 @@ func TestMain(m *testing.M) {
 // generous bounds every wait and every command; a passing run stays far
 // below it.
 const generous = 4 * time.Minute
+
+var poll = e2eutil.Poll{Timeout: generous}
 
 const (
 	imageV1     = "registry.example/app:v1"
@@ -423,11 +422,7 @@ type outputWriter interface {
 // command's standard output going to out.
 func runWith(t *testing.T, u *user, ctx context.Context, out outputWriter, args ...string) result {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(u.cfg)
-	require.NoError(t, err)
-	client := &kube.Client{Kube: cs, Config: u.cfg, Namespace: u.ns, NamespaceExplicit: true, Exec: kube.NewPodExecutor(u.cfg, cs)}
-	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
-	f.Options.Now = time.Now
+	f := e2eutil.Fake(e2eutil.ClientFor(t, u.ns, u.cfg))
 	if out != nil {
 		f.Options.Out = out
 	}
@@ -463,33 +458,11 @@ func requireClean(t *testing.T, res result, want int) {
 // newStatefulSet returns a StatefulSet whose image no engine claims, with
 // one claim template of 1Gi in class (the test bed's default when empty).
 func newStatefulSet(ns, name string, replicas int32, class string) *appsv1.StatefulSet {
-	labels := map[string]string{"app": name}
-	claim := corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "data"},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-		},
-	}
+	s := e2eutil.NewStatefulSet(ns, name, replicas, imageV1, "data")
 	if class != "" {
-		claim.Spec.StorageClassName = ptr.To(class)
+		s.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To(class)
 	}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To(replicas),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: imageV1,
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
-				}}},
-			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{claim},
-		},
-	}
+	return s
 }
 
 // create makes the StatefulSet (as the cluster admin) and waits until all
@@ -505,7 +478,7 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 // revision.
 func waitSettled(t *testing.T, ns, name string) {
 	t.Helper()
-	waitFor(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
 		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -514,12 +487,6 @@ func waitSettled(t *testing.T, ns, name string) {
 		return s.Status.ObservedGeneration == s.Generation && s.Status.Replicas == r && s.Status.ReadyReplicas == r &&
 			s.Status.UpdatedReplicas == r && s.Status.CurrentRevision == s.Status.UpdateRevision, nil
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, generous, true, cond)
-	require.NoError(t, err, "waiting for %s", what)
 }
 
 func getSTS(t *testing.T, ns, name string) *appsv1.StatefulSet {
@@ -716,7 +683,7 @@ func TestRolloutRole(t *testing.T) {
 	// locally, in dir.
 	dir := t.TempDir()
 	require.NoError(t, cluster.MapExec(ctxFor(t), testbed.ExecMapping{Namespace: ns, WorkDir: dir}))
-	waitFor(t, "exec mapping in effect", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "exec mapping in effect", func(ctx context.Context) (bool, error) {
 		for i := 0; i < 3; i++ {
 			if _, err := cluster.Kubectl(ctx, "exec", "-n", ns, fmt.Sprintf("db-%d", i), "--", "true"); err != nil {
 				return false, nil
@@ -824,7 +791,7 @@ func TestScaleDownRole(t *testing.T) {
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "cache", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
 	require.NoError(t, err)
 	waitSettled(t, ns, "cache")
-	waitFor(t, "pods cache-1 and cache-2 gone", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "pods cache-1 and cache-2 gone", func(ctx context.Context) (bool, error) {
 		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=cache"})
 		return err == nil && len(pods.Items) == 1, err
 	})

@@ -22,15 +22,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -49,20 +48,16 @@ const (
 	imageBroken = "registry.example/app:broken"
 )
 
+var poll = e2eutil.Poll{Timeout: generous}
+
 func newStatefulSet(ns, name string, replicas int32) *appsv1.StatefulSet {
-	labels := map[string]string{"app": name}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To(replicas),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: imageV1}}},
-			},
-		},
-	}
+	return e2eutil.NewStatefulSet(ns, name, replicas, imageV1)
+}
+
+// run executes `kubectl sts args...` in-process in namespace ns.
+func run(t *testing.T, ns string, args ...string) e2eutil.Result {
+	t.Helper()
+	return e2eutil.Run(t, e2eutil.Client(cluster, ns), generous, args...)
 }
 
 // create creates the StatefulSet and waits until all its pods are Ready.
@@ -82,7 +77,7 @@ func waitSettled(t *testing.T, ns, name string) *appsv1.StatefulSet {
 			t.Logf("last seen: generation %d, status %+v", out.Generation, out.Status)
 		}
 	})
-	waitFor(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
 		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -93,54 +88,6 @@ func waitSettled(t *testing.T, ns, name string) *appsv1.StatefulSet {
 			s.Status.CurrentRevision == s.Status.UpdateRevision, nil
 	})
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	for {
-		ok, err := cond(ctx)
-		require.NoError(t, err, what)
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", generous, what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// fake returns in-process command options connected to the test bed.
-func fake(ns string) *cmdtesting.Fake {
-	c := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
-	f := cmdtesting.NewFakeOptionsWithClient(c, nil)
-	f.Options.Now = time.Now
-	return f
-}
-
-type result struct {
-	code        int
-	out, errOut string
-}
-
-func run(t *testing.T, ns string, args ...string) result {
-	t.Helper()
-	f := fake(ns)
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	code := f.Run(ctx, cmd.Run, args...)
-	t.Logf("kubectl sts %s → exit %d\n%s%s", strings.Join(args, " "), code, f.Out.String(), f.ErrOut.String())
-	return result{code: code, out: f.Out.String(), errOut: f.ErrOut.String()}
-}
-
-func getSTS(t *testing.T, ns, name string) *appsv1.StatefulSet {
-	t.Helper()
-	s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{})
-	require.NoError(t, err)
-	return s
 }
 
 func pods(t *testing.T, ns, name string) map[string]corev1.Pod {
@@ -244,7 +191,7 @@ func applyPending(t *testing.T, ns, name, image string, partition int32) *appsv1
 	s, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 	require.NoError(t, err)
 	var out *appsv1.StatefulSet
-	waitFor(t, "the new revision observed", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "the new revision observed", func(ctx context.Context) (bool, error) {
 		cur, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -264,14 +211,14 @@ func TestStagedRolloutMovesPodsInPlannedOrder(t *testing.T) {
 	created := watchCreations(t, ns, "db")
 
 	res := run(t, ns, "rollout", "db", "--staged", "--steps", "1,50%,100%", "--yes", "-o", "json")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
 
 	// Pods changed revision from the highest ordinal down, one step at a
 	// time: 4 | 3 2 | 1 0.
 	assert.Equal(t, []string{"db-4 " + to, "db-3 " + to, "db-2 " + to, "db-1 " + to, "db-0 " + to}, created.list())
 
 	var events []progress.Event
-	for _, line := range strings.Split(strings.TrimSpace(res.out), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(res.Out), "\n") {
 		var e progress.Event
 		require.NoError(t, json.Unmarshal([]byte(line), &e), line)
 		events = append(events, e)
@@ -288,7 +235,7 @@ func TestStagedRolloutMovesPodsInPlannedOrder(t *testing.T) {
 	assert.Contains(t, stepPods[2][0], "partition 0: updating db-1, db-0 ")
 	assert.Equal(t, "done", events[len(events)-1].Kind)
 
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
 	assert.Equal(t, to, sts.Status.CurrentRevision)
 	for n, p := range pods(t, ns, "db") {
@@ -313,11 +260,11 @@ func TestBrokenImageIsRolledBackAutomatically(t *testing.T) {
 	}
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageBroken, "--step-timeout", "8s", "--yes")
-	require.Equal(t, cmdutil.ExitRolledBack, res.code, res.errOut)
-	assert.Contains(t, res.errOut, "rolled back to revision "+from)
-	assert.Contains(t, res.out, "deleted pod db-2")
+	require.Equal(t, cmdutil.ExitRolledBack, res.Code, res.ErrOut)
+	assert.Contains(t, res.ErrOut, "rolled back to revision "+from)
+	assert.Contains(t, res.Out, "deleted pod db-2")
 
-	sts := getSTS(t, ns, "db")
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, imageV1, sts.Spec.Template.Spec.Containers[0].Image, "the old template is back")
 	assert.Equal(t, from, sts.Status.UpdateRevision)
 	assert.Equal(t, from, sts.Status.CurrentRevision)
@@ -372,7 +319,7 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 // as Ctrl-C does) once step n has passed.
 func interruptAfterStep(t *testing.T, ns string, n int, args ...string) {
 	t.Helper()
-	f := fake(ns)
+	f := e2eutil.Fake(e2eutil.Client(cluster, ns))
 	ctx, cancel := context.WithTimeout(context.Background(), generous)
 	defer cancel()
 	w := &cancelWriter{n: n, cancel: cancel}
@@ -400,10 +347,10 @@ func TestInterruptedRolloutResumesFromNextStep(t *testing.T) {
 
 	// Running the same command again resumes at step 2.
 	res := run(t, ns, args...)
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
-	assert.Contains(t, res.out, "resume the recorded rollout")
-	assert.NotContains(t, res.out, "step 1/3", "step 1 is not run again")
-	assert.Contains(t, res.out, "step 2/3")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "resume the recorded rollout")
+	assert.NotContains(t, res.Out, "step 1/3", "step 1 is not run again")
+	assert.Contains(t, res.Out, "step 2/3")
 
 	p := pods(t, ns, "db")
 	assert.Equal(t, stepOne["db-3"], p["db-3"].UID, "the pod of step 1 was not recreated")
@@ -413,7 +360,7 @@ func TestInterruptedRolloutResumesFromNextStep(t *testing.T) {
 	}
 	rec, _ = record(t, ns, "db")
 	assert.Equal(t, journal.Succeeded, rec.Phase)
-	assert.Equal(t, int32(0), *getSTS(t, ns, "db").Spec.UpdateStrategy.RollingUpdate.Partition)
+	assert.Equal(t, int32(0), *e2eutil.StatefulSet(t, cluster, ns, "db").Spec.UpdateStrategy.RollingUpdate.Partition)
 }
 
 // setHolder rewrites the record as if another process held it.
@@ -441,15 +388,15 @@ func TestLeaseRefusesLiveHolderAndTakesOverStaleOne(t *testing.T) {
 
 	setHolder(t, ns, "db", "other-host/4242", time.Now())
 	res := run(t, ns, args...)
-	assert.Equal(t, cmdutil.ExitFailed, res.code)
-	assert.Contains(t, res.errOut, "running in another process (other-host/4242")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code)
+	assert.Contains(t, res.ErrOut, "running in another process (other-host/4242")
 	rec, st := record(t, ns, "db")
 	assert.Equal(t, "other-host/4242", rec.Holder, "the refused run did not touch the record")
 	assert.Equal(t, 1, st.Current)
 
 	setHolder(t, ns, "db", "other-host/4242", time.Now().Add(-10*time.Minute))
 	res = run(t, ns, "rollout", "resume", "db", "--yes")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
 	rec, _ = record(t, ns, "db")
 	assert.Equal(t, journal.Succeeded, rec.Phase)
 	var resumed bool
@@ -462,20 +409,20 @@ func TestLeaseRefusesLiveHolderAndTakesOverStaleOne(t *testing.T) {
 func TestDryRunChangesNothing(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3))
-	before := getSTS(t, ns, "db")
+	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 	uids := map[string]types.UID{}
 	for n, p := range pods(t, ns, "db") {
 		uids[n] = p.UID
 	}
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageV2, "--steps", "1,100%", "--dry-run")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
-	assert.Contains(t, res.out, "dry run: nothing is changed")
-	assert.Contains(t, res.out, "db-2")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "dry run: nothing is changed")
+	assert.Contains(t, res.Out, "db-2")
 
 	// Nothing moves afterwards either.
 	time.Sleep(time.Second)
-	after := getSTS(t, ns, "db")
+	after := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, before.ResourceVersion, after.ResourceVersion)
 	for n, p := range pods(t, ns, "db") {
 		assert.Equal(t, uids[n], p.UID, n)
@@ -490,21 +437,21 @@ func TestPauseResumeAndUndo(t *testing.T) {
 	from := before.Status.CurrentRevision
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageV2, "--pause-after", "1", "--yes")
-	require.Equal(t, cmdutil.ExitPaused, res.code, res.errOut)
-	assert.Contains(t, res.errOut, "kubectl sts rollout resume db")
+	require.Equal(t, cmdutil.ExitPaused, res.Code, res.ErrOut)
+	assert.Contains(t, res.ErrOut, "kubectl sts rollout resume db")
 
 	res = run(t, ns, "rollout", "status", "db")
-	require.Equal(t, cmdutil.ExitOK, res.code)
-	assert.Contains(t, res.out, "Paused")
-	assert.Contains(t, res.out, "paused:     after step 1")
+	require.Equal(t, cmdutil.ExitOK, res.Code)
+	assert.Contains(t, res.Out, "Paused")
+	assert.Contains(t, res.Out, "paused:     after step 1")
 
 	res = run(t, ns, "rollout", "resume", "db", "--yes")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
-	to := getSTS(t, ns, "db").Status.CurrentRevision
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	to := e2eutil.StatefulSet(t, cluster, ns, "db").Status.CurrentRevision
 	require.NotEqual(t, from, to)
 
 	res = run(t, ns, "rollout", "undo", "db", "--yes")
-	require.Equal(t, cmdutil.ExitRolledBack, res.code, res.errOut)
+	require.Equal(t, cmdutil.ExitRolledBack, res.Code, res.ErrOut)
 	sts := waitSettled(t, ns, "db")
 	assert.Equal(t, from, sts.Status.CurrentRevision)
 	assert.Equal(t, imageV1, sts.Spec.Template.Spec.Containers[0].Image)
@@ -523,7 +470,7 @@ func TestGateExecRunsInEachUpdatedPod(t *testing.T) {
 		pod := fmt.Sprintf("db-%d", i)
 		require.NoError(t, cluster.MapExec(context.Background(), testbed.ExecMapping{Namespace: ns, Pod: pod, Env: map[string]string{"POD": pod}, WorkDir: dir}))
 	}
-	waitFor(t, "exec mappings in effect", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "exec mappings in effect", func(ctx context.Context) (bool, error) {
 		for i := 0; i < 3; i++ {
 			out, err := cluster.Kubectl(ctx, "exec", "-n", ns, fmt.Sprintf("db-%d", i), "--", "sh", "-c", `echo "$POD"`)
 			if err != nil || strings.TrimSpace(out) != fmt.Sprintf("db-%d", i) {
@@ -534,14 +481,14 @@ func TestGateExecRunsInEachUpdatedPod(t *testing.T) {
 	})
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageV2, "--steps", "1,100%", "--gate-exec", `echo "$POD" >> ran.txt`, "--yes")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
 	ran, err := os.ReadFile(dir + "/ran.txt")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"db-2", "db-1", "db-0"}, strings.Fields(string(ran)), "once in each pod, after the step that updated it")
 
 	// A gate that fails in the canary rolls the rollout back.
 	res = run(t, ns, "rollout", "db", "--staged", "--image", "app=registry.example/app:v3", "--gate-exec", `test "$POD" != db-2`, "--step-timeout", "6s", "--yes")
-	require.Equal(t, cmdutil.ExitRolledBack, res.code, res.errOut)
-	assert.Contains(t, res.errOut, "exit code 1")
-	assert.Equal(t, imageV2, getSTS(t, ns, "db").Spec.Template.Spec.Containers[0].Image)
+	require.Equal(t, cmdutil.ExitRolledBack, res.Code, res.ErrOut)
+	assert.Contains(t, res.ErrOut, "exit code 1")
+	assert.Equal(t, imageV2, e2eutil.StatefulSet(t, cluster, ns, "db").Spec.Template.Spec.Containers[0].Image)
 }

@@ -13,8 +13,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -34,12 +32,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -52,42 +50,26 @@ func TestMain(m *testing.M) {
 // generous bounds every wait of a test; a passing run stays far below.
 const generous = 3 * time.Minute
 
+// poll's timeouts say where the pods and claims of the tests stand.
+var poll = e2eutil.Poll{Timeout: generous, Describe: describeNamespaces}
+
 // newStatefulSet returns a StatefulSet with two claim templates (data and
 // wal), whose image no engine claims.
 func newStatefulSet(ns, name string, replicas int32) *appsv1.StatefulSet {
-	labels := map[string]string{"app": name}
-	template := func(n string) corev1.PersistentVolumeClaim {
-		return corev1.PersistentVolumeClaim{
-			ObjectMeta: metav1.ObjectMeta{Name: n},
-			Spec: corev1.PersistentVolumeClaimSpec{
-				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-			},
-		}
-	}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To(replicas),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: "registry.example/app:v1",
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "wal", MountPath: "/wal"}},
-				}}},
-			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{template("data"), template("wal")},
-		},
-	}
+	return e2eutil.NewStatefulSet(ns, name, replicas, "registry.example/app:v1", "data", "wal")
+}
+
+// run executes `kubectl sts args...` in-process in namespace ns.
+func run(t *testing.T, ns string, args ...string) e2eutil.Result {
+	t.Helper()
+	return e2eutil.Run(t, e2eutil.Client(cluster, ns), generous, args...)
 }
 
 func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	waitFor(t, fmt.Sprintf("statefulset %s Ready with %d replicas", sts.Name, *sts.Spec.Replicas), func(ctx context.Context) (bool, error) {
+	poll.Until(t, fmt.Sprintf("statefulset %s Ready with %d replicas", sts.Name, *sts.Spec.Replicas), func(ctx context.Context) (bool, error) {
 		s, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Get(ctx, sts.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -97,27 +79,9 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	for {
-		ok, err := cond(ctx)
-		require.NoError(t, err, what)
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s\n%s", generous, what, describeNamespaces(t))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // describeNamespaces dumps the pods and claims of the test's namespaces,
 // for the failure message of a wait.
-func describeNamespaces(t *testing.T) string {
+func describeNamespaces() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var b strings.Builder
@@ -136,29 +100,6 @@ func describeNamespaces(t *testing.T) string {
 		}
 	}
 	return b.String()
-}
-
-// fake returns in-process command options connected to the test bed.
-func fake(ns string) *cmdtesting.Fake {
-	c := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
-	f := cmdtesting.NewFakeOptionsWithClient(c, nil)
-	f.Options.Now = time.Now
-	return f
-}
-
-type result struct {
-	code        int
-	out, errOut string
-}
-
-func run(t *testing.T, ns string, args ...string) result {
-	t.Helper()
-	f := fake(ns)
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	code := f.Run(ctx, cmd.Run, args...)
-	t.Logf("kubectl sts %s → exit %d\n%s%s", strings.Join(args, " "), code, f.Out.String(), f.ErrOut.String())
-	return result{code: code, out: f.Out.String(), errOut: f.ErrOut.String()}
 }
 
 // objects is the identity (UID) and version of every pod and claim of a
@@ -267,7 +208,7 @@ func TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs(t *testing.T) {
 	order := deletions(t, ns)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1", "db-2"}, keys(after.pods))
@@ -282,7 +223,7 @@ func TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs(t *testing.T) {
 	assert.Equal(t, int32(3), replicas(t, ns, "db"))
 
 	// db-4's claims were deleted before db-3 was scaled away.
-	assert.Less(t, strings.Index(r.out, "deleted pvc wal-db-4"), strings.Index(r.out, "scaled statefulset db to 3 replicas"))
+	assert.Less(t, strings.Index(r.Out, "deleted pvc wal-db-4"), strings.Index(r.Out, "scaled statefulset db to 3 replicas"))
 	rec := operationRecord(t, ns, "db")
 	require.NotNil(t, rec)
 	assert.Equal(t, journal.Succeeded, rec.Phase)
@@ -306,15 +247,15 @@ func TestKeepLeavesThePVCsAndStatusReportsThem(t *testing.T) {
 	before := snapshot(t, ns)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "keep", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1"}, keys(after.pods))
 	assert.Equal(t, before.pvcs, after.pvcs, "every claim is kept, unchanged")
 
 	r = run(t, ns, "status", "db", "-o", "json")
-	assert.Equal(t, cmdutil.ExitDegraded, r.code, "leftover claims need attention")
+	assert.Equal(t, cmdutil.ExitDegraded, r.Code, "leftover claims need attention")
 	var report status.Report
-	require.NoError(t, json.Unmarshal([]byte(r.out), &report))
+	require.NoError(t, json.Unmarshal([]byte(r.Out), &report))
 	var leftovers []string
 	for _, c := range report.LeftoverPVCs {
 		leftovers = append(leftovers, c.Name)
@@ -324,10 +265,10 @@ func TestKeepLeavesThePVCsAndStatusReportsThem(t *testing.T) {
 
 	// cleanup-pvcs removes exactly those, and status is healthy again.
 	r = run(t, ns, "cleanup-pvcs", "db", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 	assert.Equal(t, []string{"data-db-0", "data-db-1", "wal-db-0", "wal-db-1"}, keys(snapshot(t, ns).pvcs))
 	r = run(t, ns, "status", "db")
-	assert.Equal(t, 0, r.code, r.out)
+	assert.Equal(t, 0, r.Code, r.Out)
 }
 
 func TestAPDBThatForbidsItRefusesWithNothingChanged(t *testing.T) {
@@ -347,9 +288,9 @@ func TestAPDBThatForbidsItRefusesWithNothingChanged(t *testing.T) {
 	require.NoError(t, err)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes")
-	assert.Equal(t, cmdutil.ExitFailed, r.code)
-	assert.Contains(t, r.errOut, "poddisruptionbudget db-quorum (minAvailable 4) needs 4 available pods, but only 3 would be left")
-	assert.Contains(t, r.errOut, "nothing was changed")
+	assert.Equal(t, cmdutil.ExitFailed, r.Code)
+	assert.Contains(t, r.ErrOut, "poddisruptionbudget db-quorum (minAvailable 4) needs 4 available pods, but only 3 would be left")
+	assert.Contains(t, r.ErrOut, "nothing was changed")
 
 	assert.Equal(t, before, snapshot(t, ns))
 	after, err := cluster.Client.AppsV1().StatefulSets(ns).Get(context.Background(), "db", metav1.GetOptions{})
@@ -366,13 +307,13 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "1", "--pvc", "delete", "--dry-run")
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "1. pod db-3, pvc data-db-3 1Gi → delete, pvc wal-db-3 1Gi → delete")
-	assert.Contains(t, r.out, "3. pod db-1")
-	assert.Contains(t, r.out, "Dry run: nothing was changed.")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "1. pod db-3, pvc data-db-3 1Gi → delete, pvc wal-db-3 1Gi → delete")
+	assert.Contains(t, r.Out, "3. pod db-1")
+	assert.Contains(t, r.Out, "Dry run: nothing was changed.")
 
 	r = run(t, ns, "cleanup-pvcs", "db", "--dry-run")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 
 	assert.Equal(t, before, snapshot(t, ns))
 	after, err := cluster.Client.AppsV1().StatefulSets(ns).Get(context.Background(), "db", metav1.GetOptions{})
@@ -391,8 +332,8 @@ func TestSnapshotRefusesCleanlyWithoutTheSnapshotAPI(t *testing.T) {
 	create(t, newStatefulSet(ns, "db", 3))
 	before := snapshot(t, ns)
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "snapshot", "--yes")
-	assert.Equal(t, cmdutil.ExitUsage, r.code)
-	assert.Contains(t, r.errOut, "--pvc snapshot needs the VolumeSnapshot API (snapshot.storage.k8s.io/v1), which this cluster does not serve")
+	assert.Equal(t, cmdutil.ExitUsage, r.Code)
+	assert.Contains(t, r.ErrOut, "--pvc snapshot needs the VolumeSnapshot API (snapshot.storage.k8s.io/v1), which this cluster does not serve")
 	assert.Equal(t, before, snapshot(t, ns))
 	assert.Equal(t, int32(3), replicas(t, ns, "db"))
 }
@@ -406,7 +347,7 @@ func TestOrdinalsStartingAboveZero(t *testing.T) {
 	order := deletions(t, ns)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "1", "--pvc", "delete", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
+	require.Equal(t, 0, r.Code, r.ErrOut)
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-5"}, keys(after.pods))
 	assert.Equal(t, []string{"data-db-5", "wal-db-5"}, keys(after.pvcs))
@@ -446,7 +387,7 @@ func TestInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	order := deletions(t, ns)
 
 	// Ctrl-C once the first ordinal is done.
-	f := fake(ns)
+	f := e2eutil.Fake(e2eutil.Client(cluster, ns))
 	ctx, cancel := context.WithTimeout(context.Background(), generous)
 	defer cancel()
 	out := &jsonLines{onEvent: func(ev progress.Event) {
@@ -468,10 +409,10 @@ func TestInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 
 	// The same command resumes at once and does not redo ordinal 4.
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "an interrupted run is resumed")
-	assert.Contains(t, r.out, "step 1/3 pod/db-4 already removed by the interrupted run")
-	assert.NotContains(t, r.out, "removing db-4")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "an interrupted run is resumed")
+	assert.Contains(t, r.Out, "step 1/3 pod/db-4 already removed by the interrupted run")
+	assert.NotContains(t, r.Out, "removing db-4")
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1"}, keys(after.pods))
 	assert.Equal(t, []string{"data-db-0", "data-db-1", "wal-db-0", "wal-db-1"}, keys(after.pvcs))
@@ -479,23 +420,10 @@ func TestInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	assert.Equal(t, journal.Succeeded, operationRecord(t, ns, "db").Phase)
 }
 
-// buildPlugin compiles the plugin once per test run.
-func buildPlugin(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kubectl-sts")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	c := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-sts")
-	c.Dir = root
-	out, err := c.CombinedOutput()
-	require.NoError(t, err, "building the plugin: %s", out)
-	return bin
-}
-
 func TestKilledRunResumesAfterItsLeaseExpires(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 4))
-	bin := buildPlugin(t)
+	bin := e2eutil.BuildPlugin(t)
 
 	// A real process, killed with SIGKILL right after the first ordinal:
 	// no chance to release anything.
@@ -530,15 +458,15 @@ func TestKilledRunResumesAfterItsLeaseExpires(t *testing.T) {
 
 	// A second run right away is refused while the lease is live...
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	if r.code != 0 {
-		assert.Equal(t, cmdutil.ExitFailed, r.code)
-		assert.Contains(t, r.errOut, "running in another process")
+	if r.Code != 0 {
+		assert.Equal(t, cmdutil.ExitFailed, r.Code)
+		assert.Contains(t, r.ErrOut, "running in another process")
 		// ...and resumes once it has expired.
 		time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
 		r = run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
 	}
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "already removed by the interrupted run")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "already removed by the interrupted run")
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1"}, keys(after.pods))
 	assert.Equal(t, []string{"data-db-0", "data-db-1", "wal-db-0", "wal-db-1"}, keys(after.pvcs))
@@ -555,15 +483,15 @@ func TestWhenScaledDeleteIsLeftToKubernetes(t *testing.T) {
 	create(t, sts)
 
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "keep", "--yes")
-	assert.Equal(t, cmdutil.ExitUsage, r.code, "an explicit keep cannot be honoured")
-	assert.Contains(t, r.errOut, "whenScaled: Delete")
+	assert.Equal(t, cmdutil.ExitUsage, r.Code, "an explicit keep cannot be honoured")
+	assert.Contains(t, r.ErrOut, "whenScaled: Delete")
 
 	r = run(t, ns, "scale-down", "db", "--replicas", "2", "--yes")
-	require.Equal(t, 0, r.code, r.errOut)
-	assert.Contains(t, r.out, "warning: persistentVolumeClaimRetentionPolicy.whenScaled is Delete")
-	assert.Contains(t, r.out, "deleted by Kubernetes")
+	require.Equal(t, 0, r.Code, r.ErrOut)
+	assert.Contains(t, r.Out, "warning: persistentVolumeClaimRetentionPolicy.whenScaled is Delete")
+	assert.Contains(t, r.Out, "deleted by Kubernetes")
 	// The garbage collector deletes the claims of ordinal 2.
-	waitFor(t, "the retention policy to delete the claims of db-2", func(ctx context.Context) (bool, error) {
+	poll.Until(t, "the retention policy to delete the claims of db-2", func(ctx context.Context) (bool, error) {
 		_, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-db-2", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

@@ -23,17 +23,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -158,31 +156,16 @@ func waitFor(t *testing.T, ns, name, what string, opts status.Options, cond func
 	require.NoError(t, wait.Waiter{Timeout: generous, Interval: 200 * time.Millisecond}.Wait(ctx, tr, gate))
 }
 
-func clientFor(t *testing.T, ns string, cfg *rest.Config) *kube.Client {
-	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: kube.NewPodExecutor(cfg, cs)}
-}
-
-type result struct {
-	code        int
-	out, errOut string
-}
-
 // run executes `kubectl sts status args...` in-process in namespace ns, with
 // the real clock (the cluster's timestamps are real).
-func run(t *testing.T, client *kube.Client, args ...string) result {
+func run(t *testing.T, client *kube.Client, args ...string) e2eutil.Result {
 	t.Helper()
-	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
-	f.Options.Now = time.Now
-	code := f.Run(ctxFor(t), cmd.Run, append([]string{"status"}, args...)...)
-	return result{code: code, out: f.Out.String(), errOut: f.ErrOut.String()}
+	return e2eutil.RunContext(ctxFor(t), client, append([]string{"status"}, args...)...)
 }
 
-func runIn(t *testing.T, ns string, args ...string) result {
+func runIn(t *testing.T, ns string, args ...string) e2eutil.Result {
 	t.Helper()
-	return run(t, clientFor(t, ns, cluster.RESTConfig), args...)
+	return run(t, e2eutil.ClientFor(t, ns, cluster.RESTConfig), args...)
 }
 
 var (
@@ -220,15 +203,15 @@ func TestHealthy(t *testing.T) {
 	sts := create(t, ns, "db", 3)
 
 	res := runIn(t, ns, "db")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut+res.out)
-	assert.Empty(t, res.errOut)
-	assert.Contains(t, res.out, "Verdict: Healthy")
-	statustest.Golden(t, "healthy", normalize(res.out, ns, sts), *update)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut+res.Out)
+	assert.Empty(t, res.ErrOut)
+	assert.Contains(t, res.Out, "Verdict: Healthy")
+	statustest.Golden(t, "healthy", normalize(res.Out, ns, sts), *update)
 
 	res = runIn(t, ns, "db", "-o", "json")
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
 	var r status.Report
-	require.NoError(t, json.Unmarshal([]byte(res.out), &r))
+	require.NoError(t, json.Unmarshal([]byte(res.Out), &r))
 	assert.True(t, r.Verdict.Healthy)
 	assert.Equal(t, sts.UID, r.StatefulSet.UID)
 	require.Len(t, r.Ordinals, 3)
@@ -248,9 +231,9 @@ func TestHealthy(t *testing.T) {
 	require.NoError(t, err)
 	waitFor(t, ns, "cache", "to be healthy", status.Options{}, func(r *status.Report) bool { return r.Verdict.Healthy && settled(r) })
 	res = runIn(t, ns)
-	require.Equal(t, cmdutil.ExitOK, res.code, res.errOut)
-	lines := strings.Split(strings.TrimSpace(res.out), "\n")
-	require.Len(t, lines, 3, res.out)
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	lines := strings.Split(strings.TrimSpace(res.Out), "\n")
+	require.Len(t, lines, 3, res.Out)
 	assert.Regexp(t, `^NAME\s+READY`, lines[0])
 	assert.Regexp(t, `^cache\s+1/1\s+1\s`, lines[1])
 	assert.Regexp(t, `^db\s+3/3\s+3\s.*Healthy`, lines[2])
@@ -270,12 +253,12 @@ func TestRolloutPausedByPartition(t *testing.T) {
 	require.NotEqual(t, sts.Status.CurrentRevision, sts.Status.UpdateRevision)
 
 	res := runIn(t, ns, "db")
-	require.Equal(t, cmdutil.ExitDegraded, res.code, res.errOut+res.out)
-	assert.Contains(t, res.out, "Verdict: Progressing")
-	assert.Contains(t, res.out, "RolloutPaused: rollout paused by partition 2")
-	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+1/1\s+update\s`, res.out)
-	assert.Regexp(t, `(?m)^0\s+db-0\s+Running\s+1/1\s+current\s`, res.out)
-	statustest.Golden(t, "rollout-paused", normalize(res.out, ns, sts), *update)
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
+	assert.Contains(t, res.Out, "Verdict: Progressing")
+	assert.Contains(t, res.Out, "RolloutPaused: rollout paused by partition 2")
+	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+1/1\s+update\s`, res.Out)
+	assert.Regexp(t, `(?m)^0\s+db-0\s+Running\s+1/1\s+current\s`, res.Out)
+	statustest.Golden(t, "rollout-paused", normalize(res.Out, ns, sts), *update)
 
 	// Lowering the partition continues the rollout to the end.
 	_, err = cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "db", types.MergePatchType,
@@ -285,7 +268,7 @@ func TestRolloutPausedByPartition(t *testing.T) {
 		return r.Verdict.Healthy && settled(r) && r.StatefulSet.CurrentRevision == r.StatefulSet.UpdateRevision
 	})
 	res = runIn(t, ns, "db")
-	assert.Equal(t, cmdutil.ExitOK, res.code, res.out)
+	assert.Equal(t, cmdutil.ExitOK, res.Code, res.Out)
 }
 
 func TestStuckRollout(t *testing.T) {
@@ -306,17 +289,17 @@ func TestStuckRollout(t *testing.T) {
 
 	// With the default threshold the same state is still progress.
 	res := runIn(t, ns, "db")
-	require.Equal(t, cmdutil.ExitDegraded, res.code, res.errOut+res.out)
-	assert.NotContains(t, res.out, "RolloutStuck")
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
+	assert.NotContains(t, res.Out, "RolloutStuck")
 
 	res = runIn(t, ns, "db", "--stuck-after", "1s")
-	require.Equal(t, cmdutil.ExitDegraded, res.code, res.errOut+res.out)
-	assert.Contains(t, res.out, "Verdict: Degraded")
-	assert.Contains(t, res.out, "RolloutStuck: rollout stuck: pod db-2 on update revision "+status.ShortRevision("db", bad))
-	assert.Contains(t, res.out, "Reverting the template alone will not replace db-2")
-	assert.Contains(t, res.out, "kubectl delete pod db-2 -n "+ns)
-	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+0/1\s+update\s`, res.out)
-	statustest.Golden(t, "rollout-stuck", normalize(res.out, ns, sts), *update)
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
+	assert.Contains(t, res.Out, "Verdict: Degraded")
+	assert.Contains(t, res.Out, "RolloutStuck: rollout stuck: pod db-2 on update revision "+status.ShortRevision("db", bad))
+	assert.Contains(t, res.Out, "Reverting the template alone will not replace db-2")
+	assert.Contains(t, res.Out, "kubectl delete pod db-2 -n "+ns)
+	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+0/1\s+update\s`, res.Out)
+	statustest.Golden(t, "rollout-stuck", normalize(res.Out, ns, sts), *update)
 
 	// The trap is real: revert the template, and db-2 stays on the bad
 	// revision, not Ready; status now points at the abandoned revision.
@@ -327,8 +310,8 @@ func TestStuckRollout(t *testing.T) {
 		return settled(r) && r.StatefulSet.UpdateRevision == good && r.Verdict.Has(status.CodeRolloutStuck)
 	})
 	res = runIn(t, ns, "db", "--stuck-after", "1s")
-	require.Equal(t, cmdutil.ExitDegraded, res.code, res.out)
-	assert.Contains(t, res.out, fmt.Sprintf("pod db-2 runs revision %s, which is no longer the update revision %s",
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.Out)
+	assert.Contains(t, res.Out, fmt.Sprintf("pod db-2 runs revision %s, which is no longer the update revision %s",
 		status.ShortRevision("db", bad), status.ShortRevision("db", good)))
 	pod, err := cluster.Client.CoreV1().Pods(ns).Get(ctxFor(t), "db-2", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -338,7 +321,7 @@ func TestStuckRollout(t *testing.T) {
 	require.NoError(t, cluster.Client.CoreV1().Pods(ns).Delete(ctxFor(t), "db-2", metav1.DeleteOptions{}))
 	waitFor(t, ns, "db", "to recover", status.Options{}, func(r *status.Report) bool { return r.Verdict.Healthy && settled(r) })
 	res = runIn(t, ns, "db")
-	assert.Equal(t, cmdutil.ExitOK, res.code, res.out)
+	assert.Equal(t, cmdutil.ExitOK, res.Code, res.Out)
 }
 
 func TestLeftoverPVCsAfterScaleDown(t *testing.T) {
@@ -353,21 +336,21 @@ func TestLeftoverPVCsAfterScaleDown(t *testing.T) {
 	sts := get(t, ns, "db")
 
 	res := runIn(t, ns, "db")
-	require.Equal(t, cmdutil.ExitDegraded, res.code, res.errOut+res.out)
-	assert.Contains(t, res.out, "Verdict: NeedsAttention")
-	assert.Contains(t, res.out, "LeftoverPVCs: 2 pvcs left over from ordinals outside 0..0 (whenScaled: Retain): data-db-1, data-db-2")
-	assert.Regexp(t, `(?m)^1\s+data-db-1\s+Bound\s+1Gi\s+1Gi\s`, res.out)
-	statustest.Golden(t, "leftover-pvcs", normalize(res.out, ns, sts), *update)
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
+	assert.Contains(t, res.Out, "Verdict: NeedsAttention")
+	assert.Contains(t, res.Out, "LeftoverPVCs: 2 pvcs left over from ordinals outside 0..0 (whenScaled: Retain): data-db-1, data-db-2")
+	assert.Regexp(t, `(?m)^1\s+data-db-1\s+Bound\s+1Gi\s+1Gi\s`, res.Out)
+	statustest.Golden(t, "leftover-pvcs", normalize(res.Out, ns, sts), *update)
 
 	res = runIn(t, ns, "db", "-o", "yaml")
-	require.Equal(t, cmdutil.ExitDegraded, res.code)
-	assert.Contains(t, res.out, "leftoverPVCs:\n- ")
-	assert.Contains(t, res.out, "code: LeftoverPVCs")
+	require.Equal(t, cmdutil.ExitDegraded, res.Code)
+	assert.Contains(t, res.Out, "leftoverPVCs:\n- ")
+	assert.Contains(t, res.Out, "code: LeftoverPVCs")
 
 	// -A lists it with its one-line verdict, among the other namespaces'.
 	res = runIn(t, ns, "-A")
-	require.Contains(t, []int{cmdutil.ExitOK, cmdutil.ExitDegraded}, res.code, res.errOut)
-	assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(ns)+`\s+db\s+1/1\s+1\s.*NeedsAttention\s+LeftoverPVCs$`, res.out)
+	require.Contains(t, []int{cmdutil.ExitOK, cmdutil.ExitDegraded}, res.Code, res.ErrOut)
+	assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(ns)+`\s+db\s+1/1\s+1\s.*NeedsAttention\s+LeftoverPVCs$`, res.Out)
 }
 
 func TestBadInput(t *testing.T) {
@@ -375,23 +358,23 @@ func TestBadInput(t *testing.T) {
 	create(t, ns, "orders", 1)
 
 	res := runIn(t, ns, "nope")
-	assert.Equal(t, cmdutil.ExitFailed, res.code)
-	assert.Contains(t, res.errOut, `statefulsets.apps "nope" not found`)
-	assert.Contains(t, res.errOut, "kubectl get sts -n "+ns)
+	assert.Equal(t, cmdutil.ExitFailed, res.Code)
+	assert.Contains(t, res.ErrOut, `statefulsets.apps "nope" not found`)
+	assert.Contains(t, res.ErrOut, "kubectl get sts -n "+ns)
 
 	other := cluster.NewNamespace(t)
 	res = runIn(t, other, "orders")
-	assert.Equal(t, cmdutil.ExitFailed, res.code)
-	assert.Contains(t, res.errOut, fmt.Sprintf(`StatefulSet "orders" not found in namespace %q, but it exists in namespace %q: add -n %s`, other, ns, ns))
+	assert.Equal(t, cmdutil.ExitFailed, res.Code)
+	assert.Contains(t, res.ErrOut, fmt.Sprintf(`StatefulSet "orders" not found in namespace %q, but it exists in namespace %q: add -n %s`, other, ns, ns))
 
 	res = runIn(t, "no-such-namespace", "orders")
-	assert.Equal(t, cmdutil.ExitFailed, res.code)
-	assert.Contains(t, res.errOut, `namespace "no-such-namespace" does not exist`)
+	assert.Equal(t, cmdutil.ExitFailed, res.Code)
+	assert.Contains(t, res.ErrOut, `namespace "no-such-namespace" does not exist`)
 
 	res = runIn(t, ns, "orders", "-o", "xml")
-	assert.Equal(t, cmdutil.ExitUsage, res.code)
-	assert.Contains(t, res.errOut, `invalid output format "xml"`)
-	assert.Empty(t, res.out)
+	assert.Equal(t, cmdutil.ExitUsage, res.Code)
+	assert.Contains(t, res.ErrOut, `invalid output format "xml"`)
+	assert.Empty(t, res.Out)
 }
 
 func TestForbiddenNamesTheMissingPermission(t *testing.T) {
@@ -415,12 +398,12 @@ func TestForbiddenNamesTheMissingPermission(t *testing.T) {
 	cfg := rest.CopyConfig(cluster.RESTConfig)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "alice"}
 	want := fmt.Sprintf(`missing permission: verb "list" on resource "pods" in namespace %q`, ns)
-	var res result
+	var res e2eutil.Result
 	// The authorizer sees the new binding a moment later.
 	require.Eventually(t, func() bool {
-		res = run(t, clientFor(t, ns, cfg), "db")
-		return strings.Contains(res.errOut, want)
+		res = run(t, e2eutil.ClientFor(t, ns, cfg), "db")
+		return strings.Contains(res.ErrOut, want)
 	}, time.Minute, 200*time.Millisecond, "last: %+v", res)
-	assert.Equal(t, cmdutil.ExitFailed, res.code, res.out)
-	assert.Empty(t, res.out)
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Empty(t, res.Out)
 }

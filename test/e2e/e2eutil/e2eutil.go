@@ -1,0 +1,163 @@
+// Package e2eutil holds the helpers the end-to-end tests share: clients
+// for a namespace of the test bed, in-process runs of `kubectl sts`, a
+// polling wait, a plain StatefulSet to run the commands against and a
+// build of the plugin for the tests that need a real process.
+package e2eutil
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
+	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/test/testbed"
+)
+
+// Client returns a client for namespace ns over the test bed's own
+// (administrator) connection.
+func Client(c *testbed.Cluster, ns string) *kube.Client {
+	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(c.RESTConfig, c.Client)}
+}
+
+// ClientFor returns a client for namespace ns, given explicitly as -n
+// would, over a connection of its own made from cfg.
+func ClientFor(t testing.TB, ns string, cfg *rest.Config) *kube.Client {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: kube.NewPodExecutor(cfg, cs)}
+}
+
+// Fake returns in-process command options over client, with the real
+// clock (the cluster's timestamps are real).
+func Fake(client *kube.Client) *cmdtesting.Fake {
+	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
+	f.Options.Now = time.Now
+	return f
+}
+
+// Result is what a run of a command gave: its exit code and output.
+type Result struct {
+	Code        int
+	Out, ErrOut string
+}
+
+// RunContext executes `kubectl sts args...` in-process over client, with
+// ctx.
+func RunContext(ctx context.Context, client *kube.Client, args ...string) Result {
+	f := Fake(client)
+	code := f.Run(ctx, cmd.Run, args...)
+	return Result{Code: code, Out: f.Out.String(), ErrOut: f.ErrOut.String()}
+}
+
+// Run executes `kubectl sts args...` in-process over client, bounded by
+// timeout, and logs the exit code and output.
+func Run(t testing.TB, client *kube.Client, timeout time.Duration, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res := RunContext(ctx, client, args...)
+	t.Logf("kubectl sts %s → exit %d\n%s%s", strings.Join(args, " "), res.Code, res.Out, res.ErrOut)
+	return res
+}
+
+// Poll waits for conditions, each for at most Timeout.
+type Poll struct {
+	Timeout time.Duration
+	// Describe, when set, is added to the message of a timeout.
+	Describe func() string
+}
+
+// Until checks cond every 100ms until it holds. An error of cond fails
+// the test at once; so does cond not holding after p.Timeout.
+func (p Poll) Until(t testing.TB, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
+	defer cancel()
+	for {
+		ok, err := cond(ctx)
+		require.NoError(t, err, what)
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if p.Describe != nil {
+				t.Fatalf("timed out after %s waiting for %s\n%s", p.Timeout, what, p.Describe())
+			}
+			t.Fatalf("timed out after %s waiting for %s", p.Timeout, what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// NewStatefulSet returns a StatefulSet whose pods, labelled app=name, run
+// one container "app" of image, with a claim template of 1Gi
+// (ReadWriteOnce, the default class) for each of claims, mounted at
+// /<claim>.
+func NewStatefulSet(ns, name string, replicas int32, image string, claims ...string) *appsv1.StatefulSet {
+	labels := map[string]string{"app": name}
+	container := corev1.Container{Name: "app", Image: image}
+	var templates []corev1.PersistentVolumeClaim
+	for _, c := range claims {
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: c, MountPath: "/" + c})
+		templates = append(templates, corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: c},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		})
+	}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptr.To(replicas),
+			ServiceName: name,
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{container}},
+			},
+			VolumeClaimTemplates: templates,
+		},
+	}
+}
+
+// StatefulSet reads the StatefulSet ns/name through the test bed's own
+// connection.
+func StatefulSet(t testing.TB, c *testbed.Cluster, ns, name string) *appsv1.StatefulSet {
+	t.Helper()
+	s, err := c.Client.AppsV1().StatefulSets(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	return s
+}
+
+// BuildPlugin compiles the plugin into a directory of the test, for the
+// tests that need a real process, and returns the binary's path.
+func BuildPlugin(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kubectl-sts")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	c := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-sts")
+	c.Dir = root
+	out, err := c.CombinedOutput()
+	require.NoError(t, err, "building the plugin: %s", out)
+	return bin
+}
