@@ -96,19 +96,7 @@ func describeResize(pvc *corev1.PersistentVolumeClaim) string {
 	if s := pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage]; s != "" {
 		parts = append(parts, string(s))
 	}
-	for _, c := range pvc.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		p := string(c.Type)
-		switch c.Type {
-		case corev1.PersistentVolumeClaimControllerResizeError, corev1.PersistentVolumeClaimNodeResizeError:
-			if c.Message != "" {
-				p += ": " + c.Message
-			}
-		}
-		parts = append(parts, p)
-	}
+	parts = append(parts, wait.ResizeConditionTexts(pvc)...)
 	if len(parts) == 0 {
 		return ""
 	}

@@ -293,6 +293,16 @@ func PVCFileSystemResizePending(name string) Gate {
 // resizeConditions renders the claim's true conditions as " (Resizing;
 // NodeResizeError: message)", or "" when there are none.
 func resizeConditions(pvc *corev1.PersistentVolumeClaim) string {
+	parts := ResizeConditionTexts(pvc)
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// ResizeConditionTexts lists the claim's true conditions, with the message
+// of a resize error, e.g. ["Resizing"] or ["NodeResizeError: no space"].
+func ResizeConditionTexts(pvc *corev1.PersistentVolumeClaim) []string {
 	var parts []string
 	for _, c := range pvc.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
@@ -307,8 +317,5 @@ func resizeConditions(pvc *corev1.PersistentVolumeClaim) string {
 		}
 		parts = append(parts, p)
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(parts, "; ") + ")"
+	return parts
 }
