@@ -163,6 +163,22 @@ func run(t *testing.T, client *kube.Client, args ...string) e2eutil.Result {
 	return e2eutil.RunContext(ctxFor(t), client, append([]string{"status"}, args...)...)
 }
 
+// runInUntil runs the command until its output contains want: a verdict
+// that depends on how long a pod has been not Ready is judged on the
+// cluster's second-granular timestamps, so the first run may come a moment
+// early.
+func runInUntil(t *testing.T, ns, want string, args ...string) e2eutil.Result {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res := runIn(t, ns, args...)
+		if strings.Contains(res.Out, want) || time.Now().After(deadline) {
+			return res
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func runIn(t *testing.T, ns string, args ...string) e2eutil.Result {
 	t.Helper()
 	return run(t, e2eutil.ClientFor(t, ns, cluster.RESTConfig), args...)
@@ -292,7 +308,7 @@ func TestStuckRollout(t *testing.T) {
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.NotContains(t, res.Out, "RolloutStuck")
 
-	res = runIn(t, ns, "db", "--stuck-after", "1s")
+	res = runInUntil(t, ns, "RolloutStuck", "db", "--stuck-after", "1s")
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.Contains(t, res.Out, "Verdict: Degraded")
 	assert.Contains(t, res.Out, "RolloutStuck: rollout stuck: pod db-2 on update revision "+status.ShortRevision("db", bad))
@@ -309,7 +325,7 @@ func TestStuckRollout(t *testing.T) {
 	waitFor(t, ns, "db", "to see the revert", stuck, func(r *status.Report) bool {
 		return settled(r) && r.StatefulSet.UpdateRevision == good && r.Verdict.Has(status.CodeRolloutStuck)
 	})
-	res = runIn(t, ns, "db", "--stuck-after", "1s")
+	res = runInUntil(t, ns, "which is no longer the update revision", "db", "--stuck-after", "1s")
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.Out)
 	assert.Contains(t, res.Out, fmt.Sprintf("pod db-2 runs revision %s, which is no longer the update revision %s",
 		status.ShortRevision("db", bad), status.ShortRevision("db", good)))
