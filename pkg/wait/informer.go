@@ -8,9 +8,34 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
+
+// listWatcher is the List and Watch half of a typed client, e.g.
+// client.CoreV1().Pods(ns).
+type listWatcher[L runtime.Object] interface {
+	List(ctx context.Context, o metav1.ListOptions) (L, error)
+	Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
+}
+
+// filtered returns a ListWatch over api whose every request is narrowed by
+// narrow (a field or label selector). It works on fake clientsets too, which
+// cache.NewFilteredListWatchFromClient, needing a REST client, does not.
+func filtered[L runtime.Object](api listWatcher[L], narrow func(*metav1.ListOptions)) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			narrow(&o)
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			narrow(&o)
+			return api.Watch(ctx, o)
+		},
+	}
+}
 
 // informerSpec describes one small informer: a single list+watch, filtered
 // server side by field or label selector.

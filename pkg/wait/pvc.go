@@ -9,10 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 )
 
 // WaitPVC watches the one PersistentVolumeClaim namespace/name (a watch
@@ -48,19 +45,10 @@ func (w Waiter) WaitPVC(ctx context.Context, client kubernetes.Interface, namesp
 	api := client.CoreV1().PersistentVolumeClaims(namespace)
 	byName := fields.OneTermEqualSelector("metadata.name", name).String()
 	err := startInformer(watchCtx, syncCtx, wg, informerSpec{
-		what:    fmt.Sprintf("persistentvolumeclaim %s/%s", namespace, name),
-		objType: &corev1.PersistentVolumeClaim{},
-		client:  client,
-		lw: &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = byName
-				return api.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = byName
-				return api.Watch(ctx, o)
-			},
-		},
+		what:     fmt.Sprintf("persistentvolumeclaim %s/%s", namespace, name),
+		objType:  &corev1.PersistentVolumeClaim{},
+		client:   client,
+		lw:       filtered(api, func(o *metav1.ListOptions) { o.FieldSelector = byName }),
 		onUpsert: src.upsert,
 		onDelete: src.delete,
 		onError:  src.recordError,

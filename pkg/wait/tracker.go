@@ -12,9 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -177,19 +175,10 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 	stsAPI := t.client.AppsV1().StatefulSets(t.namespace)
 	byName := fields.OneTermEqualSelector("metadata.name", t.name).String()
 	if err := startInformer(runCtx, runCtx, wg, informerSpec{
-		what:    fmt.Sprintf("statefulset %s/%s", t.namespace, t.name),
-		objType: &appsv1.StatefulSet{},
-		client:  t.client,
-		lw: &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = byName
-				return stsAPI.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = byName
-				return stsAPI.Watch(ctx, o)
-			},
-		},
+		what:     fmt.Sprintf("statefulset %s/%s", t.namespace, t.name),
+		objType:  &appsv1.StatefulSet{},
+		client:   t.client,
+		lw:       filtered(stsAPI, func(o *metav1.ListOptions) { o.FieldSelector = byName }),
 		onUpsert: t.upsertStatefulSet,
 		onDelete: t.deleteStatefulSet,
 		onError:  t.recordError,
@@ -200,19 +189,10 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 	podAPI := t.client.CoreV1().Pods(t.namespace)
 	bySelector := sel.String()
 	if err := startInformer(runCtx, runCtx, wg, informerSpec{
-		what:    fmt.Sprintf("pods of statefulset %s/%s", t.namespace, t.name),
-		objType: &corev1.Pod{},
-		client:  t.client,
-		lw: &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.LabelSelector = bySelector
-				return podAPI.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.LabelSelector = bySelector
-				return podAPI.Watch(ctx, o)
-			},
-		},
+		what:     fmt.Sprintf("pods of statefulset %s/%s", t.namespace, t.name),
+		objType:  &corev1.Pod{},
+		client:   t.client,
+		lw:       filtered(podAPI, func(o *metav1.ListOptions) { o.LabelSelector = bySelector }),
 		onUpsert: t.upsertPod,
 		onDelete: t.deletePod,
 		onError:  t.recordError,
@@ -224,19 +204,10 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 		pvcAPI := t.client.CoreV1().PersistentVolumeClaims(t.namespace)
 		byLabels := labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).String()
 		if err := startInformer(runCtx, runCtx, wg, informerSpec{
-			what:    fmt.Sprintf("persistentvolumeclaims of statefulset %s/%s", t.namespace, t.name),
-			objType: &corev1.PersistentVolumeClaim{},
-			client:  t.client,
-			lw: &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-					o.LabelSelector = byLabels
-					return pvcAPI.List(ctx, o)
-				},
-				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-					o.LabelSelector = byLabels
-					return pvcAPI.Watch(ctx, o)
-				},
-			},
+			what:     fmt.Sprintf("persistentvolumeclaims of statefulset %s/%s", t.namespace, t.name),
+			objType:  &corev1.PersistentVolumeClaim{},
+			client:   t.client,
+			lw:       filtered(pvcAPI, func(o *metav1.ListOptions) { o.LabelSelector = byLabels }),
 			onUpsert: t.upsertPVC,
 			onDelete: t.deletePVC,
 			onError:  t.recordError,
