@@ -258,3 +258,23 @@ func firstLines(s string, n, max int) string {
 	}
 	return joined
 }
+
+// QueryViews asks every pod for the engine's own view of it, in parallel
+// as QueryPods does, and returns the members (Role unset unless the pod
+// did not answer) with each answering pod's view by pod name, for engines
+// that decide roles only once every view is in.
+func QueryViews[V any](ctx context.Context, t Target, query func(ctx context.Context, pod *corev1.Pod) (V, error)) ([]Member, map[string]V, error) {
+	var mu sync.Mutex
+	views := map[string]V{}
+	members, err := QueryPods(ctx, t, func(ctx context.Context, pod *corev1.Pod) (Member, error) {
+		v, err := query(ctx, pod)
+		if err != nil {
+			return Member{}, err
+		}
+		mu.Lock()
+		views[pod.Name] = v
+		mu.Unlock()
+		return Member{}, nil
+	})
+	return members, views, err
+}

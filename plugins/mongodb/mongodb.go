@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -211,21 +210,16 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 }
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]ReplSetStatus, error) {
-	var mu sync.Mutex
-	views := map[string]ReplSetStatus{}
-	members, err := plugins.QueryPods(ctx, t, func(ctx context.Context, pod *corev1.Pod) (plugins.Member, error) {
+	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (ReplSetStatus, error) {
 		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "mongosh", command(statusJS))
 		if err != nil {
-			return plugins.Member{}, err
+			return ReplSetStatus{}, err
 		}
 		st, err := ParseStatus(out)
 		if err != nil {
-			return plugins.Member{}, fmt.Errorf("pod %s: %w", pod.Name, err)
+			return ReplSetStatus{}, fmt.Errorf("pod %s: %w", pod.Name, err)
 		}
-		mu.Lock()
-		views[pod.Name] = st
-		mu.Unlock()
-		return plugins.Member{}, nil
+		return st, nil
 	})
 	Assemble(members, views, t.Pods)
 	return members, views, err

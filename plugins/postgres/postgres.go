@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,21 +115,16 @@ func parseView(out []byte) (view, error) {
 
 // read asks every pod of t for its view, in parallel.
 func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]view, error) {
-	var mu sync.Mutex
-	views := map[string]view{}
-	members, err := plugins.QueryPods(ctx, t, func(ctx context.Context, pod *corev1.Pod) (plugins.Member, error) {
+	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (view, error) {
 		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "psql", psqlCommand(membersSQL))
 		if err != nil {
-			return plugins.Member{}, err
+			return view{}, err
 		}
 		v, err := parseView(out)
 		if err != nil {
-			return plugins.Member{}, fmt.Errorf("pod %s: %w", pod.Name, err)
+			return view{}, fmt.Errorf("pod %s: %w", pod.Name, err)
 		}
-		mu.Lock()
-		views[pod.Name] = v
-		mu.Unlock()
-		return plugins.Member{}, nil
+		return v, nil
 	})
 	ips := map[string]string{}
 	for _, p := range t.Pods {
