@@ -3,6 +3,7 @@ package all
 
 import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/etcd"
 	"github.com/kubectl-sts/kubectl-sts/plugins/mongodb"
 	"github.com/kubectl-sts/kubectl-sts/plugins/mysql"
 	"github.com/kubectl-sts/kubectl-sts/plugins/postgres"
@@ -17,5 +18,6 @@ func New() *plugins.Registry {
 		mongodb.New(),
 		mysql.New(),
 		redis.New(),
+		etcd.New(),
 	)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestEveryEngineIsRegistered(t *testing.T) {
-	assert.Equal(t, []string{"postgres", "mongodb", "mysql", "redis"}, all.New().Names())
+	assert.Equal(t, []string{"postgres", "mongodb", "mysql", "redis", "etcd"}, all.New().Names())
 }
 
 func TestDetectByImage(t *testing.T) {
@@ -31,6 +31,8 @@ func TestDetectByImage(t *testing.T) {
 		"percona/percona-server-mongodb:7.0":                "mongodb",
 		"redis:7":                                           "redis",
 		"valkey/valkey:8":                                   "redis",
+		"quay.io/coreos/etcd:v3.6.16":                       "etcd",
+		"bitnami/etcd:3.5":                                  "etcd",
 		"nginx:1.27":                                        "",
 		"prometheuscommunity/postgres-exporter":             "",
 	}

@@ -1,0 +1,276 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+)
+
+// ctl runs etcdctl with args in pod.
+func (e *Engine) ctl(ctx context.Context, t plugins.Target, pod *corev1.Pod, args ...string) (string, error) {
+	out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "etcdctl", append([]string{"etcdctl"}, args...))
+	return string(out), err
+}
+
+// target finds the membership entry of ordinal's pod: the ID its member
+// answered with, else the entry mapped to the pod by name or peer URL.
+func (st state) target(pod string) (MemberInfo, bool) {
+	if id, ok := st.cluster.MemberOfPod[pod]; ok {
+		return memberByID(st.cluster.Membership, id)
+	}
+	return MemberInfo{}, false
+}
+
+// BeforeRemove implements plugins.Engine: it removes the member of ordinal
+// from the membership before its pod goes, so the cluster never counts a
+// dead voter. It refuses when the healthy voters left would be fewer than
+// quorum needs; moves the leadership to a staying member first when the
+// member leads; and waits until the members that stay agree on a
+// membership without it and on one leader. A member already gone from the
+// membership (an interrupted run) is not removed again.
+func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	pod := t.PodName(ordinal)
+	st, err := e.read(ctx, t)
+	if err != nil {
+		return err
+	}
+	mship, err := st.membership()
+	if err != nil {
+		return err
+	}
+	m, found := st.target(pod)
+	if !found {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: pod,
+			Message: fmt.Sprintf("pod %s runs no member of the etcd membership (already removed)", pod)})
+		if opts.DryRun {
+			return nil
+		}
+		return e.settle(ctx, t, ordinal, 0, opts)
+	}
+	if reasons := mship.CheckSteps([]int{ordinal}); len(reasons) > 0 {
+		return errors.New(strings.Join(reasons, "; "))
+	}
+	id := HexID(m.ID)
+	object := "member " + id
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Object: object,
+		Message: fmt.Sprintf("removing member %s (%s) leaves %d voters of which %d answer; quorum is %d", id, pod,
+			len(mship.Voters)-1, healthyAfter(mship, ordinal), plugins.Quorum(len(mship.Voters)-1))})
+
+	runner, err := st.staying(t, ordinal)
+	if err != nil {
+		return err
+	}
+	if st.cluster.Leader == m.ID {
+		to, ok := st.successor(ordinal)
+		if !ok {
+			return fmt.Errorf("member %s (%s) is the leader and no other voter answers to take over", id, pod)
+		}
+		msg := fmt.Sprintf("moved the leadership from %s to %s (member %s)", pod, st.cluster.PodOfMember[to], HexID(to))
+		if opts.DryRun {
+			msg = "would move the leadership from " + strings.TrimPrefix(msg, "moved the leadership from ")
+		} else {
+			leaderPod := t.Pod(ordinal)
+			if _, err := e.ctl(ctx, t, leaderPod, "move-leader", HexID(to)); err != nil {
+				return fmt.Errorf("moving the leadership away from %s: %w", pod, err)
+			}
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: pod, Object: object, Message: msg})
+	}
+	if opts.DryRun {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object,
+			Message: fmt.Sprintf("would remove member %s (%s, peer %s) from the etcd membership", id, pod, strings.Join(m.PeerURLs, ","))})
+		return nil
+	}
+	if _, err := e.ctl(ctx, t, runner, "member", "remove", id); err != nil {
+		var ce *plugins.CommandError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "member not found") {
+			return fmt.Errorf("removing member %s (%s): %w", id, pod, err)
+		}
+	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object,
+		Message: fmt.Sprintf("removed member %s (%s, peer %s) from the etcd membership", id, pod, strings.Join(m.PeerURLs, ","))})
+	return e.settle(ctx, t, ordinal, m.ID, opts)
+}
+
+func healthyAfter(m plugins.Membership, ordinal int) int {
+	n := 0
+	for _, v := range m.Healthy() {
+		if v.Pod == "" || v.Ordinal != ordinal {
+			n++
+		}
+	}
+	return n
+}
+
+// staying returns a pod whose member answers and stays: the leader's if it
+// stays, else the first.
+func (st state) staying(t plugins.Target, ordinal int) (*corev1.Pod, error) {
+	var first *corev1.Pod
+	for _, p := range t.PodsExcept(ordinal) {
+		id, ok := st.cluster.MemberOfPod[p.Name]
+		v, answered := st.views[p.Name]
+		if !ok || !answered || v.Self.Status.Header.MemberID != id {
+			continue
+		}
+		if id == st.cluster.Leader {
+			return p, nil
+		}
+		if first == nil {
+			first = p
+		}
+	}
+	if first == nil {
+		return nil, fmt.Errorf("no member that stays answers: %s", plugins.Unanswered(st.members))
+	}
+	return first, nil
+}
+
+// successor picks the staying voter furthest ahead to take the lead.
+func (st state) successor(ordinal int) (uint64, bool) {
+	var best uint64
+	var bestIndex uint64
+	found := false
+	for _, pod := range sortedKeys(st.views) {
+		if st.pods[pod] == ordinal {
+			continue
+		}
+		v := st.views[pod]
+		id := v.Self.Status.Header.MemberID
+		if st.cluster.MemberOfPod[pod] != id || v.Self.Status.IsLearner {
+			continue
+		}
+		if !found || v.Self.Status.RaftAppliedIndex > bestIndex {
+			best, bestIndex, found = id, v.Self.Status.RaftAppliedIndex, true
+		}
+	}
+	return best, found
+}
+
+// settle waits until every staying member that answers reports a
+// membership without removed (0: none in particular) and the same leader,
+// itself a member.
+func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal int, removed uint64, opts plugins.RemoveOptions) error {
+	wait := opts.Wait
+	if wait <= 0 {
+		wait = DefaultRemoveWait
+	}
+	interval := e.PollInterval
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	stay := t
+	stay.Pods = t.PodsExcept(ordinal)
+	announced := false
+	for {
+		why := ""
+		st, err := e.read(ctx, stay)
+		if err != nil {
+			return err
+		}
+		why = st.unsettled(removed)
+		if why == "" {
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Object: "membership",
+				Message: fmt.Sprintf("the %d members that stay agree on the membership and on leader %s (%s)",
+					len(st.views), HexID(st.cluster.Leader), st.cluster.PodOfMember[st.cluster.Leader])})
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the etcd members that stay did not settle within %s: %s", wait, why)
+		}
+		if !announced {
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Object: "membership",
+				Message: "waiting for the members that stay to agree on the membership and the leader: " + why})
+			announced = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// unsettled says why the staying members do not agree yet, or "".
+func (st state) unsettled(removed uint64) string {
+	if len(st.views) == 0 {
+		return "no member answers"
+	}
+	var leader uint64
+	for _, pod := range sortedKeys(st.views) {
+		v := st.views[pod]
+		if removed != 0 {
+			if _, still := memberByID(v.Members, removed); still {
+				return fmt.Sprintf("%s still lists member %s", pod, HexID(removed))
+			}
+		}
+		l := v.Self.Status.Leader
+		switch {
+		case l == 0:
+			return pod + " has no leader"
+		case leader != 0 && l != leader:
+			return fmt.Sprintf("%s follows %s, others %s", pod, HexID(l), HexID(leader))
+		}
+		leader = l
+		if _, ok := memberByID(v.Members, l); !ok {
+			return fmt.Sprintf("%s follows %s, which is not a member", pod, HexID(l))
+		}
+	}
+	return ""
+}
+
+// AfterRemove implements plugins.Engine. The member normally left the
+// membership in BeforeRemove; if the pod went first (--engine none, or a
+// run interrupted in between), its member is still a voter that will never
+// answer: it is removed now, with the same quorum check.
+func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int, opts plugins.RemoveOptions) error {
+	pod := t.PodName(ordinal)
+	st, err := e.read(ctx, t)
+	if err != nil {
+		return err
+	}
+	var left *MemberInfo
+	for _, m := range st.cluster.WithoutPod {
+		if m.Name == pod || PodOf(m, nil, map[string]int{pod: ordinal}) == pod {
+			left = &m
+			break
+		}
+	}
+	if left == nil {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Object: "membership",
+			Message: fmt.Sprintf("no member of %s is left in the etcd membership", pod)})
+		return nil
+	}
+	mship, err := st.membership()
+	if err != nil {
+		return err
+	}
+	// The dead voter is already unhealthy: removing it lowers the quorum.
+	n := len(mship.Voters)
+	if h := len(mship.Healthy()); h < plugins.Quorum(n-1) {
+		return fmt.Errorf("member %s of the removed pod %s is still a voter, and only %d of the %d voters answer: below the quorum of %d even without it; restore the lost members first",
+			HexID(left.ID), pod, h, n, plugins.Quorum(n-1))
+	}
+	runner, err := st.staying(t, ordinal)
+	if err != nil {
+		return err
+	}
+	id := HexID(left.ID)
+	if opts.DryRun {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: "member " + id,
+			Message: fmt.Sprintf("would remove member %s of the removed pod %s, a dead voter, from the etcd membership", id, pod)})
+		return nil
+	}
+	if _, err := e.ctl(ctx, t, runner, "member", "remove", id); err != nil {
+		return fmt.Errorf("removing member %s of the removed pod %s: %w", id, pod, err)
+	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: "member " + id,
+		Message: fmt.Sprintf("removed member %s of the removed pod %s, a dead voter, from the etcd membership", id, pod)})
+	return e.settle(ctx, t, ordinal, left.ID, opts)
+}
