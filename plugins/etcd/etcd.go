@@ -34,23 +34,18 @@ const DefaultMaxIndexLag = 1000
 // member removal when RemoveOptions.Wait is zero.
 const DefaultRemoveWait = 2 * time.Minute
 
-// etcdctl runs with the container's own environment only:
+// etcdctl runs directly, without a shell (the official etcd images are
+// distroless), with the container's own environment only:
 // ETCDCTL_ENDPOINTS, ETCDCTL_CACERT/CERT/KEY, ETCDCTL_USER... are read by
 // etcdctl itself; with no ETCDCTL_ENDPOINTS it asks 127.0.0.1:2379, the
 // pod's own member. No flag is passed that has an ETCDCTL_* twin: etcdctl
 // 3.6 refuses a flag its environment also sets. Arguments are argv
 // elements, never pasted into a script.
-
-// marker separates the three answers of readScript.
-const marker = "--- kubectl-sts ---"
-
-// readScript asks the pod's member for its status, the membership and the
-// alarms in one exec.
-const readScript = `etcdctl endpoint status -w json || exit
-printf '\n%s\n' '` + marker + `'
-etcdctl member list -w json || exit
-printf '\n%s\n' '` + marker + `'
-etcdctl alarm list -w json`
+var (
+	statusArgs = []string{"etcdctl", "endpoint", "status", "-w", "json"}
+	listArgs   = []string{"etcdctl", "member", "list", "-w", "json"}
+	alarmArgs  = []string{"etcdctl", "alarm", "list", "-w", "json"}
+)
 
 // Engine is the etcd engine.
 type Engine struct {
@@ -141,29 +136,25 @@ type View struct {
 	Alarms  []Alarm
 }
 
-// ParseView parses readScript's output. With several endpoints in
-// ETCDCTL_ENDPOINTS the pod's own one is the entry whose member is named
-// like the pod.
-func ParseView(out []byte, pod string) (View, error) {
-	parts := bytes.Split(out, []byte(marker))
-	if len(parts) != 3 {
-		return View{}, fmt.Errorf("unexpected etcdctl output (%d parts)", len(parts))
-	}
+// ParseView parses the answers of endpoint status, member list and alarm
+// list. With several endpoints in ETCDCTL_ENDPOINTS the pod's own one is
+// the entry whose member is named like the pod.
+func ParseView(status, members, alarmList []byte, pod string) (View, error) {
 	var statuses []EndpointStatus
-	if err := json.Unmarshal(bytes.TrimSpace(parts[0]), &statuses); err != nil {
+	if err := json.Unmarshal(bytes.TrimSpace(status), &statuses); err != nil {
 		return View{}, fmt.Errorf("parsing endpoint status: %w", err)
 	}
 	var list struct {
 		Header  Header       `json:"header"`
 		Members []MemberInfo `json:"members"`
 	}
-	if err := json.Unmarshal(bytes.TrimSpace(parts[1]), &list); err != nil {
+	if err := json.Unmarshal(bytes.TrimSpace(members), &list); err != nil {
 		return View{}, fmt.Errorf("parsing member list: %w", err)
 	}
 	var alarms struct {
 		Alarms []Alarm `json:"alarms"`
 	}
-	if a := bytes.TrimSpace(parts[2]); len(a) > 0 {
+	if a := bytes.TrimSpace(alarmList); len(a) > 0 {
 		if err := json.Unmarshal(a, &alarms); err != nil {
 			return View{}, fmt.Errorf("parsing alarm list: %w", err)
 		}
@@ -200,11 +191,16 @@ type state struct {
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (View, error) {
-		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "etcdctl", []string{"sh", "-c", readScript, "etcdctl"})
-		if err != nil {
-			return View{}, err
+		container := t.ContainerFor(pod, e.Matches)
+		var answers [3][]byte
+		for i, args := range [][]string{statusArgs, listArgs, alarmArgs} {
+			out, err := t.Run(ctx, pod, container, "etcdctl", args)
+			if err != nil {
+				return View{}, err
+			}
+			answers[i] = out
 		}
-		v, err := ParseView(out, pod.Name)
+		v, err := ParseView(answers[0], answers[1], answers[2], pod.Name)
 		if err != nil {
 			return View{}, fmt.Errorf("pod %s: %w", pod.Name, err)
 		}

@@ -21,13 +21,32 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
-// Fixtures: what readScript printed on each member of a real three-member
-// etcd 3.6 cluster (members e0, e1, e2; e1 leads).
+// Fixtures: what endpoint status, member list and alarm list printed on
+// each member of a real three-member etcd 3.6 cluster (members etcd-0,
+// etcd-1, etcd-2; etcd-1 leads), one file per member, separated by fixtureSep.
 func fixture(t *testing.T, i int) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("testdata/view-%d.txt", i))
 	require.NoError(t, err)
 	return string(b)
+}
+
+const fixtureSep = "--- kubectl-sts ---"
+
+// reply answers each etcdctl command with its part of a fixture.
+func reply(view string) kubefake.Handler {
+	parts := strings.Split(view, fixtureSep)
+	return func(req kube.ExecRequest) (kube.ExecResult, error) {
+		switch strings.Join(req.Command, " ") {
+		case strings.Join(statusArgs, " "):
+			return kube.ExecResult{Stdout: []byte(parts[0])}, nil
+		case strings.Join(listArgs, " "):
+			return kube.ExecResult{Stdout: []byte(parts[1])}, nil
+		case strings.Join(alarmArgs, " "):
+			return kube.ExecResult{Stdout: []byte(parts[2])}, nil
+		}
+		return kube.ExecResult{ExitCode: 1, Stderr: []byte("unexpected command")}, nil
+	}
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
@@ -45,7 +64,7 @@ func target(ex kube.Executor, pods ...string) plugins.Target {
 func TestMembersFromRecordedViews(t *testing.T) {
 	_, ex := kubefake.NewClient()
 	for i := 0; i < 3; i++ {
-		ex.Handle(fmt.Sprintf("etcd-%d", i), kubefake.Reply(fixture(t, i), 0))
+		ex.Handle(fmt.Sprintf("etcd-%d", i), reply(fixture(t, i)))
 	}
 	e := New()
 	ms, err := e.Members(context.Background(), target(ex, "etcd-0", "etcd-1", "etcd-2"))
@@ -65,8 +84,9 @@ func TestMembersFromRecordedViews(t *testing.T) {
 	assert.Equal(t, "0", ms[2].Details["indexLag"], "applied 11, ahead of the leader's answer a moment before")
 	assert.Empty(t, ms[0].Details["membersWithoutPod"])
 	for _, c := range ex.Calls() {
-		assert.Equal(t, []string{"sh", "-c", readScript, "etcdctl"}, c.Command, "nothing but the pod's own environment")
+		assert.Contains(t, [][]string{statusArgs, listArgs, alarmArgs}, c.Command, "etcdctl alone, with the pod's own environment")
 	}
+	assert.Len(t, ex.Calls(), 9)
 	ok, reason := e.Healthy(ms, plugins.HealthOptions{})
 	assert.True(t, ok, reason)
 	ok, reason = e.Healthy(ms, plugins.HealthOptions{MaxLagBytes: 1024})
@@ -83,8 +103,8 @@ func TestStoppedMemberDeadVoterLearnerAndAlarm(t *testing.T) {
 	e := New()
 	// etcd-2's member does not answer.
 	_, ex := kubefake.NewClient()
-	ex.Handle("etcd-0", kubefake.Reply(fixture(t, 0), 0))
-	ex.Handle("etcd-1", kubefake.Reply(fixture(t, 1), 0))
+	ex.Handle("etcd-0", reply(fixture(t, 0)))
+	ex.Handle("etcd-1", reply(fixture(t, 1)))
 	ex.Handle("etcd-2", func(kube.ExecRequest) (kube.ExecResult, error) {
 		return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: context deadline exceeded")}, nil
 	})
@@ -113,8 +133,8 @@ func TestStoppedMemberDeadVoterLearnerAndAlarm(t *testing.T) {
 	// The alarm list is the cluster's: the leader's view (etcd-1) counts.
 	alarm := strings.TrimSpace(fixture(t, 1))
 	alarm = alarm[:len(alarm)-1] + `,"alarms":[{"memberID":3319814642761637952,"alarm":1}]}`
-	ex.Handle("etcd-1", kubefake.Reply(alarm, 0))
-	ex.Handle("etcd-2", kubefake.Reply(learner, 0))
+	ex.Handle("etcd-1", reply(alarm))
+	ex.Handle("etcd-2", reply(learner))
 	ms, err = e.Members(context.Background(), tg)
 	require.NoError(t, err)
 	assert.Equal(t, plugins.RoleLearner, ms[2].Role)
@@ -126,11 +146,20 @@ func TestStoppedMemberDeadVoterLearnerAndAlarm(t *testing.T) {
 }
 
 func TestParseViewPicksThePodsOwnEndpoint(t *testing.T) {
-	v, err := ParseView([]byte(fixture(t, 1)), "etcd-1")
+	p := strings.Split(fixture(t, 1), fixtureSep)
+	v, err := ParseView([]byte(p[0]), []byte(p[1]), []byte(p[2]), "etcd-1")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(13668033151171901709), v.Self.Status.Header.MemberID)
-	_, err = ParseView([]byte("garbage"), "etcd-1")
-	assert.ErrorContains(t, err, "unexpected etcdctl output")
+	// ETCDCTL_ENDPOINTS naming every member: the entry of the pod's own.
+	all := "[" + strings.Trim(strings.TrimSpace(strings.Split(fixture(t, 0), fixtureSep)[0]), "[]") + "," +
+		strings.Trim(strings.TrimSpace(p[0]), "[]") + "]"
+	v, err = ParseView([]byte(all), []byte(p[1]), []byte(p[2]), "etcd-1")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(13668033151171901709), v.Self.Status.Header.MemberID)
+	_, err = ParseView([]byte(all), []byte(p[1]), []byte(p[2]), "other-1")
+	assert.ErrorContains(t, err, "ETCDCTL_ENDPOINTS names 2 endpoints and none is a member named other-1")
+	_, err = ParseView([]byte("garbage"), []byte(p[1]), []byte(p[2]), "etcd-1")
+	assert.ErrorContains(t, err, "parsing endpoint status")
 }
 
 // fakeCluster answers readScript, member remove and move-leader like a
@@ -163,7 +192,9 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 		if c.down[i] || !c.members[id] {
 			return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: context deadline exceeded")}, nil
 		}
-		if req.Command[0] == "etcdctl" {
+		switch cmd := strings.Join(req.Command, " "); cmd {
+		case strings.Join(statusArgs, " "), strings.Join(listArgs, " "), strings.Join(alarmArgs, " "):
+		default:
 			c.calls = append(c.calls, fmt.Sprintf("etcd-%d: %s", i, strings.Join(req.Command[1:], " ")))
 			switch req.Command[1] {
 			case "member":
@@ -191,9 +222,16 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("etcd-%d", k)})
 			}
 		}
-		a, _ := json.Marshal([]EndpointStatus{st})
-		b, _ := json.Marshal(list)
-		return kube.ExecResult{Stdout: []byte(string(a) + "\n" + marker + "\n" + string(b) + "\n" + marker + "\n{}")}, nil
+		var out []byte
+		switch req.Command[1] {
+		case "endpoint":
+			out, _ = json.Marshal([]EndpointStatus{st})
+		case "member":
+			out, _ = json.Marshal(list)
+		default:
+			out = []byte("{}")
+		}
+		return kube.ExecResult{Stdout: out}, nil
 	}
 }
 
@@ -229,7 +267,7 @@ func TestBeforeRemoveMovesTheLeaderThenRemovesTheMember(t *testing.T) {
 	for _, ev := range events {
 		actions = append(actions, ev.Action)
 	}
-	assert.Equal(t, []plugins.RemoveAction{plugins.ActionChecked, plugins.ActionChanged, plugins.ActionChanged, plugins.ActionChecked}, actions)
+	assert.Equal(t, []plugins.RemoveAction{plugins.ActionChecked, plugins.ActionChanged, plugins.ActionChecked, plugins.ActionChanged, plugins.ActionChecked}, actions)
 
 	// Resumed after the member went but before the pod did: nothing is
 	// removed twice.

@@ -12,10 +12,73 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
-// ctl runs etcdctl with args in pod.
+// ctl runs etcdctl with args in pod. A failure carries etcdctl's own
+// "Error:" line, which follows its client's log lines on standard error.
 func (e *Engine) ctl(ctx context.Context, t plugins.Target, pod *corev1.Pod, args ...string) (string, error) {
 	out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "etcdctl", append([]string{"etcdctl"}, args...))
+	var ce *plugins.CommandError
+	if errors.As(err, &ce) {
+		for _, line := range strings.Split(ce.Stderr, "\n") {
+			if strings.HasPrefix(line, "Error:") {
+				c := *ce
+				c.Stderr = line
+				return string(out), &c
+			}
+		}
+	}
 	return string(out), err
+}
+
+// transient reports etcd's refusals that pass by themselves: a leader
+// that has not yet been connected to its peers for its health interval,
+// a leader change, a request that timed out.
+func transient(err error) bool {
+	var ce *plugins.CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, s := range []string{"unhealthy cluster", "leader changed", "no leader", "request timed out", "Unavailable"} {
+		if strings.Contains(ce.Stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// retry runs f until it succeeds, fails for good, or wait passes, telling
+// once that it waits.
+func (e *Engine) retry(ctx context.Context, wait time.Duration, waiting func(error), f func() error) error {
+	deadline := time.Now().Add(wait)
+	told := false
+	for {
+		err := f()
+		if err == nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		if !told {
+			waiting(err)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(e.interval()):
+		}
+	}
+}
+
+func (e *Engine) interval() time.Duration {
+	if e.PollInterval > 0 {
+		return e.PollInterval
+	}
+	return 500 * time.Millisecond
+}
+
+func removeWait(opts plugins.RemoveOptions) time.Duration {
+	if opts.Wait > 0 {
+		return opts.Wait
+	}
+	return DefaultRemoveWait
 }
 
 // target finds the membership entry of ordinal's pod: the ID its member
@@ -76,18 +139,44 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 			msg = "would move the leadership from " + strings.TrimPrefix(msg, "moved the leadership from ")
 		} else {
 			leaderPod := t.Pod(ordinal)
-			if _, err := e.ctl(ctx, t, leaderPod, "move-leader", HexID(to)); err != nil {
+			err := e.retry(ctx, removeWait(opts), func(err error) {
+				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: pod, Object: object,
+					Message: "etcd does not accept the leadership transfer yet, retrying: " + err.Error()})
+			}, func() error {
+				_, err := e.ctl(ctx, t, leaderPod, "move-leader", HexID(to))
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("moving the leadership away from %s: %w", pod, err)
 			}
 		}
 		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: pod, Object: object, Message: msg})
+		if !opts.DryRun {
+			// The removal goes through the new leader once all follow it.
+			if err := e.settle(ctx, t, ordinal, 0, opts); err != nil {
+				return err
+			}
+			if st, err = e.read(ctx, t); err != nil {
+				return err
+			}
+			if runner, err = st.staying(t, ordinal); err != nil {
+				return err
+			}
+		}
 	}
 	if opts.DryRun {
 		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object,
 			Message: fmt.Sprintf("would remove member %s (%s, peer %s) from the etcd membership", id, pod, strings.Join(m.PeerURLs, ","))})
 		return nil
 	}
-	if _, err := e.ctl(ctx, t, runner, "member", "remove", id); err != nil {
+	err = e.retry(ctx, removeWait(opts), func(err error) {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: runner.Name, Object: object,
+			Message: "etcd does not accept the removal yet, retrying: " + err.Error()})
+	}, func() error {
+		_, err := e.ctl(ctx, t, runner, "member", "remove", id)
+		return err
+	})
+	if err != nil {
 		var ce *plugins.CommandError
 		if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "member not found") {
 			return fmt.Errorf("removing member %s (%s): %w", id, pod, err)
@@ -156,14 +245,7 @@ func (st state) successor(ordinal int) (uint64, bool) {
 // membership without removed (0: none in particular) and the same leader,
 // itself a member.
 func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal int, removed uint64, opts plugins.RemoveOptions) error {
-	wait := opts.Wait
-	if wait <= 0 {
-		wait = DefaultRemoveWait
-	}
-	interval := e.PollInterval
-	if interval <= 0 {
-		interval = 500 * time.Millisecond
-	}
+	wait, interval := removeWait(opts), e.interval()
 	deadline := time.Now().Add(wait)
 	stay := t
 	stay.Pods = t.PodsExcept(ordinal)
@@ -267,7 +349,14 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 			Message: fmt.Sprintf("would remove member %s of the removed pod %s, a dead voter, from the etcd membership", id, pod)})
 		return nil
 	}
-	if _, err := e.ctl(ctx, t, runner, "member", "remove", id); err != nil {
+	err = e.retry(ctx, removeWait(opts), func(err error) {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: runner.Name, Object: "member " + id,
+			Message: "etcd does not accept the removal yet, retrying: " + err.Error()})
+	}, func() error {
+		_, err := e.ctl(ctx, t, runner, "member", "remove", id)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("removing member %s of the removed pod %s: %w", id, pod, err)
 	}
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: "member " + id,
