@@ -41,6 +41,10 @@ type Voter struct {
 type Membership struct {
 	Engine string  `json:"engine"`
 	Voters []Voter `json:"voters"`
+	// Static, when set, says why the membership cannot be changed while the
+	// cluster runs (e.g. ZooKeeper without dynamic reconfiguration) and what
+	// to do instead; any removal of a voter is refused with it.
+	Static string `json:"static,omitempty"`
 }
 
 // Quorum returns the votes a membership of n voters needs: a majority.
@@ -79,6 +83,9 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 		if v.Pod != "" && slices.Contains(ordinals, v.Ordinal) {
 			final--
 		}
+	}
+	if m.Static != "" && final < len(m.Voters) {
+		reasons = append(reasons, m.Static)
 	}
 	if final == 2 && len(m.Voters) > 2 {
 		reasons = append(reasons, fmt.Sprintf(

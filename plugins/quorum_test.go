@@ -90,3 +90,10 @@ func TestLostReason(t *testing.T) {
 	assert.Equal(t, "the etcd cluster has already lost etcd-1: 2 of 3 voters answer and quorum is 2, so restarting another member would leave 1; restore it before rolling out",
 		membership(3, 1).LostReason())
 }
+
+func TestStaticMembershipRefusesAnyVoterRemoval(t *testing.T) {
+	m := membership(5)
+	m.Static = "dynamic reconfiguration is off"
+	assert.Equal(t, []string{"dynamic reconfiguration is off"}, m.CheckRemoval([]int{4, 3}))
+	assert.Empty(t, m.CheckRemoval([]int{7}), "no voter removed, nothing to refuse")
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins/mysql"
 	"github.com/kubectl-sts/kubectl-sts/plugins/postgres"
 	"github.com/kubectl-sts/kubectl-sts/plugins/redis"
+	"github.com/kubectl-sts/kubectl-sts/plugins/zookeeper"
 )
 
 // New returns a registry of every engine. MongoDB comes before MySQL so
@@ -19,5 +20,6 @@ func New() *plugins.Registry {
 		mysql.New(),
 		redis.New(),
 		etcd.New(),
+		zookeeper.New(),
 	)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/etcd"
+	"github.com/kubectl-sts/kubectl-sts/plugins/zookeeper"
 )
 
 func TestPostgresReplicaStreamsThroughSlot(t *testing.T) {
@@ -151,4 +152,40 @@ func localTarget(ex *LocalExec, name string, n int) plugins.Target {
 		})
 	}
 	return t
+}
+
+func TestZooKeeperEnsembleThroughTheEngine(t *testing.T) {
+	start := time.Now()
+	z := StartZooKeeper(t, ZooKeeperOptions{Participants: 5, Reconfig: true})
+	t.Logf("five servers up in %s", time.Since(start).Round(time.Millisecond))
+	ex := &LocalExec{Env: map[string]map[string]string{}}
+	for i, s := range z.Servers {
+		ex.Env[fmt.Sprintf("zk-%d", i)] = z.Env(s)
+	}
+	tg := localTarget(ex, "zk", 5)
+	e := zookeeper.New()
+	ms, err := e.Members(context.Background(), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := e.Healthy(ms, plugins.HealthOptions{}); !ok {
+		t.Fatalf("healthy ensemble judged unhealthy: %s", why)
+	}
+	m, err := e.Membership(context.Background(), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.Len(t, m.Voters, 5)
+	assert.Empty(t, m.Static)
+	var events []string
+	opts := plugins.RemoveOptions{Wait: time.Minute, Events: func(ev plugins.RemoveEvent) { events = append(events, string(ev.Action)+": "+ev.Message) }}
+	if err := e.BeforeRemove(context.Background(), tg, 4, opts); err != nil {
+		t.Fatalf("removing zk-4: %v\n%s", err, strings.Join(events, "\n"))
+	}
+	t.Logf("events:\n%s", strings.Join(events, "\n"))
+	got, err := z.Servers[0].Membership()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.Equal(t, []string{"server.1", "server.2", "server.3", "server.4"}, got)
 }
