@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // RoleLearner is a member that replicates without voting: an etcd learner
@@ -149,4 +150,58 @@ func names(vs []Voter) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// LeaderReason checks that exactly one member leads (Role primary), in a
+// consensus engine's words; "" when so.
+func LeaderReason(members []Member) string {
+	switch r := PrimaryReason(members); r {
+	case "":
+		return ""
+	case "no member is primary":
+		return "no member is the leader"
+	default:
+		return strings.Replace(r, "more than one primary", "more than one leader", 1)
+	}
+}
+
+// DetailWithoutPod is the Member detail where consensus engines list the
+// members of the membership that no pod runs (dead voters).
+const DetailWithoutPod = "membersWithoutPod"
+
+// WithoutPodReason says which members of the membership no pod runs, with
+// what to do about it, or "".
+func WithoutPodReason(members []Member, fix string) string {
+	for _, m := range members {
+		if w := m.Details[DetailWithoutPod]; w != "" {
+			return "the membership lists members no pod runs (dead voters): " + w + "; " + fix
+		}
+	}
+	return ""
+}
+
+// Settle asks check every interval until it returns "" (settled) or an
+// error, or wait has passed; waiting hears the first reason to wait, once.
+func Settle(ctx context.Context, wait, interval time.Duration, check func(context.Context) (string, error), waiting func(why string)) error {
+	deadline := time.Now().Add(wait)
+	told := false
+	for {
+		why, err := check(ctx)
+		switch {
+		case err != nil:
+			return err
+		case why == "":
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("not settled within %s: %s", wait, why)
+		case !told:
+			waiting(why)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -241,7 +242,7 @@ type Cluster struct {
 func Authority(views map[string]View) (View, bool) {
 	var best View
 	found := false
-	for _, pod := range sortedKeys(views) {
+	for _, pod := range slices.Sorted(maps.Keys(views)) {
 		v := views[pod]
 		s := v.Self.Status
 		better := !found || s.RaftTerm > best.Self.Status.RaftTerm ||
@@ -253,21 +254,12 @@ func Authority(views map[string]View) (View, bool) {
 	return best, found
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // PodOf maps a membership entry to the pod that runs it: the pod whose
 // member answered with its ID, else the pod named like the member, else
 // the pod whose name is the first label of the member's peer URL host
 // (etcd-2.etcd-headless.ns.svc). "" when no pod runs it.
 func PodOf(m MemberInfo, views map[string]View, pods map[string]int) string {
-	for _, pod := range sortedKeys(views) {
+	for _, pod := range slices.Sorted(maps.Keys(views)) {
 		if views[pod].Self.Status.Header.MemberID == m.ID {
 			if _, ok := pods[pod]; ok {
 				return pod
@@ -343,7 +335,7 @@ func Assemble(members []plugins.Member, views map[string]View, pods map[string]i
 			m.Details["peerURLs"] = strings.Join(info.PeerURLs, ",")
 		}
 		if len(withoutPod) > 0 {
-			m.Details["membersWithoutPod"] = strings.Join(withoutPod, "; ")
+			m.Details[plugins.DetailWithoutPod] = strings.Join(withoutPod, "; ")
 		}
 		var alarms []string
 		for _, a := range c.Alarms {
@@ -410,8 +402,8 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.Unanswered(members); r != "" {
 		return false, r
 	}
-	if r := plugins.PrimaryReason(members); r != "" {
-		return false, strings.Replace(strings.Replace(r, "primary", "leader", -1), "no member is leader", "no member is the leader", 1)
+	if r := plugins.LeaderReason(members); r != "" {
+		return false, r
 	}
 	var problems []string
 	leader := plugins.Primaries(members)[0].Details["id"]
@@ -437,11 +429,8 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 			}
 		}
 	}
-	for _, m := range members {
-		if w := m.Details["membersWithoutPod"]; w != "" {
-			problems = append(problems, "the membership lists members no pod runs (dead voters): "+w+"; remove them with etcdctl member remove, or bring their pods back")
-			break
-		}
+	if r := plugins.WithoutPodReason(members, "remove them with etcdctl member remove, or bring their pods back"); r != "" {
+		problems = append(problems, r)
 	}
 	if len(problems) > 0 {
 		return false, strings.Join(problems, "; ")

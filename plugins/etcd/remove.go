@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,7 +227,7 @@ func (st state) successor(ordinal int) (uint64, bool) {
 	var best uint64
 	var bestIndex uint64
 	found := false
-	for _, pod := range sortedKeys(st.views) {
+	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 		if st.pods[pod] == ordinal {
 			continue
 		}
@@ -245,38 +247,24 @@ func (st state) successor(ordinal int) (uint64, bool) {
 // membership without removed (0: none in particular) and the same leader,
 // itself a member.
 func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal int, removed uint64, opts plugins.RemoveOptions) error {
-	wait, interval := removeWait(opts), e.interval()
-	deadline := time.Now().Add(wait)
 	stay := t
 	stay.Pods = t.PodsExcept(ordinal)
-	announced := false
-	for {
-		why := ""
+	var last state
+	err := plugins.Settle(ctx, removeWait(opts), e.interval(), func(ctx context.Context) (string, error) {
 		st, err := e.read(ctx, stay)
-		if err != nil {
-			return err
-		}
-		why = st.unsettled(removed)
-		if why == "" {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Object: "membership",
-				Message: fmt.Sprintf("the %d members that stay agree on the membership and on leader %s (%s)",
-					len(st.views), HexID(st.cluster.Leader), st.cluster.PodOfMember[st.cluster.Leader])})
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the etcd members that stay did not settle within %s: %s", wait, why)
-		}
-		if !announced {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Object: "membership",
-				Message: "waiting for the members that stay to agree on the membership and the leader: " + why})
-			announced = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
+		last = st
+		return st.unsettled(removed), err
+	}, func(why string) {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Object: "membership",
+			Message: "waiting for the members that stay to agree on the membership and the leader: " + why})
+	})
+	if err != nil {
+		return fmt.Errorf("the etcd members that stay: %w", err)
 	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Object: "membership",
+		Message: fmt.Sprintf("the %d members that stay agree on the membership and on leader %s (%s)",
+			len(last.views), HexID(last.cluster.Leader), last.cluster.PodOfMember[last.cluster.Leader])})
+	return nil
 }
 
 // unsettled says why the staying members do not agree yet, or "".
@@ -285,7 +273,7 @@ func (st state) unsettled(removed uint64) string {
 		return "no member answers"
 	}
 	var leader uint64
-	for _, pod := range sortedKeys(st.views) {
+	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 		v := st.views[pod]
 		if removed != 0 {
 			if _, still := memberByID(v.Members, removed); still {

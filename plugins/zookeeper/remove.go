@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,45 +114,36 @@ func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal, id int, 
 	if wait <= 0 {
 		wait = DefaultRemoveWait
 	}
-	deadline := time.Now().Add(wait)
 	stay := t
 	stay.Pods = t.PodsExcept(ordinal)
-	told := false
-	for {
+	var last state
+	err := plugins.Settle(ctx, wait, pollInterval, func(ctx context.Context) (string, error) {
 		st, err := e.read(ctx, stay)
+		last = st
 		if err != nil {
-			return err
+			return "", err
 		}
-		why := ""
-		for _, pod := range sortedKeys(st.views) {
+		for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 			for _, s := range st.views[pod].Members {
 				if s.ID == id {
-					why = fmt.Sprintf("%s still lists server.%d", pod, id)
+					return fmt.Sprintf("%s still lists server.%d", pod, id), nil
 				}
 			}
 		}
-		if st.leader == "" && why == "" {
-			why = "no server that stays leads"
+		if st.leader == "" {
+			return "no server that stays leads", nil
 		}
-		if why == "" {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Object: "membership",
-				Message: fmt.Sprintf("the %d servers that stay agree on the membership (version %s); %s leads", len(st.views), st.authority.ConfigVersion, st.leader)})
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the ZooKeeper servers that stay did not settle within %s: %s", wait, why)
-		}
-		if !told {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Object: "membership",
-				Message: "waiting for the servers that stay to agree on the membership: " + why})
-			told = true
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollInterval):
-		}
+		return "", nil
+	}, func(why string) {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Object: "membership",
+			Message: "waiting for the servers that stay to agree on the membership: " + why})
+	})
+	if err != nil {
+		return fmt.Errorf("the ZooKeeper servers that stay: %w", err)
 	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Object: "membership",
+		Message: fmt.Sprintf("the %d servers that stay agree on the membership (version %s); %s leads", len(last.views), last.authority.ConfigVersion, last.leader)})
+	return nil
 }
 
 // AfterRemove implements plugins.Engine: nothing is left to clean up; a

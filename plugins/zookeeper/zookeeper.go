@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -328,7 +329,7 @@ func (st *state) assemble() {
 			}
 		}
 		if len(withoutPod) > 0 {
-			m.Details["membersWithoutPod"] = strings.Join(withoutPod, "; ")
+			m.Details[plugins.DetailWithoutPod] = strings.Join(withoutPod, "; ")
 		}
 		if z, ok := v.Zxid(); ok && leaderKnown {
 			m.Details["zxidLag"] = strconv.FormatInt(ZxidLag(leaderZxid, z), 10)
@@ -378,8 +379,8 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.Unanswered(members); r != "" {
 		return false, r
 	}
-	if r := plugins.PrimaryReason(members); r != "" {
-		return false, strings.Replace(strings.Replace(r, "primary", "leader", -1), "no member is leader", "no server is the leader", 1)
+	if r := plugins.LeaderReason(members); r != "" {
+		return false, r
 	}
 	var problems []string
 	for _, m := range members {
@@ -405,11 +406,8 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 			problems = append(problems, r)
 		}
 	}
-	for _, m := range members {
-		if w := m.Details["membersWithoutPod"]; w != "" {
-			problems = append(problems, "the membership lists servers no pod runs: "+w)
-			break
-		}
+	if r := plugins.WithoutPodReason(members, "remove them with zkCli.sh reconfig -remove, or bring their pods back"); r != "" {
+		problems = append(problems, r)
 	}
 	if len(problems) > 0 {
 		return false, strings.Join(problems, "; ")
@@ -457,7 +455,7 @@ func (st state) membership(t plugins.Target) (plugins.Membership, error) {
 // dynamic reconfiguration, "" when it could not be read.
 func (st state) reconfig() string {
 	got := ""
-	for _, pod := range sortedKeys(st.views) {
+	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 		switch r := st.views[pod].Reconfig; {
 		case r == "":
 			return ""
@@ -468,15 +466,6 @@ func (st state) reconfig() string {
 		}
 	}
 	return got
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func staticSteps(t plugins.Target, reconfig string) string {
