@@ -394,7 +394,7 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 }
 
 // Healthy implements plugins.Engine: every member answered and is in the
-// membership, one leader all agree on, no learner left unpromoted, no
+// membership, one leader all follow (it may be outside members), no learner left unpromoted, no
 // member of the membership without a pod, no alarm, and every member's
 // applied index within MaxIndexLag of the leader's commit index. etcd
 // measures no lag in bytes or seconds, so such a bound cannot be met.
@@ -402,11 +402,19 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.Unanswered(members); r != "" {
 		return false, r
 	}
-	if r := plugins.LeaderReason(members); r != "" {
-		return false, r
+	// The leader may be outside members (scale-down judges the members
+	// that stay): what counts is that all follow the same one.
+	if len(plugins.Primaries(members)) > 1 {
+		return false, plugins.LeaderReason(members)
+	}
+	leader := members[0].Details["leader"]
+	if p := plugins.Primaries(members); len(p) == 1 {
+		leader = p[0].Details["id"]
+	}
+	if leader == "" || leader == "0" {
+		return false, "no member is the leader"
 	}
 	var problems []string
-	leader := plugins.Primaries(members)[0].Details["id"]
 	for _, m := range members {
 		switch {
 		case m.State == "not a member":

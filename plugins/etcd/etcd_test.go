@@ -312,3 +312,20 @@ func TestMatches(t *testing.T) {
 		assert.False(t, e.Matches(img), img)
 	}
 }
+
+func TestHealthyJudgesTheMembersThatStayWithoutTheLeader(t *testing.T) {
+	_, ex := kubefake.NewClient()
+	for i := 0; i < 3; i++ {
+		ex.Handle(fmt.Sprintf("etcd-%d", i), reply(fixture(t, i)))
+	}
+	e := New()
+	ms, err := e.Members(context.Background(), target(ex, "etcd-0", "etcd-1", "etcd-2"))
+	require.NoError(t, err)
+	// etcd-1 leads and is being removed: the others still follow it.
+	ok, reason := e.Healthy([]plugins.Member{ms[0], ms[2]}, plugins.HealthOptions{})
+	assert.True(t, ok, reason)
+	ms[2].Details["leader"] = "0"
+	ok, reason = e.Healthy([]plugins.Member{ms[0], ms[2]}, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "etcd-2 follows leader 0, not bdae9bbc11dd390d", reason)
+}

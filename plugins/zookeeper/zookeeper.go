@@ -379,8 +379,10 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.Unanswered(members); r != "" {
 		return false, r
 	}
-	if r := plugins.LeaderReason(members); r != "" {
-		return false, r
+	// The leader may be outside members (scale-down judges the servers
+	// that stay); a follower is in that mode only while it follows one.
+	if len(plugins.Primaries(members)) > 1 {
+		return false, plugins.LeaderReason(members)
 	}
 	var problems []string
 	for _, m := range members {
