@@ -192,14 +192,13 @@ type state struct {
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (View, error) {
-		container := t.ContainerFor(pod, e.Matches)
 		var answers [3][]byte
 		for i, args := range [][]string{statusArgs, listArgs, alarmArgs} {
-			out, err := t.Run(ctx, pod, container, "etcdctl", args)
+			out, err := e.ctl(ctx, t, pod, args[1:]...)
 			if err != nil {
 				return View{}, err
 			}
-			answers[i] = out
+			answers[i] = []byte(out)
 		}
 		v, err := ParseView(answers[0], answers[1], answers[2], pod.Name)
 		if err != nil {

@@ -106,7 +106,7 @@ func TestStoppedMemberDeadVoterLearnerAndAlarm(t *testing.T) {
 	ex.Handle("etcd-0", reply(fixture(t, 0)))
 	ex.Handle("etcd-1", reply(fixture(t, 1)))
 	ex.Handle("etcd-2", func(kube.ExecRequest) (kube.ExecResult, error) {
-		return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: context deadline exceeded")}, nil
+		return kube.ExecResult{ExitCode: 1, Stderr: []byte(`{"level":"warn","msg":"retrying of unary invoker failed"}` + "\nError: context deadline exceeded\n")}, nil
 	})
 	tg := target(ex, "etcd-0", "etcd-1", "etcd-2")
 	ms, err := e.Members(context.Background(), tg)
