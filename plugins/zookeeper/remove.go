@@ -79,13 +79,19 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 		}
 		// Removing the leader ends its clients' sessions before the answer
 		// arrives: the membership tells whether it committed.
-		if serr := e.settle(ctx, t, ordinal, id, plugins.RemoveOptions{Wait: 20 * time.Second}); serr != nil {
+		if serr := e.settle(ctx, t, ordinal, id, nil, plugins.RemoveOptions{Wait: 20 * time.Second}); serr != nil {
 			return fmt.Errorf("reconfig -remove %d (%s) on %s did not commit: %v %s", id, pod, runner.Name, err, lastLines(string(out), 3))
 		}
 		msg += " (the answer was lost as the ensemble elected a new leader; the membership shows the change)"
 	}
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object, Message: msg})
-	return e.settle(ctx, t, ordinal, id, opts)
+	var expect []string
+	for _, p := range t.PodsExcept(ordinal) {
+		if _, ok := st.views[p.Name]; ok {
+			expect = append(expect, p.Name)
+		}
+	}
+	return e.settle(ctx, t, ordinal, id, expect, opts)
 }
 
 // runner is a pod that stays whose server answers: the leader's if it
@@ -107,9 +113,11 @@ func (st state) runner(t plugins.Target, ordinal int) *corev1.Pod {
 	return first
 }
 
-// settle waits until every staying server that answers reports a
-// membership without server id and one of them leads.
-func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal, id int, opts plugins.RemoveOptions) error {
+// settle waits until every staying server that served before the change
+// (expect) serves again, none lists server id, and one of them leads. A
+// removed leader makes the ensemble elect another, and a follower may take
+// a while to rejoin.
+func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal, id int, expect []string, opts plugins.RemoveOptions) error {
 	wait := opts.Wait
 	if wait <= 0 {
 		wait = DefaultRemoveWait
@@ -122,6 +130,11 @@ func (e *Engine) settle(ctx context.Context, t plugins.Target, ordinal, id int, 
 		last = st
 		if err != nil {
 			return "", err
+		}
+		for _, pod := range expect {
+			if _, ok := st.views[pod]; !ok {
+				return pod + " does not serve yet", nil
+			}
 		}
 		for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 			for _, s := range st.views[pod].Members {

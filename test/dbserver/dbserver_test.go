@@ -188,4 +188,16 @@ func TestZooKeeperEnsembleThroughTheEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	assert.Equal(t, []string{"server.1", "server.2", "server.3", "server.4"}, got)
+	tg4 := localTarget(ex, "zk", 4)
+	if err := e.BeforeRemove(context.Background(), tg4, 3, opts); err != nil {
+		t.Fatalf("removing zk-3: %v\n%s", err, strings.Join(events, "\n"))
+	}
+	t.Logf("events:\n%s", strings.Join(events, "\n"))
+	for _, srv := range z.Servers[:3] {
+		got, err := srv.Membership()
+		if err != nil {
+			t.Fatal(err)
+		}
+		assert.Equal(t, []string{"server.1", "server.2", "server.3"}, got, "server.%d", srv.ID)
+	}
 }
