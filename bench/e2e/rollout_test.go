@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
@@ -167,7 +168,7 @@ func notUpdated(t *testing.T, ns, name, rev string) int {
 	ok := 0
 	for i := range list.Items {
 		p := &list.Items[i]
-		if p.DeletionTimestamp == nil && p.Labels[appsv1.StatefulSetRevisionLabel] == rev && podReady(p) {
+		if p.DeletionTimestamp == nil && wait.PodRevision(p) == rev && wait.IsPodReady(p) {
 			ok++
 		}
 	}

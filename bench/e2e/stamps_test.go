@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 // stamp is one change seen on the watch, stamped with the local clock (the
@@ -61,7 +62,7 @@ func startStamper(t testing.TB, ns, name string) *stamper {
 	deleted := map[types.UID]bool{}
 	for i := range list.Items {
 		p := &list.Items[i]
-		ready[p.UID] = podReady(p)
+		ready[p.UID] = wait.IsPodReady(p)
 		deleted[p.UID] = p.DeletionTimestamp != nil
 	}
 	s.done.Go(func() {
@@ -72,18 +73,18 @@ func startStamper(t testing.TB, ns, name string) *stamper {
 			if !ok {
 				continue
 			}
-			ord := ordinal(p.Name)
+			ord, _ := wait.PodOrdinal(name, p.Name)
 			if (ev.Type == watch.Deleted || p.DeletionTimestamp != nil) && !deleted[p.UID] {
 				deleted[p.UID] = true
-				s.add(stamp{at: now, kind: stampDeleted, ordinal: ord, rev: p.Labels[appsv1.StatefulSetRevisionLabel]})
+				s.add(stamp{at: now, kind: stampDeleted, ordinal: ord, rev: wait.PodRevision(p)})
 			}
-			if ev.Type != watch.Deleted && podReady(p) && !ready[p.UID] {
+			if ev.Type != watch.Deleted && wait.IsPodReady(p) && !ready[p.UID] {
 				ready[p.UID] = true
-				s.add(stamp{at: now, kind: stampReady, ordinal: ord, rev: p.Labels[appsv1.StatefulSetRevisionLabel]})
+				s.add(stamp{at: now, kind: stampReady, ordinal: ord, rev: wait.PodRevision(p)})
 			}
 		}
 	})
-	last := partitionOf(sts)
+	last := rollout.Partition(sts)
 	s.done.Go(func() {
 		defer sw.Stop()
 		for ev := range sw.ResultChan() {
@@ -92,7 +93,7 @@ func startStamper(t testing.TB, ns, name string) *stamper {
 			if !ok {
 				continue
 			}
-			if p := partitionOf(o); p != last {
+			if p := rollout.Partition(o); p != last {
 				last = p
 				s.add(stamp{at: now, kind: stampPartition, ordinal: int(p)})
 			}
@@ -151,29 +152,4 @@ func reactions(stamps []stamp, rev, kind string) []time.Duration {
 		}
 	}
 	return out
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func ordinal(pod string) int {
-	i := strings.LastIndexByte(pod, '-')
-	n, err := strconv.Atoi(pod[i+1:])
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-func partitionOf(s *appsv1.StatefulSet) int32 {
-	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
-		return *ru.Partition
-	}
-	return 0
 }
