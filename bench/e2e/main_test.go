@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 // config is what one run measures.
 type config struct {
 	rollouts   []sizeRepeat // staged rollout sizes and repetitions
+	runbooks   int          // largest size the runbooks run at, beside the plugin and the controller
 	sleep10    int          // largest size the `sleep 10` runbook runs at
 	statuses   []int        // status sizes
 	fanout     []int        // engine fan-out sizes
@@ -45,12 +46,13 @@ type config struct {
 type sizeRepeat struct{ replicas, repeat int }
 
 func smoke() config {
-	return config{rollouts: []sizeRepeat{{3, 1}}, statuses: []int{3}, startupRun: 1}
+	return config{rollouts: []sizeRepeat{{3, 1}}, runbooks: 3, statuses: []int{3}, startupRun: 1}
 }
 
 func full() config {
 	return config{
 		rollouts:   []sizeRepeat{{10, 3}, {200, 1}},
+		runbooks:   200,
 		sleep10:    10,
 		statuses:   []int{3, 50, 200},
 		fanout:     []int{1, 50},
