@@ -192,10 +192,11 @@ func writeRollouts(w *section, sr sizeRepeat, variants []string, runs []rolloutR
 	}
 	for _, v := range variants {
 		var walls []time.Duration
-		early := 0
+		early, notFound := 0, 0
 		var pods []string
 		for _, r := range byVariant[v] {
 			walls = append(walls, r.wall)
+			notFound += r.notFound
 			if r.early > 0 {
 				early++
 				pods = append(pods, itoa(r.early))
@@ -209,6 +210,7 @@ func writeRollouts(w *section, sr sizeRepeat, variants []string, runs []rolloutR
 		if early > 0 {
 			e += " (pods not yet updated: " + strings.Join(pods, ", ") + ")"
 		}
+		e += fmt.Sprintf("; `kubectl wait` hit NotFound %d times", notFound)
 		if v != variantWritten {
 			e = "-"
 		}

@@ -38,6 +38,7 @@ type rolloutRun struct {
 	variant   string
 	wall      time.Duration
 	early     int // pods not yet on the new revision, or not Ready, when it finished
+	notFound  int // `kubectl wait` failures on a pod in the delete/recreate gap
 	reactions []time.Duration
 	reqs      []request
 	maxRSS    int64
@@ -93,7 +94,12 @@ func rolloutOnce(t *testing.T, plugin, ns, name, to, variant string) rolloutRun 
 	default:
 		script := map[string]string{variantCorrected: "rollout-corrected.sh", variantWritten: "rollout-as-written.sh", variantSleep: "rollout-sleep10.sh"}[variant]
 		p = runProc(ctx, "bash", filepath.Join(repoRoot(), "bench", "runbooks", script), ns, name)
-		require.Equal(t, 0, p.code, "%s: %s", script, p.stderr)
+		// The runbook as written fails when its last `kubectl wait` meets
+		// the delete/recreate gap: that is its race, counted below.
+		if variant != variantWritten {
+			require.Equal(t, 0, p.code, "%s: %s", script, p.stderr)
+		}
+		run.notFound = strings.Count(p.stderr, "NotFound")
 	}
 	exited := time.Now()
 	if variant == variantWritten {
