@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
@@ -31,6 +30,22 @@ func TestBenchE2E(t *testing.T) {
 	// Built as releases are.
 	plugin := e2eutil.BuildPlugin(t, "-trimpath", "-ldflags=-s -w")
 	var w section
+	// Whatever was measured is written, also when a later part fails.
+	defer func() {
+		t.Logf("benchmark figures:\n%s", w.String())
+		if doc == "" {
+			return
+		}
+		head := fmt.Sprintf("Measured %s on %s (%d CPUs, Go %s, %s/%s); load average %s at the start, %s at the end; the run took %s.\n",
+			began.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+			load, loadAvg(), time.Since(began).Round(time.Second))
+		if t.Failed() {
+			head += "\n**This run failed before it finished; below are the figures it took.**\n"
+		}
+		if err := writeSection(doc, head+w.String()); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	w.h("Start-up and size")
 	st := startup(t, plugin, cfg.startupRun)
@@ -114,15 +129,6 @@ func TestBenchE2E(t *testing.T) {
 			w.line("| %d | %s | %s | %s | %s |", n, ms(s.min), mib(s.maxRSS), ms(r.wall), mib(r.maxRSS))
 		}
 	}
-
-	t.Logf("benchmark figures:\n%s", w.String())
-	if doc == "" {
-		return
-	}
-	head := fmt.Sprintf("Measured %s on %s (%d CPUs, Go %s, %s/%s); load average %s at the start, %s at the end; the run took %s.\n",
-		began.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		load, loadAvg(), time.Since(began).Round(time.Second))
-	require.NoError(t, writeSection(doc, head+w.String()))
 }
 
 // checkRollouts holds in every run, smoke or full: the plugin and the

@@ -52,7 +52,7 @@ func smoke() config {
 func full() config {
 	return config{
 		rollouts:   []sizeRepeat{{10, 3}, {200, 1}},
-		runbooks:   200,
+		runbooks:   10, // each kubectl a process: seconds a pod on a loaded machine
 		sleep10:    10,
 		statuses:   []int{3, 50, 200},
 		fanout:     []int{1, 50},
