@@ -47,29 +47,40 @@ func TestBenchE2E(t *testing.T) {
 		}
 	}()
 
-	w.h("Start-up and size")
-	st := startup(t, plugin, cfg.startupRun)
-	w.line("| binary size (release flags) | `kubectl sts version --client` min | median |")
-	w.line("|---|---|---|")
-	w.line("| %.1f MiB | %s | %s |", float64(fileSize(t, plugin))/(1<<20), ms(st.min), ms(st.median))
+	// Each part is a subtest: one that fails leaves the others running.
+	part := func(title string, f func(t *testing.T)) {
+		if !t.Run(title, f) {
+			w.line("\n*%s: this part failed; the log of the run says why.*", title)
+		}
+	}
+
+	part("start-up", func(t *testing.T) {
+		st := startup(t, plugin, cfg.startupRun)
+		w.h("Start-up and size")
+		w.line("| binary size (release flags) | `kubectl sts version --client` min | median |")
+		w.line("|---|---|---|")
+		w.line("| %.1f MiB | %s | %s |", float64(fileSize(t, plugin))/(1<<20), ms(st.min), ms(st.median))
+	})
 
 	watches := map[int]int{}
 	for _, sr := range cfg.rollouts {
-		variants := []string{variantPlain, variantPlugin}
-		if sr.replicas <= cfg.runbooks {
-			variants = append(variants, variantCorrected, variantWritten)
-		}
-		if sr.replicas <= cfg.sleep10 {
-			variants = append(variants, variantSleep)
-		}
-		runs := rolloutBench(t, plugin, sr.replicas, sr.repeat, variants)
-		checkRollouts(t, runs)
-		for _, r := range runs {
-			if r.variant == variantPlugin {
-				watches[sr.replicas] = count(r.reqs, "watch")
+		part(fmt.Sprintf("rollout %d", sr.replicas), func(t *testing.T) {
+			variants := []string{variantPlain, variantPlugin}
+			if sr.replicas <= cfg.runbooks {
+				variants = append(variants, variantCorrected, variantWritten)
 			}
-		}
-		writeRollouts(&w, sr, variants, runs)
+			if sr.replicas <= cfg.sleep10 {
+				variants = append(variants, variantSleep)
+			}
+			runs := rolloutBench(t, plugin, sr.replicas, sr.repeat, variants)
+			for _, r := range runs {
+				if r.variant == variantPlugin {
+					watches[sr.replicas] = count(r.reqs, "watch")
+				}
+			}
+			writeRollouts(&w, sr, variants, runs)
+			checkRollouts(t, runs)
+		})
 	}
 	if len(watches) > 1 {
 		var seen []int
@@ -80,54 +91,62 @@ func TestBenchE2E(t *testing.T) {
 	}
 
 	if len(cfg.statuses) > 0 {
-		w.h("status")
-		w.line("| replicas | min | median | requests | peak RSS |")
-		w.line("|---|---|---|---|---|")
-		var counts []int
-		for _, n := range cfg.statuses {
-			m := statusBench(t, plugin, n)
-			counts = append(counts, len(m.reqs))
-			w.line("| %d | %s | %s | %d (%s) | %s |", n, ms(m.min), ms(m.median), len(m.reqs), strings.Join(tally(m.reqs), ", "), mib(m.maxRSS))
-		}
-		assert.Equal(t, 1, len(slices.Compact(slices.Clone(counts))), "status makes the same requests at any size: %v", counts)
-	}
-
-	if len(cfg.fanout) > 0 {
-		w.h("Engine fan-out")
-		w.line("`status --engine redis`, every exec answering after 200 ms through the real exec path.")
-		w.line("")
-		w.line("| pods | min | median | ratio to 1 pod |")
-		w.line("|---|---|---|---|")
-		var one time.Duration
-		for _, n := range cfg.fanout {
-			m := fanoutBench(t, plugin, n)
-			if one == 0 {
-				one = m.min
+		part("status", func(t *testing.T) {
+			w.h("status")
+			w.line("| replicas | min | median | requests | peak RSS |")
+			w.line("|---|---|---|---|---|")
+			var counts []int
+			for _, n := range cfg.statuses {
+				m := statusBench(t, plugin, n)
+				counts = append(counts, len(m.reqs))
+				w.line("| %d | %s | %s | %d (%s) | %s |", n, ms(m.min), ms(m.median), len(m.reqs), strings.Join(tally(m.reqs), ", "), mib(m.maxRSS))
 			}
-			w.line("| %d | %s | %s | %.2f× |", n, ms(m.min), ms(m.median), ratio(m.min, one))
-		}
+			assert.Equal(t, 1, len(slices.Compact(slices.Clone(counts))), "status makes the same requests at any size: %v", counts)
+		})
 	}
 
 	if cfg.ordinals > 0 {
-		w.h("expand-pvc and scale-down")
-		w.line("%d ordinals each, the command beside its runbook loop (bench/runbooks), one run each.", cfg.ordinals)
-		w.line("")
-		w.line("| workflow | kubectl sts | runbook | ratio | requests of kubectl sts |")
-		w.line("|---|---|---|---|---|")
-		e := expandBench(t, plugin, cfg.ordinals)
-		w.line("| expand-pvc | %s | %s | %.2f× | %d (%s) |", ms(e.plugin.wall), ms(e.runbook.wall), ratio(e.plugin.wall, e.runbook.wall), len(e.pluginReqs), strings.Join(tally(e.pluginReqs), ", "))
-		s := scaleDownBench(t, plugin, cfg.ordinals)
-		w.line("| scale-down | %s | %s | %.2f× | %d (%s) |", ms(s.plugin.wall), ms(s.runbook.wall), ratio(s.plugin.wall, s.runbook.wall), len(s.pluginReqs), strings.Join(tally(s.pluginReqs), ", "))
+		part("expand-pvc and scale-down", func(t *testing.T) {
+			w.h("expand-pvc and scale-down")
+			w.line("%d ordinals each, the command beside its runbook loop (bench/runbooks), one run each.", cfg.ordinals)
+			w.line("")
+			w.line("| workflow | kubectl sts | runbook | ratio | requests of kubectl sts |")
+			w.line("|---|---|---|---|---|")
+			e := expandBench(t, plugin, cfg.ordinals)
+			w.line("| expand-pvc | %s | %s | %.2f× | %d (%s) |", ms(e.plugin.wall), ms(e.runbook.wall), ratio(e.plugin.wall, e.runbook.wall), len(e.pluginReqs), strings.Join(tally(e.pluginReqs), ", "))
+			s := scaleDownBench(t, plugin, cfg.ordinals)
+			w.line("| scale-down | %s | %s | %.2f× | %d (%s) |", ms(s.plugin.wall), ms(s.runbook.wall), ratio(s.plugin.wall, s.runbook.wall), len(s.pluginReqs), strings.Join(tally(s.pluginReqs), ", "))
+		})
+	}
+
+	if len(cfg.fanout) > 0 {
+		part("engine fan-out", func(t *testing.T) {
+			w.h("Engine fan-out")
+			w.line("`status --engine redis`, every exec answering after 200 ms through the real exec path.")
+			w.line("")
+			w.line("| pods | min | median | ratio to 1 pod |")
+			w.line("|---|---|---|---|")
+			var one time.Duration
+			for _, n := range cfg.fanout {
+				m := fanoutBench(t, plugin, n)
+				if one == 0 {
+					one = m.min
+				}
+				w.line("| %d | %s | %s | %.2f× |", n, ms(m.min), ms(m.median), ratio(m.min, one))
+			}
+		})
 	}
 
 	if len(cfg.memory) > 0 {
-		w.h("Peak memory at scale")
-		w.line("| replicas | status wall | status peak RSS | rollout (first step, then pause) wall | rollout peak RSS |")
-		w.line("|---|---|---|---|---|")
-		for _, n := range cfg.memory {
-			s, r := memoryBench(t, plugin, n)
-			w.line("| %d | %s | %s | %s | %s |", n, ms(s.min), mib(s.maxRSS), ms(r.wall), mib(r.maxRSS))
-		}
+		part("memory", func(t *testing.T) {
+			w.h("Peak memory at scale")
+			w.line("| replicas | status wall | status peak RSS | rollout (first step, then pause) wall | rollout peak RSS |")
+			w.line("|---|---|---|---|---|")
+			for _, n := range cfg.memory {
+				s, r := memoryBench(t, plugin, n)
+				w.line("| %d | %s | %s | %s | %s |", n, ms(s.min), mib(s.maxRSS), ms(r.wall), mib(r.maxRSS))
+			}
+		})
 	}
 }
 

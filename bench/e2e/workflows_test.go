@@ -86,7 +86,9 @@ func fanoutBench(t *testing.T, plugin string, n int) measured {
 	createSettled(t, parallelSet(ns, "cache", n, "redis:7.2"))
 	// A new mapping takes effect within a second or so.
 	e2eutil.Poll{Timeout: time.Minute}.Until(t, "the exec mapping", func(ctx context.Context) (bool, error) {
-		out, err := cluster.Kubectl(ctx, "exec", "-n", ns, "cache-0", "--", "redis-cli", "INFO")
+		// Through sh, as the engine runs it: the mapping's PATH applies
+		// inside the command, not to the lookup of the command itself.
+		out, err := cluster.Kubectl(ctx, "exec", "-n", ns, "cache-0", "--", "sh", "-c", "redis-cli INFO")
 		return err == nil && len(out) > 0, nil
 	})
 	// Every member answers as a primary: status may call that degraded.
