@@ -72,7 +72,7 @@ func TestBenchE2E(t *testing.T) {
 			if sr.replicas <= cfg.sleep10 {
 				variants = append(variants, variantSleep)
 			}
-			runs := rolloutBench(t, plugin, sr.replicas, sr.repeat, variants)
+			runs := rolloutBench(t, plugin, sr, variants)
 			for _, r := range runs {
 				if r.variant == variantPlugin {
 					watches[sr.replicas] = count(r.reqs, "watch")
@@ -207,6 +207,11 @@ func stepRequests(reqs []request) []stepCount {
 func writeRollouts(w *section, sr sizeRepeat, variants []string, runs []rolloutRun) {
 	w.h(fmt.Sprintf("Staged rollout, %d replicas", sr.replicas))
 	w.line("OrderedReady, one pod per step, %d run(s) of each, interleaved (the `sleep 10` runbook once). Wall time from the start of the command (the patch, for the controller alone) to every pod Ready on the new revision.", sr.repeat)
+	if sr.terminate > 0 {
+		w.line("A deleted pod takes %s to go, staying Ready meanwhile, as a database's graceful shutdown does.", sr.terminate)
+	} else {
+		w.line("A deleted pod goes at once.")
+	}
 	w.line("")
 	w.line("| how | min | median | ratio to the partition patch (min) | finished early |")
 	w.line("|---|---|---|---|---|")

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
@@ -43,15 +44,21 @@ type config struct {
 	startupRun int          // runs of the start-up measurement
 }
 
-type sizeRepeat struct{ replicas, repeat int }
+type sizeRepeat struct {
+	replicas, repeat int
+	// terminate is how long a deleted pod takes to go (the test bed's
+	// terminate-delay), as a database's graceful shutdown does; the old
+	// pod stays Ready meanwhile.
+	terminate time.Duration
+}
 
 func smoke() config {
-	return config{rollouts: []sizeRepeat{{3, 1}}, runbooks: 3, statuses: []int{3}, startupRun: 1}
+	return config{rollouts: []sizeRepeat{{3, 1, time.Second}}, runbooks: 3, statuses: []int{3}, startupRun: 1}
 }
 
 func full() config {
 	return config{
-		rollouts:   []sizeRepeat{{10, 3}, {200, 1}},
+		rollouts:   []sizeRepeat{{10, 3, time.Second}, {200, 1, 0}},
 		runbooks:   10, // each kubectl a process: seconds a pod on a loaded machine
 		sleep10:    10,
 		statuses:   []int{3, 50, 200},

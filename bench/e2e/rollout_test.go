@@ -46,9 +46,13 @@ type rolloutRun struct {
 
 // rolloutBench sets up a StatefulSet of n replicas (OrderedReady) and rolls
 // it out between two images with every variant in turn, repeat times.
-func rolloutBench(t *testing.T, plugin string, n, repeat int, variants []string) []rolloutRun {
+func rolloutBench(t *testing.T, plugin string, sr sizeRepeat, variants []string) []rolloutRun {
+	n, repeat := sr.replicas, sr.repeat
 	ns := cluster.NewNamespace(t)
 	sts := e2eutil.NewStatefulSet(ns, "db", int32(n), imageA)
+	if sr.terminate > 0 {
+		sts.Spec.Template.Annotations = map[string]string{"testbed.kubectl-sts.io/terminate-delay": sr.terminate.String()}
+	}
 	ctx := context.Background()
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{})
 	require.NoError(t, err)
