@@ -110,7 +110,7 @@ func expandBench(t *testing.T, plugin string, n int) pair {
 	createSettled(t, e2eutil.NewStatefulSet(a, "db", int32(n), imageA, "data"))
 	createSettled(t, e2eutil.NewStatefulSet(b, "db", int32(n), imageA, "data"))
 	var out pair
-	out.plugin = runProc(ctx, plugin, "expand-pvc", "db", "-n", a, "--size", "2Gi", "--no-update-template", "--engine", "none", "--yes", "-v=6")
+	out.plugin = runProc(ctx, plugin, "expand-pvc", "db", "-n", a, "--size", "2Gi", "--restart", "always", "--no-update-template", "--engine", "none", "--yes", "-v=6")
 	require.Equal(t, 0, out.plugin.code, tailLines(out.plugin.stderr, 20))
 	out.pluginReqs = requests(out.plugin.stderr)
 	out.runbook = runProc(ctx, "bash", filepath.Join(repoRoot(), "bench", "runbooks", "expand-pvc.sh"), b, "db", "data", "2Gi")
