@@ -166,39 +166,53 @@ func checkRollouts(t *testing.T, runs []rolloutRun) {
 		// -v=6 logs the watches too: one on the StatefulSet, one on its
 		// pods, whatever the replica count.
 		assert.Equal(t, 2, count(r.reqs, "watch"), "watches of the rollout: %v", tally(r.reqs))
-		for i, n := range stepRequests(r.reqs) {
-			assert.LessOrEqual(t, n.requests, 3+n.heartbeats, "requests of step %d of the rollout (patch first, then one journal write and one Event): %v", i+2, n.names)
+		// Each step: its partition patch first, then one journal write and
+		// one Event. The lease heartbeat (a journal write every third of
+		// the lease) is not a step's own and may fall into any step.
+		steps := stepRequests(r.reqs)
+		beats := 0
+		for i, n := range steps {
+			own := n.writes["patch statefulsets"] + n.writes["update configmaps"] + n.writes["create events"]
+			assert.Equal(t, []string{"patch statefulsets", "update configmaps", "create events"}, n.names[:min(3, len(n.names))],
+				"step %d of the rollout starts with its partition patch, then one journal write and one Event", i+2)
+			assert.Equal(t, 1, n.writes["create events"], "Events of step %d: %v", i+2, n.names)
+			// An informer's watch may time out and be renewed during any step.
+			rewatch := n.writes["watch pods"] + n.writes["watch statefulsets"]
+			assert.Equal(t, own+rewatch, len(n.names), "step %d sends nothing but its patch, journal writes and Event: %v", i+2, n.names)
+			beats += n.writes["update configmaps"] - 1
+		}
+		if len(steps) > 0 {
+			span := steps[len(steps)-1].end.Sub(steps[0].start)
+			assert.LessOrEqual(t, beats, int(span/(journal.DefaultLeaseDuration/3))+1,
+				"journal writes beyond one per step are lease heartbeats, at most one per %s over %s", journal.DefaultLeaseDuration/3, span)
 		}
 	}
 }
 
 // stepCount is what one step of a rollout sent, from its partition patch
-// to the next one's.
+// up to the next one's.
 type stepCount struct {
-	requests   int
-	heartbeats int // journal lease renewals that may fall in the step
-	names      []string
+	start, end time.Time
+	names      []string       // "verb resource" in order
+	writes     map[string]int // by "verb resource"
 }
 
-// stepRequests splits a rollout's requests at its partition patches; the
-// lease heartbeat (one journal write every third of the lease) is not a
-// step's own and may fall into any step.
+// stepRequests splits a rollout's requests at its partition patches.
 func stepRequests(reqs []request) []stepCount {
 	var out []stepCount
 	var cur *stepCount
-	var start time.Time
-	every := journal.DefaultLeaseDuration / 3
 	for _, r := range reqs {
 		if r.verb == "patch" && r.resource == "statefulsets" {
 			if cur != nil {
-				cur.heartbeats = int(r.at.Sub(start) / every)
+				cur.end = r.at
 				out = append(out, *cur)
 			}
-			cur, start = &stepCount{}, r.at
+			cur = &stepCount{start: r.at, writes: map[string]int{}}
 		}
 		if cur != nil {
-			cur.requests++
-			cur.names = append(cur.names, r.verb+" "+r.resource)
+			name := r.verb + " " + r.resource
+			cur.names = append(cur.names, name)
+			cur.writes[name]++
 		}
 	}
 	return out
