@@ -29,8 +29,8 @@ func (e *Expander) Preflight(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := leaseHeld(rec, e.now()); err != nil {
-		return nil, err
+	if held := e.cfg.Journal.Held(rec); held != nil {
+		return nil, held
 	}
 	sts, err := c.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -139,21 +139,6 @@ func (e *Expander) members(ctx context.Context, engine plugins.Engine, sts *apps
 		return members, fmt.Errorf("%s", why)
 	}
 	return members, nil
-}
-
-// leaseHeld refuses early, before the plan is shown, when another process
-// holds the lease of an unfinished operation.
-func leaseHeld(rec *journal.Record, now time.Time) error {
-	if rec == nil || rec.Phase.Finished() || rec.Holder == "" {
-		return nil
-	}
-	age := now.Sub(rec.Heartbeat)
-	if age >= journal.DefaultLeaseDuration {
-		return nil
-	}
-	held := &journal.HeldError{Operation: rec.Operation, Holder: rec.Holder, Age: age}
-	return fmt.Errorf("%w; if that process was killed, its lease expires %s after its last heartbeat: run the command again then",
-		held, journal.DefaultLeaseDuration)
 }
 
 // ownedClaim reports whether name is "<template>-<sts>-<ordinal>" for one

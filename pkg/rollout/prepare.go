@@ -112,16 +112,9 @@ type RecordInfo struct {
 // State returns the state the rollout starts (or continues) from.
 func (p *Preview) State() *State { return p.state }
 
-func (r *Runner) lease() time.Duration {
-	if r.Lease > 0 {
-		return r.Lease
-	}
-	return journal.DefaultLeaseDuration
-}
-
 // holderLive reports whether another process holds the record's lease.
 func (r *Runner) holderLive(rec *journal.Record) bool {
-	return rec.Holder != "" && r.now().Sub(rec.Heartbeat) < r.lease()
+	return r.Journal.Held(rec) != nil
 }
 
 func (r *Runner) getStatefulSet(ctx context.Context) (*appsv1.StatefulSet, error) {
@@ -297,7 +290,7 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 		return nil, refuse("the rollout of statefulset %s is paused after step %d of %d, waiting for approval; continue it with: kubectl sts rollout resume %s (or undo it with: kubectl sts rollout undo %s)",
 			r.Name, st.PausedAfter, len(st.Plan.Steps), r.Name, r.Name)
 	case r.holderLive(rec):
-		return nil, &journal.HeldError{Operation: Operation, Holder: rec.Holder, Age: r.now().Sub(rec.Heartbeat)}
+		return nil, r.Journal.Held(rec)
 	}
 	if err := r.checkUnchanged(sts, st); err != nil {
 		return nil, err
@@ -364,8 +357,8 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 	pv := &Preview{Namespace: r.Namespace, StatefulSet: r.Name, Mode: ModeUndo, Partition: Partition(sts),
 		PodManagementPolicy: string(sts.Spec.PodManagementPolicy)}
 	if rec != nil {
-		if r.holderLive(rec) {
-			return nil, &journal.HeldError{Operation: Operation, Holder: rec.Holder, Age: r.now().Sub(rec.Heartbeat)}
+		if held := r.Journal.Held(rec); held != nil {
+			return nil, held
 		}
 		if sts.UID != st.UID {
 			return nil, r.checkUnchanged(sts, st)

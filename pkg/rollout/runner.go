@@ -75,9 +75,6 @@ type Runner struct {
 	// Interval is how often gates that consult outside state (commands,
 	// engines) are evaluated; zero means wait.DefaultInterval.
 	Interval time.Duration
-	// Lease is the journal's lease duration, to tell a live holder from a
-	// dead one; zero means journal.DefaultLeaseDuration.
-	Lease time.Duration
 }
 
 func (r *Runner) now() time.Time {
@@ -140,11 +137,10 @@ func (r *Runner) Run(ctx context.Context, pv *Preview) error {
 
 func (x *execution) run(ctx context.Context, pv *Preview, resumed bool) error {
 	r := x.r
-	stopKeepAlive := r.Journal.KeepAlive(ctx, x.rec, func(err error) {
+	held, done := r.Journal.Hold(ctx, x.rec, func(err error) {
 		x.emit(progress.Event{Kind: "warning", Level: progress.Warning, Message: "renewing the lease of the rollout record: " + err.Error()})
 	})
-	err := x.drive(ctx, pv, resumed)
-	stopKeepAlive()
+	err := done(x.drive(held, pv, resumed))
 	return x.end(ctx, err)
 }
 
@@ -242,6 +238,22 @@ func (x *execution) end(ctx context.Context, err error) error {
 	where := fmt.Sprintf("step %d of %d", x.st.StepNumber(), len(x.st.Plan.Steps))
 	if x.st.Stage == StageRollback {
 		where = "the rollback"
+	}
+	var lost *journal.LeaseLostError
+	if errors.As(err, &lost) {
+		msg := fmt.Sprintf("stopped during %s: %v", where, err)
+		if lost.Holder == "" {
+			// Nobody took over: giving the lease back is safe, as the write
+			// applies only over this run's own last write.
+			if rerr := x.r.Journal.Release(wctx, x.rec, msg); rerr != nil {
+				msg += " (the lease stays until it expires)"
+			}
+		}
+		x.emit(progress.Event{Kind: "interrupted", Level: progress.Warning, Message: msg})
+		if lost.Holder != "" {
+			return err
+		}
+		return fmt.Errorf("%w; the rollout is recorded at %s: run kubectl sts rollout resume %s to continue", err, where, x.r.Name)
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		msg := fmt.Sprintf("interrupted during %s; the record is kept: run kubectl sts rollout resume %s to continue", where, x.r.Name)

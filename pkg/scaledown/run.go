@@ -47,10 +47,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 		r.eventPrefix = "CleanupPVCs"
 	}
 
-	r.journal = journal.New(d.Kube, p.Namespace, p.StatefulSet, d.Holder)
-	if d.LeaseDuration > 0 {
-		r.journal.WithClock(time.Now, d.LeaseDuration)
-	}
+	r.journal = d.journal(p.Namespace, p.StatefulSet)
 	initial := p.initialState()
 	rec, resumed, err := r.journal.Begin(ctx, p.Operation, initial)
 	if err != nil {
@@ -71,7 +68,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 		r.state = &st
 	}
 
-	stopKeepAlive := r.journal.KeepAlive(ctx, rec, func(err error) {
+	held, done := r.journal.Hold(ctx, rec, func(err error) {
 		r.rep.Emit(progress.Event{Kind: "journal-warning", Level: progress.Warning, Message: "renewing the operation lease failed: " + err.Error()})
 	})
 
@@ -82,8 +79,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 	r.emit(0, verb, progress.Info, "statefulset/"+p.StatefulSet, r.startMessage(verb))
 	r.event(ctx, corev1.EventTypeNormal, reason, r.startMessage(verb))
 
-	err = r.run(ctx)
-	stopKeepAlive()
+	err = done(r.run(held))
 	return r.finish(ctx, err)
 }
 
