@@ -29,7 +29,7 @@ func (e *Expander) Preflight(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if held := e.cfg.Journal.Held(rec); held != nil {
+	if held := e.cfg.Journal.Held(rec); held != nil && !e.cfg.Journal.TakesOver() {
 		return nil, held
 	}
 	sts, err := c.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})

@@ -202,6 +202,10 @@ func DefaultHolder() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
+// TakesOver reports whether Begin takes over a live lease; callers skip
+// their early refusals then.
+func (j *Journal) TakesOver() bool { return j.takeOver }
+
 // Holder is the name this journal writes into the lease.
 func (j *Journal) Holder() string { return j.holder }
 

@@ -289,7 +289,7 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 	case rec.Phase == journal.Paused && !req.Resume:
 		return nil, refuse("the rollout of statefulset %s is paused after step %d of %d, waiting for approval; continue it with: kubectl sts rollout resume %s (or undo it with: kubectl sts rollout undo %s)",
 			r.Name, st.PausedAfter, len(st.Plan.Steps), r.Name, r.Name)
-	case r.holderLive(rec):
+	case r.holderLive(rec) && !r.Journal.TakesOver():
 		return nil, r.Journal.Held(rec)
 	}
 	if err := r.checkUnchanged(sts, st); err != nil {
@@ -357,7 +357,7 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 	pv := &Preview{Namespace: r.Namespace, StatefulSet: r.Name, Mode: ModeUndo, Partition: Partition(sts),
 		PodManagementPolicy: string(sts.Spec.PodManagementPolicy)}
 	if rec != nil {
-		if held := r.Journal.Held(rec); held != nil {
+		if held := r.Journal.Held(rec); held != nil && !r.Journal.TakesOver() {
 			return nil, held
 		}
 		if sts.UID != st.UID {
