@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -283,7 +285,7 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec *journal.Record, st *State, req Request) (*Preview, error) {
 	info := recordInfo(rec, st)
 	switch {
-	case !req.Change.Empty():
+	case !req.Change.Empty() && !r.sameChange(sts, st, req.Change):
 		return nil, refuseInput("an unfinished rollout of statefulset %s (%s, step %d of %d, started %s) is recorded; continue it with: kubectl sts rollout resume %s, or undo it with: kubectl sts rollout undo %s, before rolling out another change",
 			r.Name, rec.Phase, info.Step, info.Steps, rec.Started.UTC().Format(time.RFC3339), r.Name, r.Name)
 	case rec.Phase == journal.Paused && !req.Resume:
@@ -315,6 +317,23 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)
 	return pv, nil
+}
+
+// sameChange reports whether change is the one the record is rolling out:
+// still to apply and equal, or applied, so that applying it again to the
+// live template changes nothing. Running the same command again then
+// continues the rollout.
+func (r *Runner) sameChange(sts *appsv1.StatefulSet, st *State, change *Change) bool {
+	if st.Change != nil {
+		a, errA := json.Marshal(st.Change)
+		b, errB := json.Marshal(change)
+		return errA == nil && errB == nil && bytes.Equal(a, b)
+	}
+	if st.To == "" || sts.Status.UpdateRevision != st.To {
+		return false
+	}
+	tmpl, err := change.Apply(sts.DeepCopy())
+	return err == nil && equality.Semantic.DeepEqual(*tmpl, sts.Spec.Template)
 }
 
 // checkUnchanged refuses to continue a rollout whose StatefulSet was

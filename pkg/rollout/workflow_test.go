@@ -813,3 +813,36 @@ func TestPauseApprovedAtTheTerminal(t *testing.T) {
 	jr, _ := record(t, c)
 	assert.Equal(t, journal.Succeeded, jr.Phase)
 }
+
+// Running the identical --image command again continues the recorded
+// rollout; a different change is still refused.
+func TestSameChangeAgainResumes(t *testing.T) {
+	for _, stop := range []string{"template-applied", "step-passed"} {
+		t.Run("interrupted after "+stop, func(t *testing.T) {
+			c := setup(t, 3)
+			change := func() *Change { return &Change{Images: map[string]string{"db": "app:v2"}} }
+			ctx, cancel := context.WithCancel(ctxT(t))
+			sink, _ := cancelAfter(stop, 1, cancel)
+			r := c.runner("first", sink)
+			pv, err := r.Prepare(ctx, Request{Change: change()})
+			require.NoError(t, err)
+			require.ErrorIs(t, r.Run(ctx, pv), context.Canceled)
+
+			_, err = c.runner("other", nil).Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v3"}}})
+			var refused *RefusedError
+			require.ErrorAs(t, err, &refused, "another change is refused")
+			assert.Contains(t, err.Error(), "kubectl sts rollout resume db")
+
+			r2 := c.runner("second", nil)
+			pv2, err := r2.Prepare(ctxT(t), Request{Change: change()})
+			require.NoError(t, err, "the same change again continues the recorded rollout")
+			assert.Equal(t, ModeResume, pv2.Mode)
+			require.NoError(t, r2.Run(ctxT(t), pv2))
+			jr, _ := record(t, c)
+			assert.Equal(t, journal.Succeeded, jr.Phase)
+			for n, p := range c.pods("db") {
+				assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
+			}
+		})
+	}
+}
