@@ -246,4 +246,3 @@ func TestLostRecordWriteKeepsTheLeaseAndRefusesASecondRun(t *testing.T) {
 	_, faults := p.Counts()
 	assert.Equal(t, 1, faults[testbed.FaultLost])
 }
-
