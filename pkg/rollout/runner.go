@@ -99,6 +99,9 @@ type execution struct {
 	rep     progress.Reporter
 	tracker *wait.Tracker
 	engine  plugins.Engine
+	// base is the StatefulSet as the current step left it: any later
+	// change of its spec is someone else's.
+	base *appsv1.StatefulSet
 	// closed is set once the record is finished (or paused): nothing is
 	// left to release.
 	closed bool
@@ -436,14 +439,18 @@ func (x *execution) step(ctx context.Context) error {
 	if sts == nil {
 		return x.finish(ctx, journal.Failed, needsAttention("statefulset %s was deleted during the rollout", r.Name))
 	}
+	if d := drift(x.base, sts); d != "" {
+		return x.changedElsewhere(d)
+	}
 	gen := sts.Generation
+	x.base = sts
 	switch live := Partition(sts); {
 	case live > step.Partition:
 		updated, err := x.setPartition(ctx, step.Partition)
 		if err != nil {
 			return err
 		}
-		gen = updated.Generation
+		gen, x.base = updated.Generation, updated
 	case live < step.Partition:
 		x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf(
 			"the partition is already %d, below this step's %d: pods beyond the plan were released by someone else", live, step.Partition)})
@@ -506,7 +513,7 @@ func (x *execution) stepGates(i int, gen int64) []wait.Gate {
 		opts := plugins.HealthOptions{MaxLagBytes: st.Gates.MaxLagBytes, MaxLagSeconds: st.Gates.MaxLagSeconds}
 		gates = append(gates, EngineGate(x.engine, t, opts, updated, st.To, x.r.interval()))
 	}
-	return append(gates, abortGate(r.Name, st.ID))
+	return append(gates, abortGate(r.Name, st.ID), driftGate(r.Name, x.base))
 }
 
 // wait waits for gates on the tracker, reporting gate changes as events.
@@ -555,6 +562,10 @@ func (x *execution) failed(ctx context.Context, err error) error {
 	}
 	if abortRequested(x.tracker.Snapshot().StatefulSet, st.ID) {
 		return x.abort(ctx)
+	}
+	if d := drift(x.base, x.tracker.Snapshot().StatefulSet); d != "" {
+		// Someone else's change: never roll it back.
+		return x.changedElsewhere(d)
 	}
 	var gf *wait.GateFailedError
 	var te *wait.TimeoutError

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
@@ -843,6 +844,63 @@ func TestSameChangeAgainResumes(t *testing.T) {
 			for n, p := range c.pods("db") {
 				assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
 			}
+		})
+	}
+}
+
+// A person's change to the StatefulSet while a step waits stops the run at
+// once; it changes nothing more and never rolls the person's change back.
+func TestChangeBySomeoneElseStopsTheRunWithoutRollback(t *testing.T) {
+	edits := map[string]func(*appsv1.StatefulSet){
+		"template": func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "app:hotfix" },
+		"replicas": func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To(int32(5)) },
+		"partition": func(s *appsv1.StatefulSet) {
+			s.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To(int32(0))
+		},
+	}
+	for what, edit := range edits {
+		t.Run(what, func(t *testing.T) {
+			c := setup(t, 4)
+			var once sync.Once
+			edited := make(chan *appsv1.StatefulSet, 1)
+			sink := progress.SinkFunc(func(e progress.Event) {
+				if e.Kind != "gate" || e.Step != 2 {
+					return
+				}
+				once.Do(func() {
+					// The step's pods can never become Ready: only the
+					// change stops the wait before its timeout.
+					c.setPaused(true)
+					s := c.sts("db")
+					edit(s)
+					out, err := c.cs.AppsV1().StatefulSets(testNS).Update(context.Background(), s, metav1.UpdateOptions{})
+					require.NoError(t, err)
+					edited <- out
+				})
+			})
+			r := c.runner("me", sink)
+			pv, err := r.Prepare(ctxT(t), Request{
+				Change: &Change{Images: map[string]string{"db": "app:v2"}},
+				Gates:  Gates{StepTimeout: time.Minute, RollbackTimeout: 10 * time.Second},
+			})
+			require.NoError(t, err)
+			start := time.Now()
+			err = r.Run(ctxT(t), pv)
+			require.Error(t, err)
+			assert.Less(t, time.Since(start), 20*time.Second, "stopped at the change, not at the step timeout")
+			var na *NeedsAttentionError
+			require.ErrorAs(t, err, &na, "got %v", err)
+			assert.Contains(t, err.Error(), "changed by someone else")
+			assert.Contains(t, err.Error(), "kubectl sts rollout undo db")
+
+			person := <-edited
+			sts := c.sts("db")
+			assert.Equal(t, person.Spec, sts.Spec, "nothing was changed after the person's edit")
+			jr, st := record(t, c)
+			assert.Equal(t, journal.Running, jr.Phase, "the record stays for resume, undo or abort")
+			assert.Empty(t, jr.Holder)
+			assert.Nil(t, st.Rollback, "no automatic rollback")
+			assert.Contains(t, jr.History[len(jr.History)-1].Message, "changed by someone else")
 		})
 	}
 }
