@@ -165,6 +165,11 @@ func (e *Expander) dryRun(ctx context.Context, plan *Plan) error {
 		if err == nil {
 			err = e.patchRequest(ctx, plan.Namespace, o.PVC, pvc.UID, plan.Size, true)
 		}
+		if err != nil && !serverJudged(err) {
+			// The server could not be asked (5xx, timeout): that is no
+			// verdict on the change.
+			return fmt.Errorf("asking the API server in a dry run to grow pvc %s to %s: %w", o.PVC, plan.Size, err)
+		}
 		if err != nil {
 			problems = append(problems, Problem{Object: "pvc/" + o.PVC,
 				Message: fmt.Sprintf("the API server refuses to grow pvc %s to %s: %v", o.PVC, plan.Size, err)})
@@ -174,6 +179,14 @@ func (e *Expander) dryRun(ctx context.Context, plan *Plan) error {
 		return &PreflightError{StatefulSet: plan.StatefulSet, Problems: problems}
 	}
 	return nil
+}
+
+// serverJudged reports whether err is the API server's verdict on the
+// request itself (invalid, forbidden, conflicting, missing), not a failure
+// to reach it.
+func serverJudged(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsConflict(err) ||
+		apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) || apierrors.IsUnauthorized(err) || apierrors.IsAlreadyExists(err)
 }
 
 // patchRequest raises a claim's request. The UID in the patch makes it

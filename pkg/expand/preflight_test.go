@@ -42,6 +42,23 @@ func TestPreflightAsksTheAPIServerInADryRun(t *testing.T) {
 	assert.Equal(t, "1Gi", request(h.pvc(t, 0)))
 }
 
+// A server error on the dry run is a failure to ask, not the server's
+// refusal: it is reported as the API error it is.
+func TestPreflightDryRunServerErrorIsNotARefusal(t *testing.T) {
+	h := newHarness(t, cluster(2, classOn, "1Gi")...)
+	h.sim.cs.PrependReactor("patch", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInternalError(errors.New("etcdserver: request timed out"))
+	})
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	require.Error(t, err)
+	var refused *PreflightError
+	assert.False(t, errors.As(err, &refused), "not a refusal: %v", err)
+	assert.True(t, apierrors.IsInternalError(err), "the API error is kept: %v", err)
+	assert.NotContains(t, err.Error(), "refuses")
+	assert.Contains(t, err.Error(), "dry run")
+	assert.Equal(t, "1Gi", request(h.pvc(t, 0)))
+}
+
 func TestPreflightRefusesWhileAnotherProcessHoldsTheLease(t *testing.T) {
 	h := newHarness(t, cluster(1, classOn, "1Gi")...)
 	other := journal.New(h.sim.cs, testNS, "db", "other-host/42")
