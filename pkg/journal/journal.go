@@ -21,6 +21,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 const (
@@ -285,7 +287,7 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 			return nil, false, err
 		}
 		if held != nil {
-			if err := sleepUntil(ctx, held.Expires.Sub(now)); err != nil {
+			if err := wait.Sleep(ctx, held.Expires.Sub(now)); err != nil {
 				return nil, false, err
 			}
 		}
@@ -308,21 +310,6 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 		return nil, false, err
 	}
 	return rec, false, nil
-}
-
-// sleepUntil waits d, or until ctx ends.
-func sleepUntil(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Save stores the operation state and renews the heartbeat. A message, if

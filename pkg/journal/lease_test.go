@@ -72,6 +72,16 @@ func newStore() (*fake.Clientset, *store) {
 	return cs, s
 }
 
+// storePair is two processes' journals of one record on the store, with
+// a clock the test moves.
+func storePair() (a, b *Journal, s *store, clk *clock) {
+	cs, s := newStore()
+	clk = &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	a = New(cs, "ns", "db", "host-a/1").WithClock(clk.now, 30*time.Second)
+	b = New(cs, "ns", "db", "host-b/2").WithClock(clk.now, 30*time.Second)
+	return a, b, s, clk
+}
+
 func (s *store) loseNext(n int, answer error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,10 +95,7 @@ func (s *store) loseNext(n int, answer error) {
 // holder keeps it, its next writes succeed, and nobody else can take over.
 func TestLostHeartbeatResponseKeepsTheLease(t *testing.T) {
 	ctx := context.Background()
-	cs, s := newStore()
-	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
-	a := New(cs, "ns", "db", "host-a/1").WithClock(clk.now, 30*time.Second)
-	b := New(cs, "ns", "db", "host-b/2").WithClock(clk.now, 30*time.Second)
+	a, b, s, clk := storePair()
 
 	rec, _, err := a.Begin(ctx, "rollout", state{Step: 0})
 	require.NoError(t, err)
@@ -118,10 +125,7 @@ func TestLostHeartbeatResponseKeepsTheLease(t *testing.T) {
 // write as a conflict: that is success, and releasing afterwards works.
 func TestRetriedSaveMeetingItsOwnWriteSucceeds(t *testing.T) {
 	ctx := context.Background()
-	cs, s := newStore()
-	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
-	a := New(cs, "ns", "db", "host-a/1").WithClock(clk.now, 30*time.Second)
-	b := New(cs, "ns", "db", "host-b/2").WithClock(clk.now, 30*time.Second)
+	a, b, s, _ := storePair()
 
 	rec, _, err := a.Begin(ctx, "rollout", state{Step: 0})
 	require.NoError(t, err)
@@ -153,10 +157,7 @@ func TestLostCreateResponseIsAdopted(t *testing.T) {
 // Someone else's write is never adopted: the holder learns it lost the lease.
 func TestForeignWriteIsAConflict(t *testing.T) {
 	ctx := context.Background()
-	cs, _ := newStore()
-	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
-	a := New(cs, "ns", "db", "host-a/1").WithClock(clk.now, 30*time.Second)
-	b := New(cs, "ns", "db", "host-b/2").WithClock(clk.now, 30*time.Second)
+	a, b, _, clk := storePair()
 	rec, _, err := a.Begin(ctx, "rollout", state{})
 	require.NoError(t, err)
 	clk.t = clk.t.Add(31 * time.Second)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 // Retry says how transient API failures are ridden out: every request the
@@ -84,7 +86,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if t.r.OnRetry != nil {
 			t.r.OnRetry(req, attempt, reason, delay)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := wait.Sleep(ctx, delay); err != nil {
 			return nil, err
 		}
 	}
@@ -157,15 +159,4 @@ func (t *retryTransport) backoff(attempt int) time.Duration {
 	}
 	// Up to a quarter less, so that many clients do not retry in step.
 	return d - time.Duration(rand.Int64N(int64(d)/4+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
