@@ -30,6 +30,7 @@ const (
 	FaultReset    = "connection reset"
 	FaultLost     = "response lost after the write applied"
 	FaultWatchCut = "watch stream cut"
+	FaultDown     = "API server down"
 )
 
 // FaultProxy stands between a client and the test bed's API server and
@@ -49,6 +50,7 @@ type FaultProxy struct {
 	rng    *rand.Rand
 	rate   float64
 	lose   func(*http.Request) bool
+	down   bool
 	counts map[string]int
 	total  int
 }
@@ -90,6 +92,14 @@ func (p *FaultProxy) LoseWrites(match func(*http.Request) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lose = match
+}
+
+// SetDown makes the API server unreachable through the proxy (every
+// connection is reset) until it is set back.
+func (p *FaultProxy) SetDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
 }
 
 // Counts returns how many requests went through and how many of each
@@ -150,6 +160,10 @@ func (p *FaultProxy) pick(r *http.Request) string {
 	if streaming(r) {
 		return ""
 	}
+	if p.down {
+		p.counts[FaultDown]++
+		return FaultDown
+	}
 	if isWrite(r) && p.lose != nil && p.lose(r) {
 		p.counts[FaultLost]++
 		return FaultLost
@@ -177,7 +191,7 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusServiceUnavailable, "injected: the server is currently unable to handle the request", "")
 	case Fault429:
 		writeStatus(w, http.StatusTooManyRequests, "injected: too many requests, please try again later", "1")
-	case FaultReset:
+	case FaultReset, FaultDown:
 		hangUp(w)
 	case FaultLost:
 		p.forwardThenHangUp(w, r)

@@ -9,6 +9,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -44,6 +45,9 @@ const rate = 0.10
 
 var poll = e2eutil.Poll{Timeout: generous}
 
+// schedules is how many fault schedules each workflow runs through.
+const schedules = 3
+
 // seed is the schedule's seed: KUBECTL_STS_FAULT_SEED, else one per test.
 func seed(t *testing.T, def uint64) uint64 {
 	if s := os.Getenv("KUBECTL_STS_FAULT_SEED"); s != "" {
@@ -53,6 +57,24 @@ func seed(t *testing.T, def uint64) uint64 {
 	}
 	t.Logf("fault schedule seed %d (replay with KUBECTL_STS_FAULT_SEED=%d)", def, def)
 	return def
+}
+
+// eachSchedule runs body once per fault schedule, each in a subtest with
+// a proxy of its own.
+func eachSchedule(t *testing.T, first uint64, body func(t *testing.T, p *testbed.FaultProxy)) {
+	n := schedules
+	if os.Getenv("KUBECTL_STS_FAULT_SEED") != "" {
+		n = 1
+	}
+	for i := range n {
+		t.Run(fmt.Sprintf("schedule %d", i+1), func(t *testing.T) {
+			p := cluster.StartFaultProxy(t, seed(t, first+uint64(i)), rate)
+			body(t, p)
+			total, faults := p.Counts()
+			assert.Positive(t, total)
+			assert.NotEmpty(t, faults, "the schedule injected faults")
+		})
+	}
 }
 
 // through runs `kubectl sts args...` in-process in ns, through the proxy.
@@ -130,7 +152,10 @@ func assertOneHolder(t *testing.T, ns, name string, phase journal.Phase) {
 }
 
 func TestRolloutFinishesInOneRunThroughFaults(t *testing.T) {
-	p := cluster.StartFaultProxy(t, seed(t, 1201), rate)
+	eachSchedule(t, 1201, rolloutThroughFaults)
+}
+
+func rolloutThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	ns := cluster.NewNamespace(t)
 	create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 
@@ -146,13 +171,13 @@ func TestRolloutFinishesInOneRunThroughFaults(t *testing.T) {
 		assert.Equal(t, "registry.example/app:v2", pod.Spec.Containers[0].Image, "pod %s", pod.Name)
 	}
 	assertOneHolder(t, ns, "db", journal.Succeeded)
-	total, faults := p.Counts()
-	assert.Positive(t, total)
-	assert.NotEmpty(t, faults, "the schedule injected faults")
 }
 
 func TestScaleDownFinishesInOneRunThroughFaults(t *testing.T) {
-	p := cluster.StartFaultProxy(t, seed(t, 1202), rate)
+	eachSchedule(t, 1211, scaleDownThroughFaults)
+}
+
+func scaleDownThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	ns := cluster.NewNamespace(t)
 	create(t, e2eutil.NewStatefulSet(ns, "db", 5, "registry.example/app:v1", "data"))
 	pods, pvcs := podUIDs(t, ns), claims(t, ns)
@@ -178,7 +203,10 @@ func TestScaleDownFinishesInOneRunThroughFaults(t *testing.T) {
 }
 
 func TestExpandPVCFinishesInOneRunThroughFaults(t *testing.T) {
-	p := cluster.StartFaultProxy(t, seed(t, 1203), rate)
+	eachSchedule(t, 1221, expandThroughFaults)
+}
+
+func expandThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	ns := cluster.NewNamespace(t)
 	sts := e2eutil.NewStatefulSet(ns, "db", 2, "registry.example/app:v1", "data")
 	sts.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To("testbed-online")
@@ -245,4 +273,54 @@ func TestLostRecordWriteKeepsTheLeaseAndRefusesASecondRun(t *testing.T) {
 	assertOneHolder(t, ns, "db", journal.Succeeded)
 	_, faults := p.Counts()
 	assert.Equal(t, 1, faults[testbed.FaultLost])
+}
+
+// An API server gone for longer than the lease: the run stops before its
+// lease could lapse, changing nothing more, and the same command continues
+// the rollout once the server is back and the lease has expired.
+func TestOutageLongerThanTheLeaseStopsCleanlyAndResumes(t *testing.T) {
+	p := cluster.StartFaultProxy(t, seed(t, 1231), 0)
+	ns := cluster.NewNamespace(t)
+	create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
+	args := []string{"rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--soak", "20s", "--yes"}
+
+	done := make(chan e2eutil.Result, 1)
+	go func() { done <- e2eutil.Run(t, e2eutil.ClientFor(t, ns, p.Config()), generous, args...) }()
+	poll.Until(t, "the first step under way", func(ctx context.Context) (bool, error) {
+		rec, err := journal.New(cluster.Client, ns, "db", "reader").Load(ctx)
+		return err == nil && rec != nil && strings.Contains(rec.History[len(rec.History)-1].Message, "step 1 of"), nil
+	})
+	p.SetDown(true)
+	outage := time.Now()
+	const down = 35 * time.Second
+	var first e2eutil.Result
+	select {
+	case first = <-done:
+	case <-time.After(down):
+		t.Fatalf("the run went on for %s without reaching the API server", down)
+	}
+	stopped := time.Since(outage)
+	p.SetDown(false)
+	t.Logf("the run stopped %s into the outage", stopped.Round(time.Second))
+	assert.Equal(t, 1, first.Code)
+	assert.Contains(t, first.ErrOut, "could not be renewed in time")
+	assert.Less(t, stopped, journal.DefaultLeaseDuration, "stopped before its lease could lapse")
+
+	rec, err := journal.New(cluster.Client, ns, "db", "reader").Load(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, journal.Running, rec.Phase)
+	// The lease could not be given back while the server was away: wait
+	// for it to expire, as the refusal says.
+	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
+	again := through(t, p, ns, args...)
+	require.Equal(t, 0, again.Code, again.ErrOut)
+	sts := settled(t, ns, "db", 3)
+	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	for _, pod := range list.Items {
+		assert.Equal(t, sts.Status.UpdateRevision, pod.Labels[appsv1.ControllerRevisionHashLabelKey], "pod %s", pod.Name)
+	}
+	rec, err = journal.New(cluster.Client, ns, "db", "reader").Load(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, journal.Succeeded, rec.Phase)
 }
