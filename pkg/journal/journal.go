@@ -378,8 +378,8 @@ func (j *Journal) Delete(ctx context.Context) error {
 // the record over or no write has renewed the lease for two thirds of its
 // duration: the run then stops before another process may take over, so
 // two runs never act at once. Failed renewals that leave the lease valid
-// are reported to onError. done stops the renewals and returns err, or the
-// *LeaseLostError when the lease was lost, which caused err.
+// are reported to onError. done stops the renewals and returns err, with
+// the *LeaseLostError that caused it when the lease was lost.
 func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (held context.Context, done func(err error) error) {
 	hctx, cancel := context.WithCancelCause(ctx)
 	fenceAfter := j.lease * 2 / 3
@@ -395,7 +395,6 @@ func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (h
 	})
 	j.mu.Unlock()
 
-	stopped := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -404,8 +403,6 @@ func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (h
 		defer t.Stop()
 		for {
 			select {
-			case <-stopped:
-				return
 			case <-hctx.Done():
 				return
 			case <-t.C:
@@ -433,22 +430,25 @@ func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (h
 		}
 	}()
 	return hctx, func(err error) error {
-		close(stopped)
+		// The cause is read before the renewals are stopped, which cancels
+		// the context too.
+		cause := context.Cause(hctx)
+		cancel(context.Canceled)
 		<-finished
 		j.mu.Lock()
 		j.fence.Stop()
 		j.fence = nil
 		j.mu.Unlock()
-		cause := context.Cause(hctx)
-		cancel(nil)
 		var lost *LeaseLostError
-		if errors.As(cause, &lost) && (err != nil || hctx.Err() != nil) {
-			if err == nil || errors.Is(err, context.Canceled) || IsLeaseLost(err) {
-				return lost
-			}
-			return fmt.Errorf("%w (%v)", lost, err)
+		if err == nil || !errors.As(cause, &lost) {
+			// A run that finished its work wrote its outcome over its own
+			// last write: no one else acted meanwhile.
+			return err
 		}
-		return err
+		if errors.Is(err, context.Canceled) || IsLeaseLost(err) {
+			return lost
+		}
+		return fmt.Errorf("%w (%v)", lost, err)
 	}
 }
 

@@ -110,7 +110,7 @@ func TestLoadMissingAndDelete(t *testing.T) {
 func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
-	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 300*time.Millisecond)
+	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 2*time.Second)
 	rec, _, err := j.Begin(ctx, "rollout", state{})
 	require.NoError(t, err)
 	first := rec.Heartbeat
@@ -120,7 +120,7 @@ func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 		return err == nil && loaded.Heartbeat.After(first)
 	}, 5*time.Second, 5*time.Millisecond)
 	// Renewals keep the run's context alive well past the lease.
-	time.Sleep(time.Second)
+	time.Sleep(4 * time.Second)
 	assert.NoError(t, held.Err())
 	assert.NoError(t, done(nil))
 }
