@@ -367,13 +367,23 @@ func (x *execution) apply(ctx context.Context) (done bool, err error) {
 		return false, x.finish(ctx, journal.Failed, &RefusedError{Reason: err.Error(), Input: true})
 	}
 	gen := sts.Generation
-	if !templateEqual(t, &sts.Spec.Template) || Partition(sts) != replicas || sts.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+	applied := func(s *appsv1.StatefulSet) bool {
+		return templateEqual(t, &s.Spec.Template) && Partition(s) == replicas && s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType
+	}
+	if !applied(sts) {
 		sts.Spec.Template = *t
 		sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{
 			Type:          appsv1.RollingUpdateStatefulSetStrategyType,
 			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &replicas, MaxUnavailable: maxUnavailable(sts)},
 		}
 		updated, err := r.Client.AppsV1().StatefulSets(r.Namespace).Update(ctx, sts, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			// A retried update meets its own first attempt, whose answer
+			// was lost: the live object then is exactly what was sent.
+			if live, gerr := r.getStatefulSet(ctx); gerr == nil && live.UID == sts.UID && applied(live) {
+				updated, err = live, nil
+			}
+		}
 		if apierrors.IsConflict(err) {
 			return false, fmt.Errorf("statefulset %s changed while the new template was being applied; nothing of the rollout was applied, run it again: %w", r.Name, err)
 		}

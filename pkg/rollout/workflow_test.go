@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,8 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -902,5 +907,39 @@ func TestChangeBySomeoneElseStopsTheRunWithoutRollback(t *testing.T) {
 			assert.Nil(t, st.Rollback, "no automatic rollback")
 			assert.Contains(t, jr.History[len(jr.History)-1].Message, "changed by someone else")
 		})
+	}
+}
+
+// The template update applies but its answer is lost; the client's retry
+// meets a conflict with that very write. The run recognises its own
+// change and goes on.
+func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
+	c := setup(t, 3)
+	var once sync.Once
+	c.cs.PrependReactor("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		lost := false
+		once.Do(func() {
+			in := a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).DeepCopy()
+			old, err := c.cs.Tracker().Get(stsGVR, a.GetNamespace(), in.Name)
+			require.NoError(t, err)
+			in.Generation = old.(*appsv1.StatefulSet).Generation + 1
+			in.Status = old.(*appsv1.StatefulSet).Status
+			require.NoError(t, c.cs.Tracker().Update(stsGVR, in, a.GetNamespace()))
+			lost = true
+		})
+		if lost {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "db", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}})
+	require.NoError(t, err)
+	require.NoError(t, r.Run(ctxT(t), pv))
+	for n, p := range c.pods("db") {
+		assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
 	}
 }

@@ -278,6 +278,11 @@ func (r *runner) scaleTo(ctx context.Context, n int32) (generation int64, change
 	}
 	out, err := api.Patch(ctx, r.plan.StatefulSet, types.JSONPatchType, patch, metav1.PatchOptions{})
 	if err != nil {
+		// A retried patch whose first attempt applied fails its own test
+		// of the old count: the live object then holds exactly this scale.
+		if live, gerr := api.Get(ctx, r.plan.StatefulSet, metav1.GetOptions{}); gerr == nil && live.UID == r.plan.UID && Replicas(live) == n {
+			return live.Generation, true, nil
+		}
 		return 0, false, fmt.Errorf("scaling statefulset %s to %d replicas: %w", r.plan.StatefulSet, n, err)
 	}
 	return out.Generation, true, nil
