@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -119,6 +120,10 @@ func HandleError(o *cmdutil.Options, cmd *cobra.Command, err error) int {
 			return code
 		}
 	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra's own refusal of a subcommand it does not know is bad input.
+		err = &cmdutil.UsageError{Err: err}
+	}
 	if cmdutil.IsUsage(err) {
 		fmt.Fprintf(o.ErrOut, "error: %v\n", err)
 		if cmd != nil {
@@ -127,7 +132,11 @@ func HandleError(o *cmdutil.Options, cmd *cobra.Command, err error) int {
 		return cmdutil.ExitUsage
 	}
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(o.ErrOut, "error: interrupted: %v\n", err)
+		msg := strings.TrimSuffix(err.Error(), ": "+context.Canceled.Error())
+		if !strings.HasPrefix(msg, "interrupted") {
+			msg = "interrupted: " + msg
+		}
+		fmt.Fprintf(o.ErrOut, "error: %s\n", msg)
 		return cmdutil.ExitInterrupted
 	}
 	fmt.Fprintf(o.ErrOut, "error: %v\n", cmdutil.Explain(err, o.Namespace()))

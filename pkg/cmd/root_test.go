@@ -49,6 +49,7 @@ func TestBadInputIsUsageError(t *testing.T) {
 		"unknown flag":         {"version", "--bogus"},
 		"invalid output":       {"version", "-o", "xml"},
 		"version takes no arg": {"version", "extra"},
+		"unknown subcommand":   {"frobnicate", "db"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -67,6 +68,13 @@ func TestCancelledContextExitsInterrupted(t *testing.T) {
 	code := HandleError(f.Options, nil, fmt.Errorf("waiting for pod db-2: %w", context.Canceled))
 	assert.Equal(t, cmdutil.ExitInterrupted, code)
 	assert.Contains(t, f.ErrOut.String(), "interrupted")
+
+	// A message that says it was interrupted is not prefixed again, and
+	// the cancellation's own words are not repeated after it.
+	f = cmdtesting.NewFakeOptions()
+	code = HandleError(f.Options, nil, fmt.Errorf("interrupted during step 2 of 4; the record is kept: run kubectl sts rollout resume db to continue: %w", context.Canceled))
+	assert.Equal(t, cmdutil.ExitInterrupted, code)
+	assert.Equal(t, "error: interrupted during step 2 of 4; the record is kept: run kubectl sts rollout resume db to continue\n", f.ErrOut.String())
 }
 
 func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {

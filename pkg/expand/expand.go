@@ -166,15 +166,14 @@ func (e *Expander) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		}
 	}
 	r := &run{Expander: e, plan: plan, params: plan.params, rec: rec, state: st, res: &Result{}}
-	if err := r.save(ctx, ""); err != nil {
-		return r.res, err
-	}
-	stop := e.cfg.Journal.KeepAlive(ctx, rec, func(err error) {
+	held, done := e.cfg.Journal.Hold(ctx, rec, func(err error) {
 		r.warn(ctx, "", fmt.Sprintf("could not renew the lease of the operation record: %v", err))
 	})
-	err = r.execute(ctx)
-	stop()
-	return r.res, r.finish(ctx, err)
+	err = r.save(held, "")
+	if err == nil {
+		err = r.execute(held)
+	}
+	return r.res, r.finish(ctx, done(err))
 }
 
 // newState is the journal state of a plan, carrying over what an earlier
@@ -288,6 +287,15 @@ func (r *run) finish(ctx context.Context, err error) error {
 			return serr
 		}
 		return j.Finish(wctx, r.rec, journal.Succeeded, msg)
+	case journal.IsLeaseLost(err):
+		// Another process may hold the record now: change nothing more,
+		// and give the lease back only when nobody took it.
+		var lost *journal.LeaseLostError
+		if errors.As(err, &lost) && lost.Holder == "" {
+			_ = j.Release(wctx, r.rec, fmt.Sprintf("stopped %s: %v", r.where(), err))
+		}
+		r.emit(progress.Event{Kind: KindInterrupted, Level: progress.Warning, Object: "statefulset/" + r.plan.StatefulSet, Message: err.Error()})
+		return err
 	case ctx.Err() != nil:
 		// Whatever failed last, the interruption is the cause.
 		err = ctx.Err()

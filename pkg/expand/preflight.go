@@ -29,8 +29,8 @@ func (e *Expander) Preflight(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := leaseHeld(rec, e.now()); err != nil {
-		return nil, err
+	if held := e.cfg.Journal.Held(rec); held != nil && !e.cfg.Journal.TakesOver() {
+		return nil, held
 	}
 	sts, err := c.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -141,21 +141,6 @@ func (e *Expander) members(ctx context.Context, engine plugins.Engine, sts *apps
 	return members, nil
 }
 
-// leaseHeld refuses early, before the plan is shown, when another process
-// holds the lease of an unfinished operation.
-func leaseHeld(rec *journal.Record, now time.Time) error {
-	if rec == nil || rec.Phase.Finished() || rec.Holder == "" {
-		return nil
-	}
-	age := now.Sub(rec.Heartbeat)
-	if age >= journal.DefaultLeaseDuration {
-		return nil
-	}
-	held := &journal.HeldError{Operation: rec.Operation, Holder: rec.Holder, Age: age}
-	return fmt.Errorf("%w; if that process was killed, its lease expires %s after its last heartbeat: run the command again then",
-		held, journal.DefaultLeaseDuration)
-}
-
 // ownedClaim reports whether name is "<template>-<sts>-<ordinal>" for one
 // of the StatefulSet's templates.
 func ownedClaim(sts *appsv1.StatefulSet, name string) bool {
@@ -180,6 +165,11 @@ func (e *Expander) dryRun(ctx context.Context, plan *Plan) error {
 		if err == nil {
 			err = e.patchRequest(ctx, plan.Namespace, o.PVC, pvc.UID, plan.Size, true)
 		}
+		if err != nil && !serverJudged(err) {
+			// The server could not be asked (5xx, timeout): that is no
+			// verdict on the change.
+			return fmt.Errorf("asking the API server in a dry run to grow pvc %s to %s: %w", o.PVC, plan.Size, err)
+		}
 		if err != nil {
 			problems = append(problems, Problem{Object: "pvc/" + o.PVC,
 				Message: fmt.Sprintf("the API server refuses to grow pvc %s to %s: %v", o.PVC, plan.Size, err)})
@@ -189,6 +179,14 @@ func (e *Expander) dryRun(ctx context.Context, plan *Plan) error {
 		return &PreflightError{StatefulSet: plan.StatefulSet, Problems: problems}
 	}
 	return nil
+}
+
+// serverJudged reports whether err is the API server's verdict on the
+// request itself (invalid, forbidden, conflicting, missing), not a failure
+// to reach it.
+func serverJudged(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsConflict(err) ||
+		apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) || apierrors.IsUnauthorized(err) || apierrors.IsAlreadyExists(err)
 }
 
 // patchRequest raises a claim's request. The UID in the patch makes it

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,6 +42,23 @@ func TestPreflightAsksTheAPIServerInADryRun(t *testing.T) {
 	assert.Equal(t, "1Gi", request(h.pvc(t, 0)))
 }
 
+// A server error on the dry run is a failure to ask, not the server's
+// refusal: it is reported as the API error it is.
+func TestPreflightDryRunServerErrorIsNotARefusal(t *testing.T) {
+	h := newHarness(t, cluster(2, classOn, "1Gi")...)
+	h.sim.cs.PrependReactor("patch", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInternalError(errors.New("etcdserver: request timed out"))
+	})
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	require.Error(t, err)
+	var refused *PreflightError
+	assert.False(t, errors.As(err, &refused), "not a refusal: %v", err)
+	assert.True(t, apierrors.IsInternalError(err), "the API error is kept: %v", err)
+	assert.NotContains(t, err.Error(), "refuses")
+	assert.Contains(t, err.Error(), "dry run")
+	assert.Equal(t, "1Gi", request(h.pvc(t, 0)))
+}
+
 func TestPreflightRefusesWhileAnotherProcessHoldsTheLease(t *testing.T) {
 	h := newHarness(t, cluster(1, classOn, "1Gi")...)
 	other := journal.New(h.sim.cs, testNS, "db", "other-host/42")
@@ -53,7 +69,7 @@ func TestPreflightRefusesWhileAnotherProcessHoldsTheLease(t *testing.T) {
 	var held *journal.HeldError
 	require.ErrorAs(t, err, &held)
 	assert.Contains(t, err.Error(), "other-host/42")
-	assert.Contains(t, err.Error(), "if that process was killed, its lease expires 30s after its last heartbeat")
+	assert.Contains(t, err.Error(), "held by other-host/42 (last heartbeat 0s ago")
 }
 
 func TestPreflightMissingStatefulSet(t *testing.T) {
@@ -100,18 +116,6 @@ func TestPreflightPassesEngineSelectionErrors(t *testing.T) {
 	_, err := ex.Preflight(context.Background())
 	var unknown *plugins.UnknownEngineError
 	assert.ErrorAs(t, err, &unknown)
-}
-
-func TestLeaseHeld(t *testing.T) {
-	now := time.Date(2026, 1, 2, 15, 0, 0, 0, time.UTC)
-	rec := &journal.Record{Operation: Operation, Phase: journal.Running, Holder: "h/1", Heartbeat: now.Add(-10 * time.Second)}
-	assert.Error(t, leaseHeld(rec, now))
-	rec.Heartbeat = now.Add(-journal.DefaultLeaseDuration)
-	assert.NoError(t, leaseHeld(rec, now), "an expired lease is free")
-	rec.Heartbeat, rec.Holder = now, ""
-	assert.NoError(t, leaseHeld(rec, now), "a released lease is free")
-	rec.Holder, rec.Phase = "h/1", journal.Succeeded
-	assert.NoError(t, leaseHeld(rec, now), "a finished operation holds nothing")
 }
 
 func TestDesiredStatefulSetKeepsTheSpecAndDropsServerFields(t *testing.T) {

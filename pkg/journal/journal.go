@@ -8,6 +8,8 @@ package journal
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 const (
@@ -68,12 +72,18 @@ type Record struct {
 	// nobody does (paused, finished, or released after an interruption).
 	Holder    string    `json:"holder,omitempty"`
 	Heartbeat time.Time `json:"heartbeat,omitempty"`
+	// Writer and Sequence identify the last write: a process that hears
+	// no answer to a write recognises it as its own on the next one.
+	Writer   string `json:"writer,omitempty"`
+	Sequence int64  `json:"sequence,omitempty"`
 	// State is the operation's own progress, opaque to the journal.
 	State   json.RawMessage `json:"state,omitempty"`
 	History []Entry         `json:"history,omitempty"`
 
 	resourceVersion string
 	stored          bool
+	// confirmed is the last sequence known to be stored.
+	confirmed int64
 }
 
 // DecodeState unmarshals the operation's state into v.
@@ -88,12 +98,50 @@ func (r *Record) DecodeState(v any) error {
 type HeldError struct {
 	Operation string
 	Holder    string
-	Age       time.Duration
+	// Heartbeat is the holder's last renewal, Expires when the lease lapses
+	// unless renewed, Now the time of the refusal.
+	Heartbeat time.Time
+	Expires   time.Time
+	Now       time.Time
 }
 
+// Age is the time since the holder's last heartbeat.
+func (e *HeldError) Age() time.Duration { return e.Now.Sub(e.Heartbeat) }
+
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("the %s of this StatefulSet is running in another process (%s, last heartbeat %s ago); wait for it, or stop it first",
-		e.Operation, e.Holder, e.Age.Round(time.Second))
+	return fmt.Sprintf("the %s of this StatefulSet is held by %s (last heartbeat %s ago at %s; its lease expires at %s, in %s): "+
+		"if that process is still running, wait for it to finish; if it was stopped or killed, run the command again after %s, "+
+		"or now with --take-over (the other process, if alive, stops at its next renewal)",
+		e.Operation, e.Holder, e.Age().Round(time.Second), stamp(e.Heartbeat), stamp(e.Expires),
+		e.Expires.Sub(e.Now).Round(time.Second), stamp(e.Expires))
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// LeaseLostError stops a run that no longer holds its lease: another
+// process took the record over, or the lease could not be renewed in time.
+// The run changes nothing more once it sees this.
+type LeaseLostError struct {
+	// Holder is the process now named in the record; empty when the lease
+	// lapsed without a new holder.
+	Holder string
+	// Err is the last renewal failure when the lease lapsed.
+	Err error
+}
+
+func (e *LeaseLostError) Error() string {
+	if e.Holder != "" {
+		return fmt.Sprintf("the operation record was taken over by %s; this run stopped acting", e.Holder)
+	}
+	return fmt.Sprintf("the lease of the operation record could not be renewed in time (%v); this run stopped before its next change so that no two runs act at once: run the command again when the API server answers", e.Err)
+}
+
+func (e *LeaseLostError) Unwrap() error { return e.Err }
+
+// IsLeaseLost reports whether err stopped a run because its lease is lost.
+func IsLeaseLost(err error) bool {
+	var l *LeaseLostError
+	return errors.As(err, &l)
 }
 
 // BusyError refuses to start one operation while another is unfinished.
@@ -116,10 +164,14 @@ type Journal struct {
 	holder    string
 	lease     time.Duration
 	now       func() time.Time
+	takeOver  bool
 
 	// mu serialises writes of a record: the heartbeat runs beside the
 	// workflow's own saves.
 	mu sync.Mutex
+	// fence, while a run holds the lease, stops it when no write has
+	// renewed the lease in time; every stored write resets it.
+	fence *time.Timer
 }
 
 // New returns the journal of StatefulSet sts. holder identifies this
@@ -134,13 +186,46 @@ func (j *Journal) WithClock(now func() time.Time, lease time.Duration) *Journal 
 	return j
 }
 
-// DefaultHolder names this process: host and pid.
+// WithTakeOver makes Begin take over a lease another process still holds.
+func (j *Journal) WithTakeOver(on bool) *Journal {
+	j.takeOver = on
+	return j
+}
+
+// DefaultHolder names this run: host, pid and a random token, so that two
+// runs never share a name, even in one process.
 func DefaultHolder() string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown-host"
 	}
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// TakesOver reports whether Begin takes over a live lease; callers skip
+// their early refusals then.
+func (j *Journal) TakesOver() bool { return j.takeOver }
+
+// Holder is the name this journal writes into the lease.
+func (j *Journal) Holder() string { return j.holder }
+
+// LeaseDuration is how long a heartbeat stays valid.
+func (j *Journal) LeaseDuration() time.Duration { return j.lease }
+
+// Held returns the refusal for rec when another process holds its live
+// lease, else nil. It is the one liveness rule every command applies.
+func (j *Journal) Held(rec *Record) *HeldError {
+	if rec == nil || rec.Phase.Finished() || rec.Holder == "" || rec.Holder == j.holder {
+		return nil
+	}
+	now := j.now()
+	expires := rec.Heartbeat.Add(j.lease)
+	if !now.Before(expires) {
+		return nil
+	}
+	return &HeldError{Operation: rec.Operation, Holder: rec.Holder, Heartbeat: rec.Heartbeat, Expires: expires, Now: now}
 }
 
 // ConfigMapName is the name of the record of StatefulSet sts.
@@ -166,13 +251,16 @@ func decode(cm *corev1.ConfigMap) (*Record, error) {
 	}
 	r.resourceVersion = cm.ResourceVersion
 	r.stored = true
+	r.confirmed = r.Sequence
 	return &r, nil
 }
 
 // Begin starts operation op, or resumes it when an unfinished record of
 // the same operation exists whose lease has expired or was released. It
 // returns the record and whether it was resumed. state is stored only for
-// a new record.
+// a new record. With WithTakeOver, a live lease of another process is
+// taken over: the record names this run at once (so the other stops at its
+// next renewal) and Begin returns once the other's lease has lapsed.
 func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -185,13 +273,23 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 		if cur.Operation != op {
 			return nil, false, &BusyError{Operation: cur.Operation, Phase: cur.Phase, Started: cur.Started}
 		}
-		if cur.Holder != "" && cur.Holder != j.holder && now.Sub(cur.Heartbeat) < j.lease {
-			return nil, false, &HeldError{Operation: op, Holder: cur.Holder, Age: now.Sub(cur.Heartbeat)}
+		held := j.Held(cur)
+		if held != nil && !j.takeOver {
+			return nil, false, held
+		}
+		msg := "resumed by " + j.holder
+		if held != nil {
+			msg = fmt.Sprintf("taken over by %s from %s (last heartbeat %s)", j.holder, held.Holder, stamp(held.Heartbeat))
 		}
 		cur.Holder, cur.Heartbeat, cur.Phase = j.holder, now, Running
-		cur.History = append(cur.History, Entry{Time: now, Message: "resumed by " + j.holder})
+		cur.History = append(cur.History, Entry{Time: now, Message: msg})
 		if err := j.write(ctx, cur); err != nil {
 			return nil, false, err
+		}
+		if held != nil {
+			if err := wait.Sleep(ctx, held.Expires.Sub(now)); err != nil {
+				return nil, false, err
+			}
 		}
 		return cur, true, nil
 	}
@@ -206,6 +304,7 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 	}
 	if cur != nil {
 		rec.resourceVersion, rec.stored = cur.resourceVersion, true
+		rec.Sequence, rec.confirmed = cur.Sequence, cur.Sequence
 	}
 	if err := j.write(ctx, rec); err != nil {
 		return nil, false, err
@@ -273,35 +372,133 @@ func (j *Journal) Delete(ctx context.Context) error {
 	return err
 }
 
-// KeepAlive renews the lease every third of its duration until ctx ends
-// or the returned stop is called. Failed renewals are reported to onError.
-func (j *Journal) KeepAlive(ctx context.Context, rec *Record, onError func(error)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+// Hold keeps the lease of rec while a run acts. It renews the lease every
+// third of its duration and returns a context for the run's actions that
+// ends, with a *LeaseLostError as cause, as soon as another process takes
+// the record over or no write has renewed the lease for two thirds of its
+// duration: the run then stops before another process may take over, so
+// two runs never act at once. Failed renewals that leave the lease valid
+// are reported to onError. done stops the renewals and returns err, with
+// the *LeaseLostError that caused it when the lease was lost.
+func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (held context.Context, done func(err error) error) {
+	hctx, cancel := context.WithCancelCause(ctx)
+	fenceAfter := j.lease * 2 / 3
+	var (
+		lastMu  sync.Mutex
+		lastErr error
+	)
+	j.mu.Lock()
+	j.fence = time.AfterFunc(fenceAfter, func() {
+		lastMu.Lock()
+		defer lastMu.Unlock()
+		cancel(&LeaseLostError{Err: lastErr})
+	})
+	j.mu.Unlock()
+
+	finished := make(chan struct{})
 	go func() {
-		defer close(done)
-		t := time.NewTicker(j.lease / 3)
+		defer close(finished)
+		interval := j.lease / 3
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-hctx.Done():
 				return
 			case <-t.C:
-				if err := j.Heartbeat(ctx, rec); err != nil && ctx.Err() == nil && onError != nil {
+			}
+			actx, acancel := context.WithTimeout(hctx, j.lease/6)
+			err := j.Heartbeat(actx, rec)
+			acancel()
+			next := interval
+			switch {
+			case err == nil:
+			case IsLeaseLost(err):
+				cancel(err)
+				return
+			case hctx.Err() == nil:
+				lastMu.Lock()
+				lastErr = err
+				lastMu.Unlock()
+				if onError != nil {
 					onError(err)
 				}
+				// Try again soon: the lease is running out.
+				next = j.lease / 10
 			}
+			t.Reset(next)
 		}
 	}()
-	return func() { cancel(); <-done }
+	return hctx, func(err error) error {
+		// The cause is read before the renewals are stopped, which cancels
+		// the context too.
+		cause := context.Cause(hctx)
+		cancel(context.Canceled)
+		<-finished
+		j.mu.Lock()
+		j.fence.Stop()
+		j.fence = nil
+		j.mu.Unlock()
+		var lost *LeaseLostError
+		if err == nil || !errors.As(cause, &lost) {
+			// A run that finished its work wrote its outcome over its own
+			// last write: no one else acted meanwhile.
+			return err
+		}
+		if errors.Is(err, context.Canceled) || IsLeaseLost(err) {
+			return lost
+		}
+		return fmt.Errorf("%w (%v)", lost, err)
+	}
 }
 
 // write stores rec with optimistic concurrency: a record changed by someone
-// else since it was read is a conflict, never silently overwritten.
+// else since it was read is a conflict, never silently overwritten. A
+// conflict with this journal's own earlier write, whose answer was lost,
+// is recognised: the write is adopted, or repeated on top of it.
 func (j *Journal) write(ctx context.Context, rec *Record) error {
+	started := time.Now()
+	rec.Writer = j.holder
+	rec.Sequence++
+	for attempt := 0; ; attempt++ {
+		out, err := j.put(ctx, rec)
+		if err == nil {
+			rec.resourceVersion, rec.stored, rec.confirmed = out.ResourceVersion, true, rec.Sequence
+			j.renewed(rec, started)
+			return nil
+		}
+		name := ConfigMapName(j.sts)
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("writing the operation record %s: %w", name, err)
+		}
+		cur, lerr := j.Load(ctx)
+		if lerr != nil {
+			return fmt.Errorf("writing the operation record %s: %w (re-reading it: %v)", name, err, lerr)
+		}
+		if cur == nil || cur.Writer != j.holder || cur.Sequence <= rec.confirmed || cur.Sequence > rec.Sequence || attempt > 0 {
+			holder := ""
+			if cur != nil {
+				holder = cur.Holder
+				if holder == "" {
+					holder = cur.Writer
+				}
+			}
+			return &LeaseLostError{Holder: holder, Err: fmt.Errorf("the operation record %s was changed by another process: %w", name, err)}
+		}
+		// The record holds a write of ours whose answer was lost.
+		rec.resourceVersion, rec.stored, rec.confirmed = cur.resourceVersion, true, cur.Sequence
+		if cur.Sequence == rec.Sequence {
+			j.renewed(rec, started)
+			return nil
+		}
+	}
+}
+
+// put creates or updates the record's ConfigMap.
+func (j *Journal) put(ctx context.Context, rec *Record) (*corev1.ConfigMap, error) {
 	raw, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
@@ -312,20 +509,19 @@ func (j *Journal) write(ctx context.Context, rec *Record) error {
 		},
 		Data: map[string]string{dataKey: string(raw)},
 	}
-	var out *corev1.ConfigMap
 	if !rec.stored {
-		out, err = j.client.CoreV1().ConfigMaps(j.namespace).Create(ctx, cm, metav1.CreateOptions{})
-	} else {
-		out, err = j.client.CoreV1().ConfigMaps(j.namespace).Update(ctx, cm, metav1.UpdateOptions{})
+		return j.client.CoreV1().ConfigMaps(j.namespace).Create(ctx, cm, metav1.CreateOptions{})
 	}
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("the operation record %s was changed by another process; re-run to resume from what it recorded: %w", cm.Name, err)
+	return j.client.CoreV1().ConfigMaps(j.namespace).Update(ctx, cm, metav1.UpdateOptions{})
+}
+
+// renewed moves the fence after a stored write that names this run as the
+// holder; the lease runs from the moment the write was sent.
+func (j *Journal) renewed(rec *Record, sent time.Time) {
+	if j.fence == nil || rec.Holder != j.holder {
+		return
 	}
-	if err != nil {
-		return fmt.Errorf("writing the operation record %s: %w", cm.Name, err)
-	}
-	rec.resourceVersion, rec.stored = out.ResourceVersion, true
-	return nil
+	j.fence.Reset(j.lease*2/3 - time.Since(sent))
 }
 
 // ErrNoRecord is returned by operations that need an existing record.

@@ -110,14 +110,17 @@ func TestLoadMissingAndDelete(t *testing.T) {
 func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
-	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 30*time.Millisecond)
+	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 2*time.Second)
 	rec, _, err := j.Begin(ctx, "rollout", state{})
 	require.NoError(t, err)
 	first := rec.Heartbeat
-	stop := j.KeepAlive(ctx, rec, func(err error) { t.Errorf("renewal failed: %v", err) })
+	held, done := j.Hold(ctx, rec, func(err error) { t.Errorf("renewal failed: %v", err) })
 	require.Eventually(t, func() bool {
 		loaded, err := j.Load(ctx)
 		return err == nil && loaded.Heartbeat.After(first)
 	}, 5*time.Second, 5*time.Millisecond)
-	stop()
+	// Renewals keep the run's context alive well past the lease.
+	time.Sleep(4 * time.Second)
+	assert.NoError(t, held.Err())
+	assert.NoError(t, done(nil))
 }

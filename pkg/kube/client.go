@@ -34,14 +34,21 @@ func NewClient(flags genericclioptions.RESTClientGetter, warnings io.Writer) (*C
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the cluster configuration: %w (check --kubeconfig and --context)", err)
 	}
-	cfg = rest.CopyConfig(cfg)
-	if warnings != nil {
-		cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
-	}
 	ns, explicit, err := flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve the namespace: %w", err)
 	}
+	return NewClientForConfig(cfg, ns, explicit, warnings, DefaultRetry())
+}
+
+// NewClientForConfig builds the shared client over cfg, retrying transient
+// API failures as retry says.
+func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.Writer, retry Retry) (*Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	if warnings != nil {
+		cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
+	}
+	cfg.Wrap(retry.Wrap)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build a Kubernetes client: %w", err)

@@ -47,12 +47,12 @@ func (r *Runner) Approve(ctx context.Context) (*Approval, error) {
 	if rec == nil {
 		return nil, refuse("no unfinished rollout is recorded for statefulset %s: nothing to resume", r.Name)
 	}
-	if !r.holderLive(rec) {
+	if !r.holderLive(rec) || r.Journal.TakesOver() {
 		return nil, nil
 	}
 	if st.PausedAfter == 0 {
-		return nil, refuse("the rollout of statefulset %s is running in %s (%s, step %d of %d) and is not paused: nothing to resume",
-			r.Name, rec.Holder, st.Stage, st.StepNumber(), len(st.Plan.Steps))
+		// Running, not waiting for approval: say who runs it and until when.
+		return nil, r.Journal.Held(rec)
 	}
 	if err := r.annotate(ctx, AnnotationResume, resumeValue(st.ID, st.PausedAfter)); err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -112,16 +114,9 @@ type RecordInfo struct {
 // State returns the state the rollout starts (or continues) from.
 func (p *Preview) State() *State { return p.state }
 
-func (r *Runner) lease() time.Duration {
-	if r.Lease > 0 {
-		return r.Lease
-	}
-	return journal.DefaultLeaseDuration
-}
-
 // holderLive reports whether another process holds the record's lease.
 func (r *Runner) holderLive(rec *journal.Record) bool {
-	return rec.Holder != "" && r.now().Sub(rec.Heartbeat) < r.lease()
+	return r.Journal.Held(rec) != nil
 }
 
 func (r *Runner) getStatefulSet(ctx context.Context) (*appsv1.StatefulSet, error) {
@@ -316,14 +311,14 @@ func (r *Runner) checkQuorum(ctx context.Context, q plugins.QuorumEngine, sts *a
 func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec *journal.Record, st *State, req Request) (*Preview, error) {
 	info := recordInfo(rec, st)
 	switch {
-	case !req.Change.Empty():
+	case !req.Change.Empty() && !r.sameChange(sts, st, req.Change):
 		return nil, refuseInput("an unfinished rollout of statefulset %s (%s, step %d of %d, started %s) is recorded; continue it with: kubectl sts rollout resume %s, or undo it with: kubectl sts rollout undo %s, before rolling out another change",
 			r.Name, rec.Phase, info.Step, info.Steps, rec.Started.UTC().Format(time.RFC3339), r.Name, r.Name)
 	case rec.Phase == journal.Paused && !req.Resume:
 		return nil, refuse("the rollout of statefulset %s is paused after step %d of %d, waiting for approval; continue it with: kubectl sts rollout resume %s (or undo it with: kubectl sts rollout undo %s)",
 			r.Name, st.PausedAfter, len(st.Plan.Steps), r.Name, r.Name)
-	case r.holderLive(rec):
-		return nil, &journal.HeldError{Operation: Operation, Holder: rec.Holder, Age: r.now().Sub(rec.Heartbeat)}
+	case r.holderLive(rec) && !r.Journal.TakesOver():
+		return nil, r.Journal.Held(rec)
 	}
 	if err := r.checkUnchanged(sts, st); err != nil {
 		return nil, err
@@ -348,6 +343,23 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)
 	return pv, nil
+}
+
+// sameChange reports whether change is the one the record is rolling out:
+// still to apply and equal, or applied, so that applying it again to the
+// live template changes nothing. Running the same command again then
+// continues the rollout.
+func (r *Runner) sameChange(sts *appsv1.StatefulSet, st *State, change *Change) bool {
+	if st.Change != nil {
+		a, errA := json.Marshal(st.Change)
+		b, errB := json.Marshal(change)
+		return errA == nil && errB == nil && bytes.Equal(a, b)
+	}
+	if st.To == "" || sts.Status.UpdateRevision != st.To {
+		return false
+	}
+	tmpl, err := change.Apply(sts.DeepCopy())
+	return err == nil && equality.Semantic.DeepEqual(*tmpl, sts.Spec.Template)
 }
 
 // checkUnchanged refuses to continue a rollout whose StatefulSet was
@@ -390,8 +402,8 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 	pv := &Preview{Namespace: r.Namespace, StatefulSet: r.Name, Mode: ModeUndo, Partition: Partition(sts),
 		PodManagementPolicy: string(sts.Spec.PodManagementPolicy)}
 	if rec != nil {
-		if r.holderLive(rec) {
-			return nil, &journal.HeldError{Operation: Operation, Holder: rec.Holder, Age: r.now().Sub(rec.Heartbeat)}
+		if held := r.Journal.Held(rec); held != nil && !r.Journal.TakesOver() {
+			return nil, held
 		}
 		if sts.UID != st.UID {
 			return nil, r.checkUnchanged(sts, st)

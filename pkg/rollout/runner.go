@@ -75,9 +75,6 @@ type Runner struct {
 	// Interval is how often gates that consult outside state (commands,
 	// engines) are evaluated; zero means wait.DefaultInterval.
 	Interval time.Duration
-	// Lease is the journal's lease duration, to tell a live holder from a
-	// dead one; zero means journal.DefaultLeaseDuration.
-	Lease time.Duration
 }
 
 func (r *Runner) now() time.Time {
@@ -102,6 +99,9 @@ type execution struct {
 	rep     progress.Reporter
 	tracker *wait.Tracker
 	engine  plugins.Engine
+	// base is the StatefulSet as the current step left it: any later
+	// change of its spec is someone else's.
+	base *appsv1.StatefulSet
 	// closed is set once the record is finished (or paused): nothing is
 	// left to release.
 	closed bool
@@ -145,11 +145,10 @@ func (r *Runner) Run(ctx context.Context, pv *Preview) error {
 
 func (x *execution) run(ctx context.Context, pv *Preview, resumed bool) error {
 	r := x.r
-	stopKeepAlive := r.Journal.KeepAlive(ctx, x.rec, func(err error) {
+	held, done := r.Journal.Hold(ctx, x.rec, func(err error) {
 		x.emit(progress.Event{Kind: "warning", Level: progress.Warning, Message: "renewing the lease of the rollout record: " + err.Error()})
 	})
-	err := x.drive(ctx, pv, resumed)
-	stopKeepAlive()
+	err := done(x.drive(held, pv, resumed))
 	return x.end(ctx, err)
 }
 
@@ -247,6 +246,22 @@ func (x *execution) end(ctx context.Context, err error) error {
 	where := fmt.Sprintf("step %d of %d", x.st.StepNumber(), len(x.st.Plan.Steps))
 	if x.st.Stage == StageRollback {
 		where = "the rollback"
+	}
+	var lost *journal.LeaseLostError
+	if errors.As(err, &lost) {
+		msg := fmt.Sprintf("stopped during %s: %v", where, err)
+		if lost.Holder == "" {
+			// Nobody took over: giving the lease back is safe, as the write
+			// applies only over this run's own last write.
+			if rerr := x.r.Journal.Release(wctx, x.rec, msg); rerr != nil {
+				msg += " (the lease stays until it expires)"
+			}
+		}
+		x.emit(progress.Event{Kind: "interrupted", Level: progress.Warning, Message: msg})
+		if lost.Holder != "" {
+			return err
+		}
+		return fmt.Errorf("%w; the rollout is recorded at %s: run kubectl sts rollout resume %s to continue", err, where, x.r.Name)
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		msg := fmt.Sprintf("interrupted during %s; the record is kept: run kubectl sts rollout resume %s to continue", where, x.r.Name)
@@ -357,13 +372,23 @@ func (x *execution) apply(ctx context.Context) (done bool, err error) {
 		return false, x.finish(ctx, journal.Failed, &RefusedError{Reason: err.Error(), Input: true})
 	}
 	gen := sts.Generation
-	if !templateEqual(t, &sts.Spec.Template) || Partition(sts) != replicas || sts.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+	applied := func(s *appsv1.StatefulSet) bool {
+		return templateEqual(t, &s.Spec.Template) && Partition(s) == replicas && s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType
+	}
+	if !applied(sts) {
 		sts.Spec.Template = *t
 		sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{
 			Type:          appsv1.RollingUpdateStatefulSetStrategyType,
 			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &replicas, MaxUnavailable: maxUnavailable(sts)},
 		}
 		updated, err := r.Client.AppsV1().StatefulSets(r.Namespace).Update(ctx, sts, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			// A retried update meets its own first attempt, whose answer
+			// was lost: the live object then is exactly what was sent.
+			if live, gerr := r.getStatefulSet(ctx); gerr == nil && live.UID == sts.UID && applied(live) {
+				updated, err = live, nil
+			}
+		}
 		if apierrors.IsConflict(err) {
 			return false, fmt.Errorf("statefulset %s changed while the new template was being applied; nothing of the rollout was applied, run it again: %w", r.Name, err)
 		}
@@ -485,12 +510,17 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 	if sts == nil {
 		return 0, x.finish(ctx, journal.Failed, needsAttention("statefulset %s was deleted during the rollout", r.Name))
 	}
+	if d := drift(x.base, sts); d != "" {
+		return 0, x.changedElsewhere(d)
+	}
+	x.base = sts
 	switch live := Partition(sts); {
 	case live > step.Partition:
 		updated, err := x.setPartition(ctx, step.Partition)
 		if err != nil {
 			return 0, err
 		}
+		x.base = updated
 		return updated.Generation, nil
 	case live < step.Partition && (i+1 >= len(st.Plan.Steps) || live < st.Plan.Steps[i+1].Partition):
 		// At the next step's partition it is this rollout's own patch,
@@ -544,7 +574,7 @@ func (x *execution) stepGates(i int, gen int64) []wait.Gate {
 		opts := plugins.HealthOptions{MaxLagBytes: st.Gates.MaxLagBytes, MaxLagSeconds: st.Gates.MaxLagSeconds}
 		gates = append(gates, EngineGate(x.engine, t, opts, updated, st.To, x.r.interval()))
 	}
-	return append(gates, abortGate(r.Name, st.ID))
+	return append(gates, abortGate(r.Name, st.ID), driftGate(r.Name, x.base))
 }
 
 // wait waits for gates on the tracker, reporting gate changes as events.
@@ -593,6 +623,10 @@ func (x *execution) failed(ctx context.Context, err error) error {
 	}
 	if abortRequested(x.tracker.Snapshot().StatefulSet, st.ID) {
 		return x.abort(ctx)
+	}
+	if d := drift(x.base, x.tracker.Snapshot().StatefulSet); d != "" {
+		// Someone else's change: never roll it back.
+		return x.changedElsewhere(d)
 	}
 	var gf *wait.GateFailedError
 	var te *wait.TimeoutError

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,8 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
@@ -812,4 +818,128 @@ func TestPauseApprovedAtTheTerminal(t *testing.T) {
 	assert.Contains(t, kinds, "resumed")
 	jr, _ := record(t, c)
 	assert.Equal(t, journal.Succeeded, jr.Phase)
+}
+
+// Running the identical --image command again continues the recorded
+// rollout; a different change is still refused.
+func TestSameChangeAgainResumes(t *testing.T) {
+	for _, stop := range []string{"template-applied", "step-passed"} {
+		t.Run("interrupted after "+stop, func(t *testing.T) {
+			c := setup(t, 3)
+			change := func() *Change { return &Change{Images: map[string]string{"db": "app:v2"}} }
+			ctx, cancel := context.WithCancel(ctxT(t))
+			sink, _ := cancelAfter(stop, 1, cancel)
+			r := c.runner("first", sink)
+			pv, err := r.Prepare(ctx, Request{Change: change()})
+			require.NoError(t, err)
+			require.ErrorIs(t, r.Run(ctx, pv), context.Canceled)
+
+			_, err = c.runner("other", nil).Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v3"}}})
+			var refused *RefusedError
+			require.ErrorAs(t, err, &refused, "another change is refused")
+			assert.Contains(t, err.Error(), "kubectl sts rollout resume db")
+
+			r2 := c.runner("second", nil)
+			pv2, err := r2.Prepare(ctxT(t), Request{Change: change()})
+			require.NoError(t, err, "the same change again continues the recorded rollout")
+			assert.Equal(t, ModeResume, pv2.Mode)
+			require.NoError(t, r2.Run(ctxT(t), pv2))
+			jr, _ := record(t, c)
+			assert.Equal(t, journal.Succeeded, jr.Phase)
+			for n, p := range c.pods("db") {
+				assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
+			}
+		})
+	}
+}
+
+// A person's change to the StatefulSet while a step waits stops the run at
+// once; it changes nothing more and never rolls the person's change back.
+func TestChangeBySomeoneElseStopsTheRunWithoutRollback(t *testing.T) {
+	edits := map[string]func(*appsv1.StatefulSet){
+		"template": func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "app:hotfix" },
+		"replicas": func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr.To(int32(5)) },
+		"partition": func(s *appsv1.StatefulSet) {
+			s.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To(int32(0))
+		},
+	}
+	for what, edit := range edits {
+		t.Run(what, func(t *testing.T) {
+			c := setup(t, 4)
+			var once sync.Once
+			edited := make(chan *appsv1.StatefulSet, 1)
+			sink := progress.SinkFunc(func(e progress.Event) {
+				if e.Kind != "gate" || e.Step != 2 {
+					return
+				}
+				once.Do(func() {
+					// The step's pods can never become Ready: only the
+					// change stops the wait before its timeout.
+					c.setPaused(true)
+					s := c.sts("db")
+					edit(s)
+					out, err := c.cs.AppsV1().StatefulSets(testNS).Update(context.Background(), s, metav1.UpdateOptions{})
+					require.NoError(t, err)
+					edited <- out
+				})
+			})
+			r := c.runner("me", sink)
+			pv, err := r.Prepare(ctxT(t), Request{
+				Change: &Change{Images: map[string]string{"db": "app:v2"}},
+				Gates:  Gates{StepTimeout: time.Minute, RollbackTimeout: 10 * time.Second},
+			})
+			require.NoError(t, err)
+			start := time.Now()
+			err = r.Run(ctxT(t), pv)
+			require.Error(t, err)
+			assert.Less(t, time.Since(start), 20*time.Second, "stopped at the change, not at the step timeout")
+			var na *NeedsAttentionError
+			require.ErrorAs(t, err, &na, "got %v", err)
+			assert.Contains(t, err.Error(), "changed by someone else")
+			assert.Contains(t, err.Error(), "kubectl sts rollout undo db")
+
+			person := <-edited
+			sts := c.sts("db")
+			assert.Equal(t, person.Spec, sts.Spec, "nothing was changed after the person's edit")
+			jr, st := record(t, c)
+			assert.Equal(t, journal.Running, jr.Phase, "the record stays for resume, undo or abort")
+			assert.Empty(t, jr.Holder)
+			assert.Nil(t, st.Rollback, "no automatic rollback")
+			assert.Contains(t, jr.History[len(jr.History)-1].Message, "changed by someone else")
+		})
+	}
+}
+
+// The template update applies but its answer is lost; the client's retry
+// meets a conflict with that very write. The run recognises its own
+// change and goes on.
+func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
+	c := setup(t, 3)
+	var once sync.Once
+	c.cs.PrependReactor("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		lost := false
+		once.Do(func() {
+			in := a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).DeepCopy()
+			old, err := c.cs.Tracker().Get(stsGVR, a.GetNamespace(), in.Name)
+			require.NoError(t, err)
+			in.Generation = old.(*appsv1.StatefulSet).Generation + 1
+			in.Status = old.(*appsv1.StatefulSet).Status
+			require.NoError(t, c.cs.Tracker().Update(stsGVR, in, a.GetNamespace()))
+			lost = true
+		})
+		if lost {
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "db", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}})
+	require.NoError(t, err)
+	require.NoError(t, r.Run(ctxT(t), pv))
+	for n, p := range c.pods("db") {
+		assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
+	}
 }

@@ -79,7 +79,7 @@ func DryRun(ctx context.Context, p *Plan, d Deps) error {
 // StatefulSet keeps the replicas the interrupted run left it with. It
 // refuses while a live process holds the record.
 func Abort(ctx context.Context, namespace, name, operation string, d Deps) (*journal.Record, error) {
-	j := journal.New(d.Kube, namespace, name, d.Holder)
+	j := d.journal(namespace, name)
 	rec, err := j.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -90,12 +90,8 @@ func Abort(ctx context.Context, namespace, name, operation string, d Deps) (*jou
 	if rec.Operation != operation {
 		return nil, &InvalidError{Msg: fmt.Sprintf("the unfinished operation recorded for statefulset %s is a %s, not a %s: abort it with its own command", name, rec.Operation, operation)}
 	}
-	lease := d.LeaseDuration
-	if lease <= 0 {
-		lease = journal.DefaultLeaseDuration
-	}
-	if age := time.Since(rec.Heartbeat); rec.Holder != "" && rec.Holder != d.Holder && age < lease {
-		return nil, &journal.HeldError{Operation: rec.Operation, Holder: rec.Holder, Age: age}
+	if held := j.Held(rec); held != nil {
+		return nil, held
 	}
 	if err := j.Finish(ctx, rec, journal.Aborted, "aborted by "+d.Holder); err != nil {
 		return nil, err

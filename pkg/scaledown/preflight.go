@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -278,7 +277,7 @@ func (p *Plan) checkQuorum(ctx context.Context, q plugins.QuorumEngine, t plugin
 // plan's range from it, or from the request.
 func (p *Plan) resumeOrStart(ctx context.Context, d Deps) error {
 	cfg := p.cfg
-	j := journal.New(d.Kube, p.Namespace, p.StatefulSet, d.Holder)
+	j := d.journal(p.Namespace, p.StatefulSet)
 	rec, err := j.Load(ctx)
 	if err != nil {
 		return err
@@ -287,12 +286,8 @@ func (p *Plan) resumeOrStart(ctx context.Context, d Deps) error {
 		if rec.Operation != cfg.operation() {
 			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started}).Error()}}
 		}
-		lease := d.LeaseDuration
-		if lease <= 0 {
-			lease = journal.DefaultLeaseDuration
-		}
-		if age := time.Since(rec.Heartbeat); rec.Holder != "" && rec.Holder != d.Holder && age < lease {
-			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.HeldError{Operation: rec.Operation, Holder: rec.Holder, Age: age}).Error()}}
+		if held := j.Held(rec); held != nil && !d.TakeOver {
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{held.Error()}}
 		}
 		var st State
 		if err := rec.DecodeState(&st); err != nil {

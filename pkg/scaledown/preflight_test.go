@@ -311,11 +311,13 @@ func TestPrepareRefusesWhileAnotherProcessHoldsTheScaleDown(t *testing.T) {
 	e := newEnv(t, f.Objects()...)
 	e.engine.members = primaryAt(0, 5)
 	ctx := context.Background()
-	other := journal.New(e.client, ns, "db", "elsewhere/9")
+	// The holder's heartbeat is fresh on the injected clock: liveness is
+	// judged on that clock, never the wall clock.
+	other := journal.New(e.client, ns, "db", "elsewhere/9").WithClock(func() time.Time { return testNow.Add(-20 * time.Second) }, journal.DefaultLeaseDuration)
 	_, _, err := other.Begin(ctx, Operation, &State{UID: f.StatefulSet.UID, From: 5, To: 3})
 	require.NoError(t, err)
 	_, err = Prepare(ctx, cfg(3), e.deps())
-	requireRefused(t, err, false, "running in another process (elsewhere/9")
+	requireRefused(t, err, false, "held by elsewhere/9 (last heartbeat 20s ago at 2026-01-02T15:03:45Z; its lease expires at 2026-01-02T15:04:15Z, in 10s)")
 }
 
 func TestPrepareResumeRules(t *testing.T) {

@@ -47,10 +47,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 		r.eventPrefix = "CleanupPVCs"
 	}
 
-	r.journal = journal.New(d.Kube, p.Namespace, p.StatefulSet, d.Holder)
-	if d.LeaseDuration > 0 {
-		r.journal.WithClock(time.Now, d.LeaseDuration)
-	}
+	r.journal = d.journal(p.Namespace, p.StatefulSet)
 	initial := p.initialState()
 	rec, resumed, err := r.journal.Begin(ctx, p.Operation, initial)
 	if err != nil {
@@ -71,7 +68,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 		r.state = &st
 	}
 
-	stopKeepAlive := r.journal.KeepAlive(ctx, rec, func(err error) {
+	held, done := r.journal.Hold(ctx, rec, func(err error) {
 		r.rep.Emit(progress.Event{Kind: "journal-warning", Level: progress.Warning, Message: "renewing the operation lease failed: " + err.Error()})
 	})
 
@@ -82,8 +79,7 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 	r.emit(0, verb, progress.Info, "statefulset/"+p.StatefulSet, r.startMessage(verb))
 	r.event(ctx, corev1.EventTypeNormal, reason, r.startMessage(verb))
 
-	err = r.run(ctx)
-	stopKeepAlive()
+	err = done(r.run(held))
 	return r.finish(ctx, err)
 }
 
@@ -282,6 +278,11 @@ func (r *runner) scaleTo(ctx context.Context, n int32) (generation int64, change
 	}
 	out, err := api.Patch(ctx, r.plan.StatefulSet, types.JSONPatchType, patch, metav1.PatchOptions{})
 	if err != nil {
+		// A retried patch whose first attempt applied fails its own test
+		// of the old count: the live object then holds exactly this scale.
+		if live, gerr := api.Get(ctx, r.plan.StatefulSet, metav1.GetOptions{}); gerr == nil && live.UID == r.plan.UID && Replicas(live) == n {
+			return live.Generation, true, nil
+		}
 		return 0, false, fmt.Errorf("scaling statefulset %s to %d replicas: %w", r.plan.StatefulSet, n, err)
 	}
 	return out.Generation, true, nil

@@ -11,9 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
@@ -459,4 +464,35 @@ func TestDryRunAsksTheEngineAndChangesNothing(t *testing.T) {
 	rec, err := journal.New(e.client, ns, "db", "x").Load(ctx)
 	require.NoError(t, err)
 	assert.Nil(t, rec, "a dry run writes no record")
+}
+
+// The scale patch applies but its answer is lost; the client's retry fails
+// the patch's own test of the old replica count. The run recognises its
+// own scale and goes on.
+func TestScaleWhoseAnswerWasLostIsRecognised(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	f := fixture(5)
+	e := newEnv(t, objects(f)...)
+	e.engine.members = primaryAt(0, 5)
+	lost := 0
+	e.client.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if lost > 0 {
+			return false, nil, nil
+		}
+		lost++
+		gvr := appsv1.SchemeGroupVersion.WithResource("statefulsets")
+		obj, err := e.client.Tracker().Get(gvr, a.GetNamespace(), "db")
+		require.NoError(t, err)
+		sts := obj.(*appsv1.StatefulSet).DeepCopy()
+		sts.Spec.Replicas = ptr.To(*sts.Spec.Replicas - 1)
+		require.NoError(t, e.client.Tracker().Update(gvr, sts, a.GetNamespace()))
+		return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, "db", nil)
+	})
+	e.startController(ctx, "db", 0)
+	res, err := run(t, ctx, e, cfg(3))
+	require.NoError(t, err)
+	assert.Equal(t, 1, lost)
+	assert.Equal(t, int32(3), e.replicas(ctx))
+	assert.Equal(t, []string{"db-4", "db-3"}, res.Removed)
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -104,6 +105,19 @@ type Deps struct {
 	Holder string
 	// LeaseDuration overrides the journal's lease; tests shorten it.
 	LeaseDuration time.Duration
+	// TakeOver takes the operation over from a process that still holds
+	// its lease.
+	TakeOver bool
+}
+
+// journal is the operation record of StatefulSet name, on the injected
+// clock and lease.
+func (d Deps) journal(ns, name string) *journal.Journal {
+	lease := d.LeaseDuration
+	if lease <= 0 {
+		lease = journal.DefaultLeaseDuration
+	}
+	return journal.New(d.Kube, ns, name, d.Holder).WithClock(d.now, lease).WithTakeOver(d.TakeOver)
 }
 
 func (d Deps) now() time.Time {

@@ -306,3 +306,19 @@ type GateFailedError struct {
 func (e *GateFailedError) Error() string {
 	return fmt.Sprintf("failed waiting for %s: %s", e.Gate, e.Reason)
 }
+
+// Sleep waits d, or until ctx ends, whichever comes first; it returns
+// ctx's error in the second case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

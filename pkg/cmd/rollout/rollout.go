@@ -152,6 +152,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
 	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	cmdutil.AddTakeOverFlag(cmd.PersistentFlags(), parent)
 
 	cmd.AddCommand(
 		newCmdResume(parent),
@@ -343,7 +344,7 @@ func runner(o *cmdutil.Options, name string, engines *plugins.Registry) (*rollou
 		Exec:      c.Exec,
 		Namespace: c.Namespace,
 		Name:      name,
-		Journal:   journal.New(c.Kube, c.Namespace, name, journal.DefaultHolder()).WithClock(o.Now, journal.DefaultLeaseDuration),
+		Journal:   journal.New(c.Kube, c.Namespace, name, journal.DefaultHolder()).WithClock(o.Now, journal.DefaultLeaseDuration).WithTakeOver(o.TakeOver),
 		Events:    kube.APIEventRecorder{Client: c.Kube, Now: o.Now},
 		Now:       o.Now,
 		Engines:   engines,

@@ -250,5 +250,5 @@ func TestStatusShowsRecord(t *testing.T) {
 	// A second run is refused while the lease is live.
 	g := cmdtesting.NewFakeOptionsWithClient(f.Client, nil)
 	assert.Equal(t, cmdutil.ExitFailed, run(g, "db", "--staged", "--yes"))
-	assert.Contains(t, g.ErrOut.String(), "running in another process (host/1")
+	assert.Contains(t, g.ErrOut.String(), "held by host/1 (last heartbeat 0s ago at 2026-01-02T15:04:05Z; its lease expires at 2026-01-02T15:04:35Z, in 30s)")
 }

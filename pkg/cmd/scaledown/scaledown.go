@@ -158,6 +158,7 @@ func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each step (pod gone, slot inactive, snapshot ready, PVC deleted)")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: empty for text, or json (the plan, then one JSON event per line)")
+	cmdutil.AddTakeOverFlag(f, o.Options)
 }
 
 // Complete takes the StatefulSet name.
@@ -303,6 +304,7 @@ func (o *Options) deps(c *kube.Client) scaledown.Deps {
 		Now:           o.Now,
 		Holder:        o.Holder,
 		LeaseDuration: o.LeaseDuration,
+		TakeOver:      o.TakeOver,
 	}
 	engines, choice := o.Engines, o.Engine
 	if engines == nil {

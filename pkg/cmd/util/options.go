@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -32,6 +33,9 @@ type Options struct {
 	Getenv func(string) string
 	// StdinIsTerminal reports whether prompts can be answered; tests set it.
 	StdinIsTerminal func() bool
+	// TakeOver is --take-over: take an operation over from a process that
+	// still holds its lease.
+	TakeOver bool
 
 	newClient func() (*kube.Client, error)
 	once      sync.Once
@@ -112,4 +116,10 @@ func (o *Options) ProgressPrinter(output string) (*ui.ProgressPrinter, error) {
 		mode = ui.ProgressLive
 	}
 	return ui.NewProgressPrinter(o.Out, theme, mode, o.Now), nil
+}
+
+// AddTakeOverFlag binds --take-over, offered by every command that holds an
+// operation's lease.
+func AddTakeOverFlag(f *pflag.FlagSet, o *Options) {
+	f.BoolVar(&o.TakeOver, "take-over", false, "Take the recorded operation over from a process that still holds its lease (it stops at its next renewal; this run starts when its lease has lapsed)")
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 )
 
 // SignalContext returns a context cancelled by the first SIGINT or SIGTERM,
@@ -27,6 +29,7 @@ func SignalContext(parent context.Context, errOut io.Writer, exit func(int)) (co
 		}
 		select {
 		case <-sigs:
+			fmt.Fprintf(errOut, "interrupted again: exiting at once; the lease of a running operation stays until it expires (%s after its last heartbeat): run the same command again then, or now with --take-over\n", journal.DefaultLeaseDuration)
 			exit(ExitInterrupted)
 		case <-done:
 		}

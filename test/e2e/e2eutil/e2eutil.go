@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -35,12 +34,13 @@ func Client(c *testbed.Cluster, ns string) *kube.Client {
 }
 
 // ClientFor returns a client for namespace ns, given explicitly as -n
-// would, over a connection of its own made from cfg.
+// would, over a connection of its own made from cfg, built as the command
+// builds it (retries included).
 func ClientFor(t testing.TB, ns string, cfg *rest.Config) *kube.Client {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
+	c, err := kube.NewClientForConfig(cfg, ns, true, nil, kube.DefaultRetry())
 	require.NoError(t, err)
-	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: kube.NewPodExecutor(cfg, cs)}
+	return c
 }
 
 // Fake returns in-process command options over client, with the real

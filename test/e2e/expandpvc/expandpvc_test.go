@@ -402,7 +402,7 @@ func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
 	if r.Code != 0 {
 		assert.Equal(t, cmdutil.ExitFailed, r.Code)
-		assert.Contains(t, r.ErrOut, "running in another process")
+		assert.Contains(t, r.ErrOut, "its lease expires at")
 		time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
 		r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
 	}

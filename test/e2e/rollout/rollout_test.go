@@ -404,7 +404,7 @@ func TestLeaseRefusesLiveHolderAndTakesOverStaleOne(t *testing.T) {
 	setHolder(t, ns, "db", "other-host/4242", time.Now())
 	res := run(t, ns, args...)
 	assert.Equal(t, cmdutil.ExitFailed, res.Code)
-	assert.Contains(t, res.ErrOut, "running in another process (other-host/4242")
+	assert.Contains(t, res.ErrOut, "is held by other-host/4242 (last heartbeat")
 	rec, st := record(t, ns, "db")
 	assert.Equal(t, "other-host/4242", rec.Holder, "the refused run did not touch the record")
 	assert.Equal(t, 1, st.Current)
