@@ -161,3 +161,13 @@ func BuildPlugin(t testing.TB) string {
 	require.NoError(t, err, "building the plugin: %s", out)
 	return bin
 }
+
+// RequireLeaseLive fails the test unless a lease renewed at heartbeat
+// still has a good margin before it expires: a test about a run refused by
+// a live lease must not let the lease run out before that run reads it.
+func RequireLeaseLive(t testing.TB, heartbeat time.Time, lease time.Duration) {
+	t.Helper()
+	const margin = 10 * time.Second
+	age := time.Since(heartbeat)
+	require.Less(t, age, lease-margin, "the lease (%s) was renewed %s ago: too close to expiry to test a refusal", lease, age.Round(time.Millisecond))
+}

@@ -399,13 +399,12 @@ func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 
 	// A second run is refused while the dead process's lease is live, and
 	// continues once it expired.
+	e2eutil.RequireLeaseLive(t, rec.Heartbeat, journal.DefaultLeaseDuration)
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	if r.Code != 0 {
-		assert.Equal(t, cmdutil.ExitFailed, r.Code)
-		assert.Contains(t, r.ErrOut, "running in another process")
-		time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
-		r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	}
+	require.Equal(t, cmdutil.ExitFailed, r.Code, "a run while the killed process's lease is live is refused: %s", r.Out)
+	assert.Contains(t, r.ErrOut, "running in another process")
+	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
+	r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 	assert.Contains(t, r.Out, "continuing an interrupted run")
 
