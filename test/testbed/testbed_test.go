@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -317,6 +318,26 @@ func TestExecRunsLocalCommand(t *testing.T) {
 	_, err = cluster.Kubectl(ctx, "exec", "-n", ns, "plain", "--", "sh", "-c", "exit 3")
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("failing command: want an error with \"exit status 3\", got %v", err)
+	}
+
+	// Through the test bed's executor, a command's exit is its exit code,
+	// as with a kubelet; a failure to exec stays an error.
+	ex := cluster.Executor()
+	res, err := ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}})
+	if err != nil || res.ExitCode != 3 || strings.TrimSpace(string(res.Stdout)) != "out" || strings.TrimSpace(string(res.Stderr)) != "err" {
+		t.Errorf("exit 3 through the executor: %+v, %v; want exit code 3 with the output and no error", res, err)
+	}
+	res, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"sh", "-c", "exit 0"}})
+	if err != nil || res.ExitCode != 0 {
+		t.Errorf("exit 0 through the executor: %+v, %v", res, err)
+	}
+	res, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"/nonexistent/command"}})
+	if err == nil {
+		t.Errorf("a command that cannot start: want an error, got %+v", res)
+	}
+	_, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "missing", Command: []string{"true"}})
+	if err == nil {
+		t.Error("exec in a missing pod: want an error")
 	}
 }
 

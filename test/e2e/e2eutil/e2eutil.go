@@ -31,7 +31,7 @@ import (
 // Client returns a client for namespace ns over the test bed's own
 // (administrator) connection.
 func Client(c *testbed.Cluster, ns string) *kube.Client {
-	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(c.RESTConfig, c.Client)}
+	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Exec: c.Executor()}
 }
 
 // ClientFor returns a client for namespace ns, given explicitly as -n
@@ -40,7 +40,7 @@ func ClientFor(t testing.TB, ns string, cfg *rest.Config) *kube.Client {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: kube.NewPodExecutor(cfg, cs)}
+	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: testbed.NewExecutor(cfg, cs)}
 }
 
 // Fake returns in-process command options over client, with the real
