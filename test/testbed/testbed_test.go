@@ -460,6 +460,94 @@ func newStatefulSet(ns, name string, replicas int32, storageClass string) *appsv
 	}
 }
 
+// TestDeletedStatefulSetPodIsReplacedExactlyOnce deletes pods as the plugin
+// does (graceful, with a UID precondition) and checks that the fake kubelet
+// finishes the deleted pod and nothing else: one deletion, one replacement,
+// and the replacement stays. KWOK deletes pods by name, so a second delete
+// of the old pod that lands after the StatefulSet controller recreated it
+// would take the replacement too, and show as one UID more.
+func TestDeletedStatefulSetPodIsReplacedExactlyOnce(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	ctx := context.Background()
+	const replicas, rounds = 3, 4
+	createStatefulSet(t, newStatefulSet(ns, "db", replicas, ""))
+	waitReady(t, ns, "db", replicas)
+
+	w, err := cluster.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	history := map[string][]types.UID{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			if h := history[p.Name]; len(h) == 0 || h[len(h)-1] != p.UID {
+				history[p.Name] = append(h, p.UID)
+			}
+			mu.Unlock()
+		}
+	}()
+
+	for range rounds {
+		for i := range replicas {
+			name := fmt.Sprintf("db-%d", i)
+			old := getPod(t, ns, name)
+			err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(old.UID))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, name+" replaced and Ready", func() (bool, error) {
+				p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return false, nil
+				}
+				return err == nil && p.UID != old.UID && p.DeletionTimestamp == nil && isReady(p), err
+			})
+		}
+	}
+	// A late second delete lands within the stage's jitter (100ms); give it
+	// ample time to show.
+	time.Sleep(2 * time.Second)
+	w.Stop()
+	<-done
+
+	current := podUIDs(t, ns)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range replicas {
+		name := fmt.Sprintf("db-%d", i)
+		h := history[name]
+		if len(h) != rounds+1 || h[len(h)-1] != current[name] {
+			t.Errorf("pod %s: %d UIDs over %d deletions, want %d ending with the current %s: %v", name, len(h), rounds, rounds+1, current[name], h)
+		}
+	}
+	if t.Failed() {
+		t.Logf("what the fake kubelet did in %s:\n%s", ns, grep(cluster.LogPath("kwok-controller"), ns+"/"))
+	}
+}
+
+// grep returns the lines of a file that contain s.
+func grep(path, s string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func newPod(ns, name, image string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
