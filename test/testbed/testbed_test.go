@@ -473,6 +473,14 @@ func TestDeletedStatefulSetPodIsReplacedExactlyOnce(t *testing.T) {
 	createStatefulSet(t, newStatefulSet(ns, "db", replicas, ""))
 	waitReady(t, ns, "db", replicas)
 
+	// The pod-delete stage's precondition: a patch that names another
+	// pod's UID is refused.
+	_, err := cluster.Client.CoreV1().Pods(ns).Patch(ctx, "db-0", types.MergePatchType,
+		[]byte(`{"metadata":{"uid":"00000000-0000-0000-0000-000000000000","annotations":{"testbed.kubectl-sts.io/stopping":"true"}}}`), metav1.PatchOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("a patch with another pod's UID: want Invalid, got %v", err)
+	}
+
 	w, err := cluster.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
