@@ -70,6 +70,7 @@ func TestNewClientResolvesTheNamespace(t *testing.T) {
 			assert.Equal(t, tc.wantExplicit, c.NamespaceExplicit)
 			assert.Equal(t, "https://127.0.0.1:6443", c.Config.Host)
 			assert.NotNil(t, c.Kube)
+			assert.NotNil(t, c.Dynamic, "the VolumeSnapshot API is reached through it")
 			assert.IsType(t, &PodExecutor{}, c.Exec)
 		})
 	}

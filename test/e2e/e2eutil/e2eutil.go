@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -31,7 +32,7 @@ import (
 // Client returns a client for namespace ns over the test bed's own
 // (administrator) connection.
 func Client(c *testbed.Cluster, ns string) *kube.Client {
-	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Exec: c.Executor()}
+	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Dynamic: c.Dynamic, Exec: c.Executor()}
 }
 
 // ClientFor returns a client for namespace ns, given explicitly as -n
@@ -40,7 +41,9 @@ func ClientFor(t testing.TB, ns string, cfg *rest.Config) *kube.Client {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Exec: testbed.NewExecutor(cfg, cs)}
+	dyn, err := dynamic.NewForConfig(cfg)
+	require.NoError(t, err)
+	return &kube.Client{Kube: cs, Config: cfg, Namespace: ns, NamespaceExplicit: true, Dynamic: dyn, Exec: testbed.NewExecutor(cfg, cs)}
 }
 
 // Fake returns in-process command options over client, with the real
