@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -23,6 +24,9 @@ type Client struct {
 	Namespace string
 	// NamespaceExplicit is true when the user named the namespace with -n.
 	NamespaceExplicit bool
+	// Dynamic reaches APIs without typed clients (VolumeSnapshots); nil in
+	// fakes that do not need it.
+	Dynamic dynamic.Interface
 	// Exec runs commands inside pods.
 	Exec Executor
 }
@@ -53,11 +57,16 @@ func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.
 	if err != nil {
 		return nil, fmt.Errorf("cannot build a Kubernetes client: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build a Kubernetes client: %w", err)
+	}
 	return &Client{
 		Kube:              cs,
 		Config:            cfg,
 		Namespace:         ns,
 		NamespaceExplicit: explicit,
+		Dynamic:           dyn,
 		Exec:              NewPodExecutor(cfg, cs),
 	}, nil
 }

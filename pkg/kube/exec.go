@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -118,10 +116,9 @@ func (e *PodExecutor) Exec(ctx context.Context, req ExecRequest) (ExecResult, er
 	return res, fmt.Errorf("exec %q in pod %s/%s: %w", req.Command, req.Namespace, req.Pod, err)
 }
 
-// simulatedExit matches how runtimes without a kubelet (such as KWOK) report
-// a command's exit: as an internal error ending in "exit status N".
-var simulatedExit = regexp.MustCompile(`exit status (\d+)\s*$`)
-
+// exitCode reads a command's exit code from the status of the exec
+// protocol (reason NonZeroExitCode), which client-go returns as a
+// CodeExitError. Any other error is a failure of the exec itself.
 func exitCode(err error) (int, bool) {
 	var ce utilexec.CodeExitError
 	if errors.As(err, &ce) {
@@ -130,12 +127,6 @@ func exitCode(err error) (int, bool) {
 	var ep utilexec.ExitError
 	if errors.As(err, &ep) && ep.Exited() {
 		return ep.ExitStatus(), true
-	}
-	if m := simulatedExit.FindStringSubmatch(err.Error()); m != nil {
-		n, convErr := strconv.Atoi(m[1])
-		if convErr == nil {
-			return n, true
-		}
 	}
 	return 0, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,14 +52,20 @@ func TestMariaDBReplicaReplicates(t *testing.T) {
 	m := StartMariaDB(t, MariaDBOptions{Password: "s3cret"})
 	r := m.StartReplica(t)
 	m.Query(t, "CREATE DATABASE d; CREATE TABLE d.marker (v INT); INSERT INTO d.marker VALUES (42)")
-	var got string
+	// Wait for the row, not for the query to stop failing: the table
+	// reaches the replica before the row does.
 	err := waitUntil(30*time.Second, func() error {
-		var err error
-		got, err = r.QueryErr("SELECT v FROM d.marker")
-		return err
+		got, err := r.QueryErr("SELECT v FROM d.marker")
+		if err != nil {
+			return err
+		}
+		if v := strings.TrimSpace(got); v != "42" {
+			return errString("replica SELECT v FROM d.marker = " + strconv.Quote(v) + ", want 42")
+		}
+		return nil
 	})
-	if err != nil || strings.TrimSpace(got) != "42" {
-		t.Fatalf("replica read %q, %v; want 42", got, err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if ro := r.Query(t, "SELECT @@read_only"); ro != "1" {
 		t.Errorf("replica read_only = %s, want 1", ro)

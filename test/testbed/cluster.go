@@ -450,6 +450,12 @@ func (c *Cluster) KubectlCmd(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// LogPath returns the log file of one of the cluster's components, such
+// as "kwok-controller" or "kube-controller-manager", for failure messages.
+func (c *Cluster) LogPath(component string) string {
+	return filepath.Join(c.kwokWorkDir, "clusters", c.Name, "logs", component+".log")
+}
+
 // Env returns environment entries that point kubectl (or a kubectl plugin)
 // at this cluster: KUBECONFIG.
 func (c *Cluster) Env() []string {

@@ -3,7 +3,9 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 )
 
 // ExecMapping maps `kubectl exec` on fake pods to commands run on this
@@ -23,9 +29,10 @@ import (
 // every pod, if Pod is empty too). A later mapping for the same selection
 // replaces the earlier one.
 //
-// Unlike a real kubelet, a failing command surfaces as an error with
-// "exit status N" in its message, and stdin EOF is not forwarded: pass
-// input as arguments.
+// Unlike a real kubelet, KWOK reports a failing command as an internal
+// error ending in "exit status N" rather than with the exec protocol's
+// exit code: run commands through Cluster.Executor, which reads it back.
+// Stdin EOF is not forwarded: pass input as arguments.
 type ExecMapping struct {
 	Namespace string
 	Pod       string
@@ -119,4 +126,45 @@ func (c *Cluster) MapExec(ctx context.Context, m ExecMapping) error {
 		return fmt.Errorf("testbed: applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
 	}
 	return nil
+}
+
+// Executor returns the plugin's pod executor for this cluster's admin
+// connection, adapted to KWOK; see NewExecutor.
+func (c *Cluster) Executor() kube.Executor {
+	return NewExecutor(c.RESTConfig, c.Client)
+}
+
+// NewExecutor returns the plugin's own pod executor (pods/exec through the
+// API server) over cfg, reporting a mapped command's exit the way a
+// kubelet does: as ExitCode with no error. KWOK's streaming server sends
+// it as an internal error instead, which only this test bed knows.
+func NewExecutor(cfg *rest.Config, client kubernetes.Interface) kube.Executor {
+	return kwokExecutor{inner: kube.NewPodExecutor(cfg, client)}
+}
+
+type kwokExecutor struct{ inner kube.Executor }
+
+// kwokExit is how KWOK's local exec words a command that exited non-zero:
+// "cmd wait: <command> <args>: exit status N".
+var kwokExit = regexp.MustCompile(`(?s)cmd wait: .*: exit status (\d+)\s*$`)
+
+func (e kwokExecutor) Exec(ctx context.Context, req kube.ExecRequest) (kube.ExecResult, error) {
+	res, err := e.inner.Exec(ctx, req)
+	if err == nil {
+		return res, nil
+	}
+	if code, ok := kwokExitCode(err); ok {
+		res.ExitCode = code
+		return res, nil
+	}
+	return res, err
+}
+
+func kwokExitCode(err error) (int, bool) {
+	m := kwokExit.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	n, convErr := strconv.Atoi(m[1])
+	return n, convErr == nil && n != 0
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -28,8 +29,29 @@ func TestMain(m *testing.M) {
 	os.Exit(testbed.Main(m, testbed.Options{Name: "testbed-self"}, &cluster))
 }
 
-func TestStartupTime(t *testing.T) {
-	t.Logf("shared cluster %s started in %s (warm: binaries already built)", cluster.Name, cluster.StartupTime.Round(time.Millisecond))
+// BenchmarkStart measures a warm start (binaries built) of a one-node
+// cluster, as Start reports it, up to its API, controllers and node ready;
+// stopping it is not counted.
+//
+//	go test ./test/testbed -run '^$' -bench Start -benchtime 3x
+func BenchmarkStart(b *testing.B) {
+	ctx := context.Background()
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		c, err := testbed.Start(ctx, testbed.Options{Name: "bench", Nodes: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += c.StartupTime
+		n++
+		b.StopTimer()
+		if err := c.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(total.Seconds()/float64(n), "s/start")
 }
 
 func TestStatefulSetBecomesReadyWithBoundClaims(t *testing.T) {
@@ -297,6 +319,26 @@ func TestExecRunsLocalCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("failing command: want an error with \"exit status 3\", got %v", err)
 	}
+
+	// Through the test bed's executor, a command's exit is its exit code,
+	// as with a kubelet; a failure to exec stays an error.
+	ex := cluster.Executor()
+	res, err := ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}})
+	if err != nil || res.ExitCode != 3 || strings.TrimSpace(string(res.Stdout)) != "out" || strings.TrimSpace(string(res.Stderr)) != "err" {
+		t.Errorf("exit 3 through the executor: %+v, %v; want exit code 3 with the output and no error", res, err)
+	}
+	res, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"sh", "-c", "exit 0"}})
+	if err != nil || res.ExitCode != 0 {
+		t.Errorf("exit 0 through the executor: %+v, %v", res, err)
+	}
+	res, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "plain", Command: []string{"/nonexistent/command"}})
+	if err == nil {
+		t.Errorf("a command that cannot start: want an error, got %+v", res)
+	}
+	_, err = ex.Exec(ctx, kube.ExecRequest{Namespace: ns, Pod: "missing", Command: []string{"true"}})
+	if err == nil {
+		t.Error("exec in a missing pod: want an error")
+	}
 }
 
 // TestTwoClustersDoNotInterfere starts two more clusters at once, next to
@@ -416,6 +458,102 @@ func newStatefulSet(ns, name string, replicas int32, storageClass string) *appsv
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{pvc},
 		},
 	}
+}
+
+// TestDeletedStatefulSetPodIsReplacedExactlyOnce deletes pods as the plugin
+// does (graceful, with a UID precondition) and checks that the fake kubelet
+// finishes the deleted pod and nothing else: one deletion, one replacement,
+// and the replacement stays. KWOK deletes pods by name, so a second delete
+// of the old pod that lands after the StatefulSet controller recreated it
+// would take the replacement too, and show as one UID more.
+func TestDeletedStatefulSetPodIsReplacedExactlyOnce(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	ctx := context.Background()
+	const replicas, rounds = 3, 4
+	createStatefulSet(t, newStatefulSet(ns, "db", replicas, ""))
+	waitReady(t, ns, "db", replicas)
+
+	// The pod-delete stage's precondition: a patch that names another
+	// pod's UID is refused.
+	_, err := cluster.Client.CoreV1().Pods(ns).Patch(ctx, "db-0", types.MergePatchType,
+		[]byte(`{"metadata":{"uid":"00000000-0000-0000-0000-000000000000","annotations":{"testbed.kubectl-sts.io/stopping":"true"}}}`), metav1.PatchOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("a patch with another pod's UID: want Invalid, got %v", err)
+	}
+
+	w, err := cluster.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	history := map[string][]types.UID{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			if h := history[p.Name]; len(h) == 0 || h[len(h)-1] != p.UID {
+				history[p.Name] = append(h, p.UID)
+			}
+			mu.Unlock()
+		}
+	}()
+
+	for range rounds {
+		for i := range replicas {
+			name := fmt.Sprintf("db-%d", i)
+			old := getPod(t, ns, name)
+			err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(old.UID))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, name+" replaced and Ready", func() (bool, error) {
+				p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return false, nil
+				}
+				return err == nil && p.UID != old.UID && p.DeletionTimestamp == nil && isReady(p), err
+			})
+		}
+	}
+	// A late second delete lands within the stage's jitter (100ms); give it
+	// ample time to show.
+	time.Sleep(2 * time.Second)
+	w.Stop()
+	<-done
+
+	current := podUIDs(t, ns)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range replicas {
+		name := fmt.Sprintf("db-%d", i)
+		h := history[name]
+		if len(h) != rounds+1 || h[len(h)-1] != current[name] {
+			t.Errorf("pod %s: %d UIDs over %d deletions, want %d ending with the current %s: %v", name, len(h), rounds, rounds+1, current[name], h)
+		}
+	}
+	if t.Failed() {
+		t.Logf("what the fake kubelet did in %s:\n%s", ns, grep(cluster.LogPath("kwok-controller"), ns+"/"))
+	}
+}
+
+// grep returns the lines of a file that contain s.
+func grep(path, s string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func newPod(ns, name, image string) *corev1.Pod {

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/dynamic"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -54,8 +53,6 @@ type Options struct {
 
 	// Engines is the registry --engine picks from.
 	Engines *plugins.Registry
-	// NewDynamic builds the client of the VolumeSnapshot API.
-	NewDynamic func(c *kube.Client) (dynamic.Interface, error)
 	// Holder names this process in the operation record's lease.
 	Holder string
 	// LeaseDuration overrides the operation record's lease; tests use it.
@@ -69,13 +66,7 @@ func NewOptions(parent *cmdutil.Options) *Options {
 		Engine:  plugins.EngineAuto,
 		Timeout: scaledown.DefaultTimeout,
 		Engines: all.New(),
-		NewDynamic: func(c *kube.Client) (dynamic.Interface, error) {
-			if c.Config == nil {
-				return nil, errors.New("no REST configuration to reach the VolumeSnapshot API")
-			}
-			return dynamic.NewForConfig(c.Config)
-		},
-		Holder: journal.DefaultHolder(),
+		Holder:  journal.DefaultHolder(),
 	}
 }
 
@@ -313,13 +304,9 @@ func (o *Options) deps(c *kube.Client) scaledown.Deps {
 	d.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
 		return engines.Detect(sts, choice)
 	}
-	// Only a snapshot uses it; building it contacts nothing, and without
-	// one (fakes) the snapshot path reports what is missing.
-	if o.NewDynamic != nil {
-		if dyn, err := o.NewDynamic(c); err == nil {
-			d.Dynamic = dyn
-		}
-	}
+	// Only a snapshot uses it; without one (fakes) the snapshot path
+	// reports what is missing.
+	d.Dynamic = c.Dynamic
 	return d
 }
 

@@ -30,7 +30,7 @@ import (
 // Client returns a client for namespace ns over the test bed's own
 // (administrator) connection.
 func Client(c *testbed.Cluster, ns string) *kube.Client {
-	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Exec: kube.NewPodExecutor(c.RESTConfig, c.Client)}
+	return &kube.Client{Kube: c.Client, Config: c.RESTConfig, Namespace: ns, Dynamic: c.Dynamic, Exec: c.Executor()}
 }
 
 // ClientFor returns a client for namespace ns, given explicitly as -n
@@ -40,6 +40,7 @@ func ClientFor(t testing.TB, ns string, cfg *rest.Config) *kube.Client {
 	t.Helper()
 	c, err := kube.NewClientForConfig(cfg, ns, true, nil, kube.DefaultRetry())
 	require.NoError(t, err)
+	c.Exec = testbed.NewExecutor(c.Config, c.Kube)
 	return c
 }
 
@@ -161,4 +162,14 @@ func BuildPlugin(t testing.TB, flags ...string) string {
 	out, err := c.CombinedOutput()
 	require.NoError(t, err, "building the plugin: %s", out)
 	return bin
+}
+
+// RequireLeaseLive fails the test unless a lease renewed at heartbeat
+// still has a good margin before it expires: a test about a run refused by
+// a live lease must not let the lease run out before that run reads it.
+func RequireLeaseLive(t testing.TB, heartbeat time.Time, lease time.Duration) {
+	t.Helper()
+	const margin = 10 * time.Second
+	age := time.Since(heartbeat)
+	require.Less(t, age, lease-margin, "the lease (%s) was renewed %s ago: too close to expiry to test a refusal", lease, age.Round(time.Millisecond))
 }

@@ -67,7 +67,7 @@ func newBed(t *testing.T, name, image string, envs []map[string]string) *bed {
 	}
 	created, err := cluster.Client.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	b := &bed{t: t, ns: ns, sts: created, exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
+	b := &bed{t: t, ns: ns, sts: created, exec: cluster.Executor()}
 
 	tctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -1,8 +1,9 @@
 // Package engines tests the database engines end to end: real PostgreSQL,
 // MariaDB, Redis and etcd servers (test/dbserver) behind fake pods of a
 // real control plane (test/testbed), reached through the real exec path:
-// kube.PodExecutor → kube-apiserver → KWOK → a local command whose
-// environment points it at its pod's server.
+// kube.PodExecutor (as testbed.Cluster.Executor adapts it to KWOK) →
+// kube-apiserver → KWOK → a local command whose environment points it at
+// its pod's server.
 package engines
 
 import (

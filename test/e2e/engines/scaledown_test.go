@@ -21,7 +21,7 @@ func TestScaleDownCommandDropsTheRemovedMembersSlot(t *testing.T) {
 	require.ElementsMatch(t, []string{"backup_keep", "pg_1", "pg_2"}, slotNames(t, s.primary))
 
 	client := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: s.ns,
-		Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
+		Exec: cluster.Executor()}
 	// pg-2 has no server: the set is judged on the members that stay, so
 	// the broken member being removed does not block its own removal.
 	f := cmdtesting.NewFakeOptionsWithClient(client, nil)

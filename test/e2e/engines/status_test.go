@@ -24,7 +24,7 @@ import (
 func runStatus(t *testing.T, ns string, args ...string) (string, int) {
 	t.Helper()
 	client := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns,
-		Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
+		Exec: cluster.Executor()}
 	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
 	o := statuscmd.NewOptions(f.Options)
 	registry := all.New()

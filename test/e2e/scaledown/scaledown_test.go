@@ -457,14 +457,13 @@ func TestKilledRunResumesAfterItsLeaseExpires(t *testing.T) {
 	assert.NotEmpty(t, rec.Holder, "a killed process keeps its lease until it expires")
 
 	// A second run right away is refused while the lease is live...
+	e2eutil.RequireLeaseLive(t, rec.Heartbeat, journal.DefaultLeaseDuration)
 	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	if r.Code != 0 {
-		assert.Equal(t, cmdutil.ExitFailed, r.Code)
-		assert.Contains(t, r.ErrOut, "its lease expires at")
-		// ...and resumes once it has expired.
-		time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
-		r = run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	}
+	require.Equal(t, cmdutil.ExitFailed, r.Code, "a run while the killed process's lease is live is refused: %s", r.Out)
+	assert.Contains(t, r.ErrOut, "its lease expires at")
+	// ...and resumes once it has expired.
+	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
+	r = run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 	assert.Contains(t, r.Out, "already removed by the interrupted run")
 	after := snapshot(t, ns)
