@@ -42,8 +42,9 @@ e2e: deps testbed
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./plugins/...
 
-## lint: gofmt, go vet and staticcheck (pinned, installed into .tools/)
+## lint: go.mod tidy, gofmt, go vet and staticcheck (pinned, installed into .tools/)
 lint: $(STATICCHECK)
+	@if ! $(GO) mod tidy -diff >/dev/null; then echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
