@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -98,4 +100,29 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.Empty(t, complete("status", "db", ""), "only one NAME")
 	assert.ElementsMatch(t, []string{"data", "wal"}, complete("expand-pvc", "db", "--claim", ""))
 	assert.ElementsMatch(t, []string{"wal"}, complete("expand-pvc", "db", "--claim", "w"))
+}
+
+// pflag turns the first `quoted` word of a usage string into the flag's
+// value name, so `--pause-after kubectl sts rollout resume` would render.
+// Every flag of every command is checked, including the global ones.
+func TestNoFlagUsageRendersABacktickWordAsItsValueName(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	root := NewCmdRoot(f.Options)
+	var checked int
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
+			fs.VisitAll(func(fl *pflag.Flag) {
+				checked++
+				name, _ := pflag.UnquoteUsage(fl)
+				assert.NotContains(t, name, " ", "%s --%s: value name %q comes from a backtick in its usage", c.CommandPath(), fl.Name, name)
+				assert.NotContains(t, fl.Usage, "`", "%s --%s: a backtick in the usage becomes the value name", c.CommandPath(), fl.Name)
+			})
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	assert.Greater(t, checked, 50, "every command's flags were visited")
 }

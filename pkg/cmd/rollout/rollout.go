@@ -147,7 +147,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.StringVar(&o.GateCmd, "gate-cmd", "", "Command (sh -c) run on this machine after each step, with KUBECTL_STS_* variables; exit 0 passes")
 	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose health gates the steps: auto, none, or an engine name")
 	f.StringVar(&o.MaxLag, "max-lag", "", "Engine gate: largest replication lag allowed, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
-	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until `kubectl sts rollout resume` (or Enter on a terminal)")
+	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until kubectl sts rollout resume (or Enter on a terminal)")
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
