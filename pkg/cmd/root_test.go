@@ -73,7 +73,7 @@ func TestCancelledContextExitsInterrupted(t *testing.T) {
 
 func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	sts := func(name, ns string, claims ...string) *appsv1.StatefulSet {
-		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}}}
 		for _, c := range claims {
 			s.Spec.VolumeClaimTemplates = append(s.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c}})
 		}
@@ -100,6 +100,9 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.Empty(t, complete("status", "db", ""), "only one NAME")
 	assert.ElementsMatch(t, []string{"data", "wal"}, complete("expand-pvc", "db", "--claim", ""))
 	assert.ElementsMatch(t, []string{"wal"}, complete("expand-pvc", "db", "--claim", "w"))
+	assert.Equal(t, []string{"app=cache", "app=db", "app=dbx"}, complete("status", "-l", ""))
+	assert.Equal(t, []string{"app=db", "app=dbx"}, complete("status", "--selector", "app=d"))
+	assert.Equal(t, []string{"app=other"}, complete("status", "-A", "-l", "app=o"))
 }
 
 // pflag turns the first `quoted` word of a usage string into the flag's
