@@ -51,6 +51,8 @@ func TestBadInputIsUsageError(t *testing.T) {
 		"unknown flag":         {"version", "--bogus"},
 		"invalid output":       {"version", "-o", "xml"},
 		"version takes no arg": {"version", "extra"},
+		"empty field manager":  {"scale-down", "db", "--replicas", "1", "--field-manager", ""},
+		"long field manager":   {"expand-pvc", "db", "--size", "2Gi", "--field-manager", strings.Repeat("m", 129)},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -128,4 +130,18 @@ func TestNoFlagUsageRendersABacktickWordAsItsValueName(t *testing.T) {
 	}
 	walk(root)
 	assert.Greater(t, checked, 50, "every command's flags were visited")
+}
+
+// Every command that writes names its field manager, as kubectl's do.
+func TestEveryWritingCommandTakesFieldManager(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	root := NewCmdRoot(f.Options)
+	for _, path := range [][]string{{"rollout"}, {"rollout", "resume"}, {"rollout", "undo"}, {"rollout", "abort"}, {"scale-down"}, {"cleanup-pvcs"}, {"expand-pvc"}} {
+		c, _, err := root.Find(path)
+		require.NoError(t, err)
+		fl := c.Flags().Lookup("field-manager")
+		if assert.NotNil(t, fl, "%v", path) {
+			assert.Equal(t, "kubectl-sts", fl.DefValue, "%v", path)
+		}
+	}
 }

@@ -140,6 +140,7 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 	f.DurationVar(&o.OnlineResizeWait, "online-resize-wait", o.OnlineResizeWait, "How long to let a node grow the file system under a running pod before restarting it (--restart auto)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "Print the plan and change nothing")
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
+	o.AddFieldManagerFlag(cmd)
 	f.BoolVar(&o.Force, "force", false, "Go ahead while a rollout is under way or pods are not Ready (the refusal says what each risks)")
 	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose roles order the ordinals (primary last): auto, none, or an engine name")
 	f.DurationVar(&o.EngineTimeout, "engine-timeout", 0, "Bound on each database query (0: the engine's default)")

@@ -151,7 +151,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 
 	cmd.AddCommand(
 		newCmdResume(parent),
@@ -162,8 +162,11 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	return cmd
 }
 
-func addCommonFlags(cmd *cobra.Command, dryRun, yes *bool, output *string) {
+func addCommonFlags(o *cmdutil.Options, cmd *cobra.Command, dryRun, yes *bool, output *string) {
 	f := cmd.Flags()
+	if yes != nil {
+		o.AddFieldManagerFlag(cmd)
+	}
 	if dryRun != nil {
 		f.BoolVar(dryRun, "dry-run", false, "Print the plan and change nothing")
 	}

@@ -48,7 +48,7 @@ continues the rollout itself from the step where it stopped, with the recorded p
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	return cmd
 }
 
@@ -119,7 +119,7 @@ Exit codes: 4 rolled back, 5 the rollback did not finish, 1 error, 2 bad input.`
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	cmd.Flags().DurationVar(&o.RollbackTimeout, "rollback-timeout", 0, "How long the rollback may take for every pod to be Ready on the previous revision (default: the recorded value, or 10m)")
 	return cmd
 }
@@ -170,7 +170,8 @@ Afterwards start the rollout again to continue from there, or undo it.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, nil, nil, &o.Output)
+	addCommonFlags(parent, cmd, nil, nil, &o.Output)
+	parent.AddFieldManagerFlag(cmd)
 	return cmd
 }
 
@@ -222,7 +223,7 @@ func newCmdStatus(parent *cmdutil.Options) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, nil, nil, &o.Output)
+	addCommonFlags(parent, cmd, nil, nil, &o.Output)
 	return cmd
 }
 

@@ -156,6 +156,7 @@ func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVar(&o.DryRun, "dry-run", false, "Print the plan and what the engine would change; change nothing")
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
+	o.AddFieldManagerFlag(cmd)
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each step (pod gone, slot inactive, snapshot ready, PVC deleted)")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: empty for text, or json (the plan, then one JSON event per line)")
 }

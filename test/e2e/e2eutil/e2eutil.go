@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
@@ -160,4 +161,25 @@ func BuildPlugin(t testing.TB) string {
 	out, err := c.CombinedOutput()
 	require.NoError(t, err, "building the plugin: %s", out)
 	return bin
+}
+
+// FieldsOf returns the fields manager owns in obj's managedFields, as the
+// API server's JSON (e.g. {"f:spec":{"f:replicas":{}}}), one entry per
+// line; empty when manager owns nothing.
+func FieldsOf(obj metav1.Object, manager string) string {
+	var out []string
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager == manager && e.FieldsV1 != nil {
+			out = append(out, string(e.FieldsV1.Raw))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// JournalConfigMap reads the operation record of StatefulSet name.
+func JournalConfigMap(t testing.TB, c *testbed.Cluster, ns, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), journal.ConfigMapName(name), metav1.GetOptions{})
+	require.NoError(t, err)
+	return cm
 }
