@@ -353,11 +353,7 @@ func (x *execution) apply(ctx context.Context) (done bool, err error) {
 	}
 	gen := sts.Generation
 	if !templateEqual(t, &sts.Spec.Template) || Partition(sts) != replicas || sts.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
-		sts.Spec.Template = *t
-		sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{
-			Type:          appsv1.RollingUpdateStatefulSetStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &replicas, MaxUnavailable: maxUnavailable(sts)},
-		}
+		setTemplateHoldingEveryPod(sts, t)
 		updated, err := r.Client.AppsV1().StatefulSets(r.Namespace).Update(ctx, sts, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			return false, fmt.Errorf("statefulset %s changed while the new template was being applied; nothing of the rollout was applied, run it again: %w", r.Name, err)

@@ -41,6 +41,7 @@ type Options struct {
 	Timeout          time.Duration
 	OnlineResizeWait time.Duration
 	DryRun           bool
+	ServerDryRun     bool
 	Yes              bool
 	Force            bool
 	Engine           string
@@ -100,7 +101,10 @@ Exit codes: 0 done; 1 refused by the preflight, not confirmed, or failed before 
 change; 2 bad flags; 5 stopped after changes (a failed resize, a timeout) or claims
 left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 		Example: `  # See the plan without changing anything
-  kubectl sts expand-pvc db --size 50Gi --dry-run
+  kubectl sts expand-pvc db --size 50Gi --dry-run=client
+
+  # Also let the API server judge each claim's new size (admission, quota)
+  kubectl sts expand-pvc db --size 50Gi --dry-run=server
 
   # Grow every claim of the only volumeClaimTemplate to 50Gi
   kubectl sts expand-pvc db --size 50Gi
@@ -121,6 +125,10 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
   kubectl sts expand-pvc db --size 50Gi`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.DryRun, o.ServerDryRun, err = cmdutil.DryRunStrategy(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
@@ -138,7 +146,7 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 	f.BoolVar(&o.NoUpdateTemplate, "no-update-template", false, "Leave the volumeClaimTemplate and the StatefulSet object alone")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long one ordinal (and the template step) may take")
 	f.DurationVar(&o.OnlineResizeWait, "online-resize-wait", o.OnlineResizeWait, "How long to let a node grow the file system under a running pod before restarting it (--restart auto)")
-	f.BoolVar(&o.DryRun, "dry-run", false, "Print the plan and change nothing")
+	cmdutil.AddDryRunFlag(cmd)
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
 	o.AddFieldManagerFlag(cmd)
 	f.BoolVar(&o.Force, "force", false, "Go ahead while a rollout is under way or pods are not Ready (the refusal says what each risks)")
@@ -261,6 +269,9 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	if o.DryRun {
 		if o.Output == OutputText {
+			if o.ServerDryRun {
+				cmdutil.WriteDryRunWrites(o.Out, serverDryRunWrites(plan))
+			}
 			fmt.Fprintln(o.Out, "Dry run: nothing was changed.")
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	kcmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
@@ -144,4 +145,21 @@ func (o *Options) ProgressPrinter(output string) (*ui.ProgressPrinter, error) {
 		mode = ui.ProgressLive
 	}
 	return ui.NewProgressPrinter(o.Out, theme, mode, o.Now), nil
+}
+
+// AddDryRunFlag adds kubectl's --dry-run=none|client|server (bare
+// --dry-run means client) with this command's meaning of each.
+func AddDryRunFlag(cmd *cobra.Command) {
+	kcmdutil.AddDryRunFlag(cmd)
+	cmd.Flags().Lookup("dry-run").Usage = `"none", "client" (print the plan, send nothing) or "server" (also send the first writes with dryRun=All, so validation, admission and quota judge them, and report their answers); --dry-run alone means client`
+}
+
+// DryRunStrategy parses --dry-run with kubectl's rules into "change
+// nothing" and "ask the server".
+func DryRunStrategy(cmd *cobra.Command) (dryRun, server bool, err error) {
+	s, err := kcmdutil.GetDryRunStrategy(cmd)
+	if err != nil {
+		return false, false, UsageErrorf("%v", err)
+	}
+	return s != kcmdutil.DryRunNone, s == kcmdutil.DryRunServer, nil
 }
