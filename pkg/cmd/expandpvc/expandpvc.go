@@ -40,6 +40,7 @@ type Options struct {
 	NoUpdateTemplate bool
 	Timeout          time.Duration
 	OnlineResizeWait time.Duration
+	DisableEviction  bool
 	DryRun           bool
 	ServerDryRun     bool
 	Yes              bool
@@ -145,6 +146,7 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 	f.BoolVar(&o.UpdateTemplate, "update-template", o.UpdateTemplate, "Make the volumeClaimTemplate say the new size (recreates the StatefulSet, keeping pods and claims)")
 	f.BoolVar(&o.NoUpdateTemplate, "no-update-template", false, "Leave the volumeClaimTemplate and the StatefulSet object alone")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long one ordinal (and the template step) may take")
+	f.BoolVar(&o.DisableEviction, "disable-eviction", false, "Restart pods by deleting them instead of evicting them: bypasses PodDisruptionBudgets, as kubectl drain --disable-eviction does")
 	f.DurationVar(&o.OnlineResizeWait, "online-resize-wait", o.OnlineResizeWait, "How long to let a node grow the file system under a running pod before restarting it (--restart auto)")
 	cmdutil.AddDryRunFlag(cmd)
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
@@ -240,7 +242,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Name:      o.Name,
 		Params: expand.Params{
 			Size: o.size, Claim: o.Claim, Restart: o.restart, UpdateTemplate: o.UpdateTemplate,
-			Force: o.Force, Timeout: o.Timeout, OnlineResizeWait: o.OnlineResizeWait,
+			Force: o.Force, Timeout: o.Timeout, OnlineResizeWait: o.OnlineResizeWait, DisableEviction: o.DisableEviction,
 		},
 		EngineFor: func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
 			e, err := o.engines().Detect(sts, o.Engine)
