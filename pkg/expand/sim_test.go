@@ -141,8 +141,8 @@ type sim struct {
 	// refuseEvictions makes the Eviction API answer 429 as it does when a
 	// PodDisruptionBudget would be violated.
 	refuseEvictions bool
-	stsDelete int
-	pendingBy map[string]types.UID
+	stsDelete       int
+	pendingBy       map[string]types.UID
 
 	// onPodDelete and onSTSDelete run inside the delete, before it is
 	// applied; they may read objects through the tracker only.
