@@ -170,7 +170,7 @@ func FieldsOf(obj metav1.Object, manager string) string {
 	var out []string
 	for _, e := range obj.GetManagedFields() {
 		if e.Manager == manager && e.FieldsV1 != nil {
-			out = append(out, string(e.FieldsV1.Raw))
+			out = append(out, e.FieldsV1.GetRawString())
 		}
 	}
 	return strings.Join(out, "\n")
