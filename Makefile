@@ -47,8 +47,9 @@ bench-e2e: testbed
 	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_BENCH_DOC=docs/benchmarks.md \
 		$(GO) test -count=1 -timeout 90m -run '^TestBenchE2E$$' -v ./bench/e2e
 
-## lint: gofmt, go vet and staticcheck (pinned, installed into .tools/)
+## lint: go.mod tidy, gofmt, go vet and staticcheck (pinned, installed into .tools/)
 lint: $(STATICCHECK)
+	@if ! $(GO) mod tidy -diff >/dev/null; then echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

@@ -43,6 +43,11 @@ combines the Kubernetes state with the database's own view.`,
 			if _, err := ui.ColorEnabled(o.Color, o.Out, o.Getenv); err != nil {
 				return cmdutil.UsageErrorf("%v", err)
 			}
+			if cmd.Flags().Lookup("field-manager") != nil {
+				if err := o.ValidateFieldManager(); err != nil {
+					return err
+				}
+			}
 			if err := setKlogVerbosity(o.Verbosity); err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -50,6 +52,8 @@ func TestBadInputIsUsageError(t *testing.T) {
 		"invalid output":       {"version", "-o", "xml"},
 		"version takes no arg": {"version", "extra"},
 		"unknown subcommand":   {"frobnicate", "db"},
+		"empty field manager":  {"scale-down", "db", "--replicas", "1", "--field-manager", ""},
+		"long field manager":   {"expand-pvc", "db", "--size", "2Gi", "--field-manager", strings.Repeat("m", 129)},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -79,7 +83,7 @@ func TestCancelledContextExitsInterrupted(t *testing.T) {
 
 func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	sts := func(name, ns string, claims ...string) *appsv1.StatefulSet {
-		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}}}
 		for _, c := range claims {
 			s.Spec.VolumeClaimTemplates = append(s.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c}})
 		}
@@ -106,4 +110,46 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.Empty(t, complete("status", "db", ""), "only one NAME")
 	assert.ElementsMatch(t, []string{"data", "wal"}, complete("expand-pvc", "db", "--claim", ""))
 	assert.ElementsMatch(t, []string{"wal"}, complete("expand-pvc", "db", "--claim", "w"))
+	assert.Equal(t, []string{"app=cache", "app=db", "app=dbx"}, complete("status", "-l", ""))
+	assert.Equal(t, []string{"app=db", "app=dbx"}, complete("status", "--selector", "app=d"))
+	assert.Equal(t, []string{"app=other"}, complete("status", "-A", "-l", "app=o"))
+}
+
+// pflag turns the first `quoted` word of a usage string into the flag's
+// value name, so `--pause-after kubectl sts rollout resume` would render.
+// Every flag of every command is checked, including the global ones.
+func TestNoFlagUsageRendersABacktickWordAsItsValueName(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	root := NewCmdRoot(f.Options)
+	var checked int
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
+			fs.VisitAll(func(fl *pflag.Flag) {
+				checked++
+				name, _ := pflag.UnquoteUsage(fl)
+				assert.NotContains(t, name, " ", "%s --%s: value name %q comes from a backtick in its usage", c.CommandPath(), fl.Name, name)
+				assert.NotContains(t, fl.Usage, "`", "%s --%s: a backtick in the usage becomes the value name", c.CommandPath(), fl.Name)
+			})
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	assert.Greater(t, checked, 50, "every command's flags were visited")
+}
+
+// Every command that writes names its field manager, as kubectl's do.
+func TestEveryWritingCommandTakesFieldManager(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	root := NewCmdRoot(f.Options)
+	for _, path := range [][]string{{"rollout"}, {"rollout", "resume"}, {"rollout", "undo"}, {"rollout", "abort"}, {"scale-down"}, {"cleanup-pvcs"}, {"expand-pvc"}} {
+		c, _, err := root.Find(path)
+		require.NoError(t, err)
+		fl := c.Flags().Lookup("field-manager")
+		if assert.NotNil(t, fl, "%v", path) {
+			assert.Equal(t, "kubectl-sts", fl.DefValue, "%v", path)
+		}
+	}
 }

@@ -31,6 +31,7 @@ const (
 	ReasonSucceeded        = "ExpandPVCSucceeded"
 	ReasonInterrupted      = "ExpandPVCInterrupted"
 	ReasonTemplateRecreate = "StatefulSetRecreated"
+	ReasonEvictionBlocked  = "PodEvictionBlocked"
 )
 
 // Progress event kinds.
@@ -41,6 +42,7 @@ const (
 	KindPVCPatched      = "pvc-patched"
 	KindWaiting         = "waiting"
 	KindPodRestarting   = "pod-restarting"
+	KindEvictionBlocked = "eviction-blocked"
 	KindPodReady        = "pod-ready"
 	KindPVCResized      = "pvc-resized"
 	KindAwaitingRestart = "awaiting-restart"

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -206,19 +207,57 @@ func (r *run) restart(ctx, octx context.Context, op OrdinalPlan, c *ClaimState, 
 	if err := r.save(ctx, fmt.Sprintf("restarting pod %s (uid %s) to finish the file system resize of pvc %s", op.Pod, uid, op.PVC)); err != nil {
 		return err
 	}
-	err := r.cfg.Client.CoreV1().Pods(r.cfg.Namespace).Delete(octx, op.Pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting pod %s: %w", op.Pod, err)
+	how, err := r.removePod(ctx, octx, op.Pod, uid)
+	if err != nil {
+		return err
 	}
 	r.res.Changed = true
 	r.res.Restarted = append(r.res.Restarted, op.Pod)
-	msg := fmt.Sprintf("deleted pod %s so that its replacement mounts pvc %s and finishes the file system resize", op.Pod, op.PVC)
+	msg := fmt.Sprintf("%s pod %s so that its replacement mounts pvc %s and finishes the file system resize", how, op.Pod, op.PVC)
 	r.stepEvent(KindPodRestarting, progress.Info, obj, msg)
 	r.event(ctx, corev1.EventTypeNormal, ReasonPodRestarted, msg)
 	if err := r.waitReplaced(octx, op, uid, failures); err != nil {
 		return r.resizeError(ctx, op, err, untouched)
 	}
 	return r.verified(ctx, octx, op, c, true)
+}
+
+// removePod evicts the pod, so PodDisruptionBudgets hold (waiting while
+// one refuses, within the ordinal's time), or deletes it with
+// --disable-eviction. It returns the verb for messages. A budget that
+// still refuses at the end leaves the pod untouched and the record
+// resumable.
+func (r *run) removePod(ctx, octx context.Context, pod string, uid types.UID) (string, error) {
+	if r.params.DisableEviction {
+		err := r.cfg.Client.CoreV1().Pods(r.cfg.Namespace).Delete(octx, pod, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return "", fmt.Errorf("deleting pod %s: %w", pod, err)
+		}
+		return "deleted", nil
+	}
+	ev := kube.Evictor{Client: r.cfg.Client, Retry: r.params.EvictionRetry, Blocked: func(budgets []string, message string) {
+		msg := fmt.Sprintf("waiting to evict pod %s: %s does not allow it now (%s)", pod, budgetList(budgets), message)
+		r.stepEvent(KindEvictionBlocked, progress.Warning, "pod/"+pod, msg)
+		r.event(ctx, corev1.EventTypeWarning, ReasonEvictionBlocked, msg)
+	}}
+	err := ev.Evict(octx, r.cfg.Namespace, pod, uid)
+	var blocked *kube.EvictionBlockedError
+	if errors.As(err, &blocked) {
+		return "", &AttentionError{Err: err,
+			Hint: fmt.Sprintf("pod %s and its claim are as they were; when %s allows a disruption (kubectl get pdb -n %s), run the same command again to continue from this ordinal, or add --disable-eviction to delete the pod regardless of the budget",
+				pod, budgetList(blocked.Budgets), r.cfg.Namespace)}
+	}
+	if err != nil {
+		return "", err
+	}
+	return "evicted", nil
+}
+
+func budgetList(budgets []string) string {
+	if len(budgets) == 0 {
+		return "a PodDisruptionBudget"
+	}
+	return "PodDisruptionBudget " + strings.Join(budgets, ", ")
 }
 
 // verifiedAfterStart waits for a missing pod to be created and Ready, which

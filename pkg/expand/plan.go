@@ -42,6 +42,13 @@ type Params struct {
 	Force bool
 	// Timeout bounds the work on one ordinal, and the template step.
 	Timeout time.Duration
+	// DisableEviction deletes pods to restart them instead of evicting
+	// them, bypassing PodDisruptionBudgets (kubectl drain's
+	// --disable-eviction).
+	DisableEviction bool
+	// EvictionRetry is the pause between evictions a budget refuses; zero
+	// is kube.DefaultEvictionRetry.
+	EvictionRetry time.Duration
 	// OnlineResizeWait is how long a file system resize may take on a
 	// running pod before --restart auto restarts it (and --restart never
 	// gives up waiting and reports it).

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -180,6 +181,7 @@ func TestRunOfflineRestartsEachPodOnceAndUpdatesTemplate(t *testing.T) {
 	assert.Equal(t, []string{"db-2", "db-1", "db-0"}, res.Restarted)
 	for i := 0; i < 3; i++ {
 		assert.Equal(t, 1, h.sim.deleteCount(wait.PodName("db", i)), "pod %d restarted exactly once", i)
+		assert.Equal(t, 1, h.sim.evictionCount(wait.PodName("db", i)), "pod %d restarted by eviction, so budgets hold", i)
 		assert.Equal(t, 1, h.sim.patchCount(wait.PVCName("data", "db", i)), "pvc %d patched exactly once", i)
 		assert.Equal(t, "2Gi", capacity(h.pvc(t, i)))
 	}
@@ -205,6 +207,54 @@ func TestRunOfflineRestartsEachPodOnceAndUpdatesTemplate(t *testing.T) {
 	assert.Contains(t, reasons, ReasonTemplateUpdated)
 	assert.Contains(t, reasons, ReasonSucceeded)
 	assert.Contains(t, h.rec.Kinds(), KindPodsAdopted)
+}
+
+func TestRunDisableEvictionDeletes(t *testing.T) {
+	h := newHarness(t, cluster(2, classOff, "1Gi")...)
+	p := testParams("2Gi")
+	p.DisableEviction = true
+	_, res, err := h.expand(context.Background(), t, p)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"db-1", "db-0"}, res.Restarted)
+	for i := 0; i < 2; i++ {
+		assert.Equal(t, 1, h.sim.deleteCount(wait.PodName("db", i)))
+		assert.Zero(t, h.sim.evictionCount(wait.PodName("db", i)), "no eviction with --disable-eviction")
+	}
+}
+
+// A budget that refuses the eviction makes the ordinal wait, saying so,
+// then stop cleanly: the pod is untouched and the same run continues
+// from that ordinal once the budget allows it.
+func TestRunEvictionBlockedByABudgetWaitsThenStopsResumably(t *testing.T) {
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "db-pdb", Namespace: testNS},
+		Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}
+	h := newHarness(t, append(cluster(2, classOff, "1Gi"), pdb)...)
+	h.sim.setRefuseEvictions(true)
+	p := testParams("2Gi")
+	p.Timeout, p.EvictionRetry = 2*time.Second, 20*time.Millisecond
+	_, _, err := h.expand(context.Background(), t, p)
+	var attention *AttentionError
+	require.ErrorAs(t, err, &attention)
+	assert.Contains(t, err.Error(), "pod db-1 was not evicted: PodDisruptionBudget db-pdb refused it until the time ran out (The disruption budget db-pdb needs 3 healthy pods and has 3 currently)")
+	assert.Contains(t, err.Error(), "run the same command again to continue from this ordinal, or add --disable-eviction")
+	assert.Zero(t, h.sim.deleteCount("db-1"), "the pod is untouched")
+	var told int
+	for _, k := range h.rec.Kinds() {
+		if k == KindEvictionBlocked {
+			told++
+		}
+	}
+	assert.Equal(t, 1, told, "the wait is told once, not at every retry")
+	assert.Contains(t, h.events.all(), ReasonEvictionBlocked)
+	rec, _ := h.record(t)
+	assert.NotEqual(t, journal.Succeeded, rec.Phase)
+
+	h.sim.setRefuseEvictions(false)
+	_, res, err := h.expand(context.Background(), t, p)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"db-1", "db-0"}, res.Restarted)
+	assert.Equal(t, 1, h.sim.deleteCount("db-1"))
+	assert.Equal(t, 1, h.sim.patchCount(wait.PVCName("data", "db", 1)), "the claim is not patched twice")
 }
 
 func TestRunTemplateStepKeepsPods(t *testing.T) {

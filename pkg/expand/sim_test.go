@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -135,9 +136,13 @@ type sim struct {
 	podSeq    int
 	stsSeq    int
 	deletes   map[string]int
+	evictions map[string]int
 	patches   map[string]int
-	stsDelete int
-	pendingBy map[string]types.UID
+	// refuseEvictions makes the Eviction API answer 429 as it does when a
+	// PodDisruptionBudget would be violated.
+	refuseEvictions bool
+	stsDelete       int
+	pendingBy       map[string]types.UID
 
 	// onPodDelete and onSTSDelete run inside the delete, before it is
 	// applied; they may read objects through the tracker only.
@@ -147,7 +152,7 @@ type sim struct {
 
 func newSim(t *testing.T, objs ...runtime.Object) *sim {
 	t.Helper()
-	s := &sim{t: t, cs: fake.NewClientset(objs...), deletes: map[string]int{}, patches: map[string]int{}, pendingBy: map[string]types.UID{}}
+	s := &sim{t: t, cs: fake.NewClientset(objs...), deletes: map[string]int{}, evictions: map[string]int{}, patches: map[string]int{}, pendingBy: map[string]types.UID{}}
 	tracker := s.cs.Tracker()
 	apply := clienttesting.ObjectReaction(tracker)
 	s.cs.PrependReactor("patch", "persistentvolumeclaims", func(a clienttesting.Action) (bool, runtime.Object, error) {
@@ -161,7 +166,7 @@ func newSim(t *testing.T, objs ...runtime.Object) *sim {
 		s.mu.Unlock()
 		return apply(a)
 	})
-	s.cs.PrependReactor("delete", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+	deletePod := func(a clienttesting.Action) (bool, runtime.Object, error) {
 		name := a.(clienttesting.DeleteActionImpl).GetName()
 		s.mu.Lock()
 		s.deletes[name]++
@@ -171,6 +176,33 @@ func newSim(t *testing.T, objs ...runtime.Object) *sim {
 			hook(name)
 		}
 		return apply(a)
+	}
+	s.cs.PrependReactor("delete", "pods", deletePod)
+	// An eviction the budget allows is a deletion with its preconditions.
+	s.cs.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		ev := a.(clienttesting.CreateAction).GetObject().(*policyv1.Eviction)
+		s.mu.Lock()
+		refuse := s.refuseEvictions
+		if !refuse {
+			s.evictions[ev.Name]++
+		}
+		s.mu.Unlock()
+		if refuse {
+			err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+			err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: policyv1.DisruptionBudgetCause, Message: "The disruption budget db-pdb needs 3 healthy pods and has 3 currently"}}
+			return true, nil, err
+		}
+		opts := metav1.DeleteOptions{}
+		if ev.DeleteOptions != nil {
+			opts = *ev.DeleteOptions
+		}
+		// Not through Invokes: the fake clientset holds its lock while a
+		// reactor runs.
+		_, _, err := deletePod(clienttesting.NewDeleteActionWithOptions(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), ev.Name, opts))
+		return true, nil, err
 	})
 	s.cs.PrependReactor("delete", "statefulsets", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		s.mu.Lock()
@@ -333,6 +365,18 @@ func (s *sim) resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim) {
 		pvc.Status.Conditions = nil
 		update()
 	}
+}
+
+func (s *sim) evictionCount(pod string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evictions[pod]
+}
+
+func (s *sim) setRefuseEvictions(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseEvictions = v
 }
 
 func (s *sim) deleteCount(pod string) int {

@@ -376,11 +376,7 @@ func (x *execution) apply(ctx context.Context) (done bool, err error) {
 		return templateEqual(t, &s.Spec.Template) && Partition(s) == replicas && s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType
 	}
 	if !applied(sts) {
-		sts.Spec.Template = *t
-		sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{
-			Type:          appsv1.RollingUpdateStatefulSetStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &replicas, MaxUnavailable: maxUnavailable(sts)},
-		}
+		setTemplateHoldingEveryPod(sts, t)
 		updated, err := r.Client.AppsV1().StatefulSets(r.Namespace).Update(ctx, sts, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			// A retried update meets its own first attempt, whose answer

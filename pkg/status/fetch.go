@@ -51,9 +51,10 @@ func Fetch(ctx context.Context, c kubernetes.Interface, namespace, name string) 
 // FetchAll reads every StatefulSet in namespace ("" means all namespaces)
 // with three LIST requests: StatefulSets, StatefulSet pods (by the
 // statefulset.kubernetes.io/pod-name label the controller sets), claims.
-// The result is sorted by namespace and name.
-func FetchAll(ctx context.Context, c kubernetes.Interface, namespace string) ([]*Objects, error) {
-	sets, err := c.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{})
+// The result is sorted by namespace and name. selector (kubectl's -l syntax,
+// empty for all) filters the StatefulSets by their own labels.
+func FetchAll(ctx context.Context, c kubernetes.Interface, namespace, selector string) ([]*Objects, error) {
+	sets, err := c.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +115,8 @@ type BuildOptions struct {
 	Container     string
 	Parallel      int
 	EngineTimeout time.Duration
+	// Selector filters BuildAll's StatefulSets by label (kubectl's -l).
+	Selector string
 }
 
 func (o BuildOptions) now() time.Time {
@@ -160,7 +163,7 @@ func (o BuildOptions) Target(sts *appsv1.StatefulSet, pods []*corev1.Pod) plugin
 // BuildAll reads every StatefulSet in namespace ("" means all) with three
 // requests (see FetchAll) and returns their reports, without engines.
 func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opts BuildOptions) ([]*Report, error) {
-	all, err := FetchAll(ctx, c, namespace)
+	all, err := FetchAll(ctx, c, namespace, opts.Selector)
 	if err != nil {
 		return nil, err
 	}

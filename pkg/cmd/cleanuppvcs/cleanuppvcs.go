@@ -34,7 +34,7 @@ Exit codes: 0 done (or nothing to do, or dry run), 1 refused or failed,
 2 bad input, 5 stopped part-way (re-run to resume), 130 interrupted.
 See docs/scale-down.md.`,
 		Example: `  # Show what would be deleted
-  kubectl sts cleanup-pvcs db --dry-run
+  kubectl sts cleanup-pvcs db --dry-run=client
 
   # Delete them without asking
   kubectl sts cleanup-pvcs db --yes
@@ -44,6 +44,9 @@ See docs/scale-down.md.`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.PVCSet = cmd.Flags().Changed("pvc")
+			if err := o.CompleteDryRun(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(args); err != nil {
 				return err
 			}

@@ -40,7 +40,9 @@ type Options struct {
 	NoUpdateTemplate bool
 	Timeout          time.Duration
 	OnlineResizeWait time.Duration
+	DisableEviction  bool
 	DryRun           bool
+	ServerDryRun     bool
 	Yes              bool
 	Force            bool
 	Engine           string
@@ -100,7 +102,10 @@ Exit codes: 0 done; 1 refused by the preflight, not confirmed, or failed before 
 change; 2 bad flags; 5 stopped after changes (a failed resize, a timeout) or claims
 left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 		Example: `  # See the plan without changing anything
-  kubectl sts expand-pvc db --size 50Gi --dry-run
+  kubectl sts expand-pvc db --size 50Gi --dry-run=client
+
+  # Also let the API server judge each claim's new size (admission, quota)
+  kubectl sts expand-pvc db --size 50Gi --dry-run=server
 
   # Grow every claim of the only volumeClaimTemplate to 50Gi
   kubectl sts expand-pvc db --size 50Gi
@@ -121,6 +126,10 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
   kubectl sts expand-pvc db --size 50Gi`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.DryRun, o.ServerDryRun, err = cmdutil.DryRunStrategy(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
@@ -137,10 +146,12 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 	f.BoolVar(&o.UpdateTemplate, "update-template", o.UpdateTemplate, "Make the volumeClaimTemplate say the new size (recreates the StatefulSet, keeping pods and claims)")
 	f.BoolVar(&o.NoUpdateTemplate, "no-update-template", false, "Leave the volumeClaimTemplate and the StatefulSet object alone")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long one ordinal (and the template step) may take")
+	f.BoolVar(&o.DisableEviction, "disable-eviction", false, "Restart pods by deleting them instead of evicting them: bypasses PodDisruptionBudgets, as kubectl drain --disable-eviction does")
 	f.DurationVar(&o.OnlineResizeWait, "online-resize-wait", o.OnlineResizeWait, "How long to let a node grow the file system under a running pod before restarting it (--restart auto)")
-	f.BoolVar(&o.DryRun, "dry-run", false, "Print the plan and change nothing")
+	cmdutil.AddDryRunFlag(cmd)
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
 	cmdutil.AddTakeOverFlag(f, o.Options)
+	o.AddFieldManagerFlag(cmd)
 	f.BoolVar(&o.Force, "force", false, "Go ahead while a rollout is under way or pods are not Ready (the refusal says what each risks)")
 	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose roles order the ordinals (primary last): auto, none, or an engine name")
 	f.DurationVar(&o.EngineTimeout, "engine-timeout", 0, "Bound on each database query (0: the engine's default)")
@@ -232,7 +243,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Name:      o.Name,
 		Params: expand.Params{
 			Size: o.size, Claim: o.Claim, Restart: o.restart, UpdateTemplate: o.UpdateTemplate,
-			Force: o.Force, Timeout: o.Timeout, OnlineResizeWait: o.OnlineResizeWait,
+			Force: o.Force, Timeout: o.Timeout, OnlineResizeWait: o.OnlineResizeWait, DisableEviction: o.DisableEviction,
 		},
 		EngineFor: func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
 			e, err := o.engines().Detect(sts, o.Engine)
@@ -261,6 +272,9 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	if o.DryRun {
 		if o.Output == OutputText {
+			if o.ServerDryRun {
+				cmdutil.WriteDryRunWrites(o.Out, serverDryRunWrites(plan))
+			}
 			fmt.Fprintln(o.Out, "Dry run: nothing was changed.")
 		}
 		return nil

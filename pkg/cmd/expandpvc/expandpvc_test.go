@@ -3,6 +3,7 @@ package expandpvc_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,9 +13,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -157,6 +160,27 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 	assert.Equal(t, "1Gi", request(t, f, "data-db-0"))
 	assert.Equal(t, "1Gi", request(t, f, "data-db-1"))
 	noRecord(t, f)
+}
+
+func TestServerDryRunReportsTheClaimPatchesTheServerJudged(t *testing.T) {
+	f := newFake(objects(2, "fast")...)
+	seen := f.AnswerServerDryRun(func(clienttesting.Action) error { return nil })
+	require.Equal(t, 0, run(f, "db", "--size", "2Gi", "--dry-run=server"), f.ErrOut.String())
+	assert.Equal(t, []string{"patch persistentvolumeclaims", "patch persistentvolumeclaims"}, seen())
+	assert.Contains(t, f.Out.String(), "Server dry run (sent with dryRun=All; nothing was changed):\n  accepted  patch pvc data-db-1 (request 2Gi)\n  accepted  patch pvc data-db-0 (request 2Gi)\n")
+	assert.Equal(t, "1Gi", request(t, f, "data-db-0"))
+	noRecord(t, f)
+
+	f = newFake(objects(2, "fast")...)
+	f.AnswerServerDryRun(func(clienttesting.Action) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "persistentvolumeclaims"}, "data-db-1", errors.New("exceeded quota: storage"))
+	})
+	assert.Equal(t, cmdutil.ExitFailed, run(f, "db", "--size", "2Gi", "--dry-run=server"))
+	assert.Contains(t, f.ErrOut.String(), "exceeded quota: storage")
+
+	f = newFake(objects(2, "fast")...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "db", "--size", "2Gi", "--dry-run=later"))
+	assert.Contains(t, f.ErrOut.String(), `Invalid dry-run value (later)`)
 }
 
 func TestDryRunJSONIsTheModel(t *testing.T) {

@@ -7,8 +7,21 @@ import (
 	"strings"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 )
+
+// serverDryRunWrites are the claim patches the preflight sent with
+// dryRun=All and the API server accepted (a refusal fails the preflight).
+func serverDryRunWrites(plan *expand.Plan) []kube.DryRunWrite {
+	writes := []kube.DryRunWrite{}
+	for _, o := range plan.Ordinals {
+		if o.Action == expand.ActionExpand {
+			writes = append(writes, kube.NewDryRunWrite(fmt.Sprintf("patch pvc %s (request %s)", o.PVC, plan.Size), nil))
+		}
+	}
+	return writes
+}
 
 // printPlan writes the plan: a table on text output, one JSON line on -o
 // json.
@@ -19,7 +32,13 @@ func (o *Options) printPlan(theme ui.Theme, plan *expand.Plan) error {
 			Kind       string       `json:"kind"`
 			Plan       *expand.Plan `json:"plan"`
 			DryRun     bool         `json:"dryRun,omitempty"`
+			// ServerDryRun lists the writes the preflight sent with
+			// dryRun=All; a refusal ends the preflight with an error.
+			ServerDryRun []kube.DryRunWrite `json:"serverDryRun,omitempty"`
 		}{APIVersion: apiVersion, Kind: "ExpandPVCPlan", Plan: plan, DryRun: o.DryRun}
+		if o.ServerDryRun {
+			doc.ServerDryRun = serverDryRunWrites(plan)
+		}
 		b, err := json.Marshal(doc)
 		if err != nil {
 			return err

@@ -59,9 +59,10 @@ type Options struct {
 	NoRollback     bool
 	FinalPartition int32
 
-	DryRun bool
-	Yes    bool
-	Output string
+	DryRun       bool
+	ServerDryRun bool
+	Yes          bool
+	Output       string
 
 	// Engines resolves --engine; nil knows no engine (auto finds none).
 	Engines *plugins.Registry
@@ -105,7 +106,10 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
   kubectl sts rollout db --staged --image postgres=postgres:16.4 --steps 1,50%,100%
 
   # Show the plan and change nothing
-  kubectl sts rollout db --staged --image postgres=postgres:16.4 --dry-run
+  kubectl sts rollout db --staged --image postgres=postgres:16.4 --dry-run=client
+
+  # Also let the API server judge the first writes (validation, admission, quota)
+  kubectl sts rollout db --staged --image postgres=postgres:16.4 --dry-run=server
 
   # Let each step soak for 5 minutes and check every updated pod from inside
   kubectl sts rollout db --staged --soak 5m --gate-exec 'pg_isready -q'
@@ -121,6 +125,9 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cmdutil.ExactlyOneName(cmd, args); err != nil {
+				return err
+			}
+			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
 				return err
 			}
 			if err := o.Complete(cmd, args); err != nil {
@@ -147,11 +154,11 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.StringVar(&o.GateCmd, "gate-cmd", "", "Command (sh -c) run on this machine after each step, with KUBECTL_STS_* variables; exit 0 passes")
 	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose health gates the steps: auto, none, or an engine name")
 	f.StringVar(&o.MaxLag, "max-lag", "", "Engine gate: largest replication lag allowed, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
-	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until `kubectl sts rollout resume` (or Enter on a terminal)")
+	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until kubectl sts rollout resume (or Enter on a terminal)")
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	cmdutil.AddTakeOverFlag(cmd.PersistentFlags(), parent)
 
 	cmd.AddCommand(
@@ -163,10 +170,13 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	return cmd
 }
 
-func addCommonFlags(cmd *cobra.Command, dryRun, yes *bool, output *string) {
+func addCommonFlags(o *cmdutil.Options, cmd *cobra.Command, dryRun, yes *bool, output *string) {
 	f := cmd.Flags()
+	if yes != nil {
+		o.AddFieldManagerFlag(cmd)
+	}
 	if dryRun != nil {
-		f.BoolVar(dryRun, "dry-run", false, "Print the plan and change nothing")
+		cmdutil.AddDryRunFlag(cmd)
 	}
 	if yes != nil {
 		f.BoolVarP(yes, "yes", "y", false, "Do not ask for confirmation")
@@ -366,12 +376,25 @@ func (o *Options) Run(ctx context.Context) error {
 	if pv.Mode == rollout.ModeResume {
 		question = fmt.Sprintf("Resume the rollout of statefulset %s/%s at step %d of %d?", pv.Namespace, pv.StatefulSet, pv.Done+1, len(pv.Plan.Steps))
 	}
-	return execute(ctx, o.Options, r, pv, o.DryRun, o.Yes, o.Output, question)
+	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
+}
+
+// dryRunMode is --dry-run: change nothing, and ask the server or not.
+type dryRunMode struct{ on, server bool }
+
+// parseDryRun reads --dry-run with kubectl's rules.
+func parseDryRun(cmd *cobra.Command, dryRun, server *bool) error {
+	var err error
+	*dryRun, *server, err = cmdutil.DryRunStrategy(cmd)
+	return err
 }
 
 // execute is shared by run, resume and undo: plan, confirmation, progress.
-func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, dryRun, yes bool, output, question string) error {
-	if dryRun {
+func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, dry dryRunMode, yes bool, output, question string) error {
+	if dry.server {
+		return serverDryRun(ctx, o, r, pv, output)
+	}
+	if dry.on {
 		return printPreview(o, pv, output, true)
 	}
 	if output != OutputJSON {
@@ -398,6 +421,29 @@ func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rol
 	err = r.Run(ctx, pv)
 	printer.Stop()
 	return explain(err)
+}
+
+// serverDryRun prints the plan, sends the first writes with dryRun=All and
+// reports the API server's answers; a refusal is an error (exit 1).
+func serverDryRun(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, output string) error {
+	writes, err := r.ServerDryRun(ctx, pv)
+	if err != nil {
+		return explain(err)
+	}
+	if output == OutputJSON {
+		if err := writeJSON(o.Out, struct {
+			*rollout.Preview
+			ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
+		}{pv, writes}); err != nil {
+			return err
+		}
+	} else {
+		if err := printPreview(o, pv, output, true); err != nil {
+			return err
+		}
+		cmdutil.WriteDryRunWrites(o.Out, writes)
+	}
+	return kube.CheckDryRun(writes)
 }
 
 // prompt waits for Enter on the terminal at a pause.

@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,8 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
@@ -251,4 +255,74 @@ func TestStatusShowsRecord(t *testing.T) {
 	g := cmdtesting.NewFakeOptionsWithClient(f.Client, nil)
 	assert.Equal(t, cmdutil.ExitFailed, run(g, "db", "--staged", "--yes"))
 	assert.Contains(t, g.ErrOut.String(), "held by host/1 (last heartbeat 0s ago at 2026-01-02T15:04:05Z; its lease expires at 2026-01-02T15:04:35Z, in 30s)")
+}
+
+func TestDryRunStrategies(t *testing.T) {
+	client := cmdtesting.NewFakeOptions(pending(5)...)
+	require.Equal(t, cmdutil.ExitOK, run(client, "db", "--staged", "--dry-run=client"), client.ErrOut.String())
+	bare := cmdtesting.NewFakeOptions(pending(5)...)
+	require.Equal(t, cmdutil.ExitOK, run(bare, "db", "--staged", "--dry-run"), bare.ErrOut.String())
+	assert.Equal(t, bare.Out.String(), client.Out.String(), "--dry-run alone means client")
+	assert.Contains(t, client.Out.String(), "dry run")
+
+	for _, args := range [][]string{{"db", "--staged", "--dry-run=maybe"}, {"undo", "db", "--dry-run=maybe"}, {"resume", "db", "--dry-run=maybe"}} {
+		f := cmdtesting.NewFakeOptions(pending(5)...)
+		assert.Equal(t, cmdutil.ExitUsage, run(f, args...), args)
+		assert.Contains(t, f.ErrOut.String(), `Invalid dry-run value (maybe). Must be "none", "server", or "client".`)
+	}
+
+	// none runs for real (and here needs --yes).
+	f := cmdtesting.NewFakeOptions(pending(5)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "db", "--staged", "--dry-run=none"))
+	assert.Contains(t, f.ErrOut.String(), "re-run with --yes")
+}
+
+func TestServerDryRunSendsTheFirstWritesAndReportsTheAnswers(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(5)...)
+	seen := f.AnswerServerDryRun(func(k8stesting.Action) error { return nil })
+	require.Equal(t, cmdutil.ExitOK, run(f, "db", "--staged", "--steps", "1,100%", "--dry-run=server"), f.ErrOut.String())
+	assert.Equal(t, []string{"create configmaps", "patch statefulsets"}, seen())
+	assert.Contains(t, f.Out.String(), "Rollout plan (dry run: nothing is changed) for statefulset db")
+	assert.Contains(t, f.Out.String(), "  accepted  create configmap kubectl-sts.db (the operation record)\n")
+	assert.Contains(t, f.Out.String(), "  accepted  patch statefulset db (partition 4)\n")
+	assert.Equal(t, "7", resourceVersion(t, f))
+	noRecord(t, f)
+}
+
+func TestServerDryRunReportsARefusalOfTheNewTemplate(t *testing.T) {
+	current := func(s *appsv1.StatefulSet) {
+		s.Status.UpdateRevision = s.Status.CurrentRevision
+		zero := int32(0)
+		s.Spec.UpdateStrategy.RollingUpdate.Partition = &zero
+	}
+	f := cmdtesting.NewFakeOptions(pending(3, current)...)
+	seen := f.AnswerServerDryRun(func(a k8stesting.Action) error {
+		if u, ok := a.(k8stesting.UpdateActionImpl); ok {
+			sts := u.GetObject().(*appsv1.StatefulSet)
+			if sts.Spec.Template.Spec.Containers[0].Image == "postgres:bad" && *sts.Spec.UpdateStrategy.RollingUpdate.Partition == 3 {
+				return apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "db", errors.New("image postgres:bad is forbidden"))
+			}
+		}
+		return nil
+	})
+	code := run(f, "db", "--staged", "--image", "db=postgres:bad", "--dry-run=server", "-o", "json")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Equal(t, []string{"create configmaps", "update statefulsets"}, seen())
+	assert.Contains(t, f.ErrOut.String(), "the API server would refuse update statefulset db (new pod template, partition 3): ")
+	assert.Contains(t, f.ErrOut.String(), "image postgres:bad is forbidden")
+	var out struct {
+		Mode         rollout.Mode `json:"mode"`
+		ServerDryRun []struct{ Write, Refused string }
+	}
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &out))
+	assert.Equal(t, rollout.ModeChange, out.Mode)
+	require.Len(t, out.ServerDryRun, 2)
+	assert.Empty(t, out.ServerDryRun[0].Refused)
+	assert.Contains(t, out.ServerDryRun[1].Refused, "forbidden")
+	assert.Equal(t, "7", resourceVersion(t, f))
+	noRecord(t, f)
+
+	f = cmdtesting.NewFakeOptions(pending(3)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "undo", "db", "--dry-run=server"))
+	assert.Contains(t, f.ErrOut.String(), "--dry-run=server is not implemented for a rollback")
 }

@@ -16,11 +16,12 @@ import (
 // ResumeOptions holds the flags of `kubectl sts rollout resume NAME`.
 type ResumeOptions struct {
 	*cmdutil.Options
-	Name    string
-	DryRun  bool
-	Yes     bool
-	Output  string
-	Engines *plugins.Registry
+	Name         string
+	DryRun       bool
+	ServerDryRun bool
+	Yes          bool
+	Output       string
+	Engines      *plugins.Registry
 }
 
 func newCmdResume(parent *cmdutil.Options) *cobra.Command {
@@ -35,7 +36,7 @@ continues the rollout itself from the step where it stopped, with the recorded p
   kubectl sts rollout resume db --yes
 
   # Show what is left of the plan
-  kubectl sts rollout resume db --dry-run`,
+  kubectl sts rollout resume db --dry-run=client`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -45,10 +46,13 @@ continues the rollout itself from the step where it stopped, with the recorded p
 			if err := validateOutput(o.Output); err != nil {
 				return err
 			}
+			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
+				return err
+			}
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	return cmd
 }
 
@@ -76,7 +80,7 @@ func (o *ResumeOptions) Run(ctx context.Context) error {
 	if pv.State().Stage == rollout.StageRollback {
 		question = fmt.Sprintf("Continue the rollback of statefulset %s/%s to revision %s?", pv.Namespace, pv.StatefulSet, pv.From)
 	}
-	return execute(ctx, o.Options, r, pv, o.DryRun, o.Yes, o.Output, question)
+	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
 }
 
 // UndoOptions holds the flags of `kubectl sts rollout undo NAME`.
@@ -84,6 +88,7 @@ type UndoOptions struct {
 	*cmdutil.Options
 	Name            string
 	DryRun          bool
+	ServerDryRun    bool
 	Yes             bool
 	Output          string
 	RollbackTimeout time.Duration
@@ -106,7 +111,7 @@ Exit codes: 4 rolled back, 5 the rollback did not finish, 1 error, 2 bad input.`
   kubectl sts rollout undo db --yes
 
   # Show what would be done
-  kubectl sts rollout undo db --dry-run`,
+  kubectl sts rollout undo db --dry-run=client`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -116,10 +121,13 @@ Exit codes: 4 rolled back, 5 the rollback did not finish, 1 error, 2 bad input.`
 			if err := validateOutput(o.Output); err != nil {
 				return err
 			}
+			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
+				return err
+			}
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
+	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	cmd.Flags().DurationVar(&o.RollbackTimeout, "rollback-timeout", 0, "How long the rollback may take for every pod to be Ready on the previous revision (default: the recorded value, or 10m)")
 	return cmd
 }
@@ -138,7 +146,7 @@ func (o *UndoOptions) Run(ctx context.Context) error {
 		return explain(err)
 	}
 	question := fmt.Sprintf("Roll back statefulset %s/%s to revision %s?", pv.Namespace, pv.StatefulSet, pv.From)
-	return execute(ctx, o.Options, r, pv, o.DryRun, o.Yes, o.Output, question)
+	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
 }
 
 // AbortOptions holds the flags of `kubectl sts rollout abort NAME`.
@@ -170,7 +178,8 @@ Afterwards start the rollout again to continue from there, or undo it.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, nil, nil, &o.Output)
+	addCommonFlags(parent, cmd, nil, nil, &o.Output)
+	parent.AddFieldManagerFlag(cmd)
 	return cmd
 }
 
@@ -222,7 +231,7 @@ func newCmdStatus(parent *cmdutil.Options) *cobra.Command {
 			return o.Run(cmd.Context())
 		},
 	}
-	addCommonFlags(cmd, nil, nil, &o.Output)
+	addCommonFlags(parent, cmd, nil, nil, &o.Output)
 	return cmd
 }
 

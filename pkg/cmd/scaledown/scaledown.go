@@ -45,6 +45,7 @@ type Options struct {
 	AllowZero     bool
 	Force         bool
 	DryRun        bool
+	ServerDryRun  bool
 	Yes           bool
 	Abort         bool
 	Timeout       time.Duration
@@ -99,7 +100,10 @@ Exit codes: 0 done (or dry run), 1 refused or failed before any change,
 2 bad input, 5 stopped part-way (re-run to resume), 130 interrupted.
 See docs/scale-down.md.`,
 		Example: `  # Plan only: print which pods and PVCs would go, change nothing
-  kubectl sts scale-down db --replicas 3 --dry-run
+  kubectl sts scale-down db --replicas 3 --dry-run=client
+
+  # Also let the API server judge the first writes (RBAC, admission, quota)
+  kubectl sts scale-down db --replicas 3 --pvc delete --dry-run=server
 
   # Scale from 5 to 3, deleting the PVCs of ordinals 4 and 3
   kubectl sts scale-down db --replicas 3 --pvc delete --yes
@@ -119,6 +123,9 @@ See docs/scale-down.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ReplicasSet = cmd.Flags().Changed("replicas")
 			o.PVCSet = cmd.Flags().Changed("pvc")
+			if err := o.CompleteDryRun(cmd); err != nil {
+				return err
+			}
 			if err := o.Complete(args); err != nil {
 				return err
 			}
@@ -142,11 +149,19 @@ See docs/scale-down.md.`,
 	return cmd
 }
 
+// CompleteDryRun reads --dry-run with kubectl's rules.
+func (o *Options) CompleteDryRun(cmd *cobra.Command) error {
+	var err error
+	o.DryRun, o.ServerDryRun, err = cmdutil.DryRunStrategy(cmd)
+	return err
+}
+
 // AddCommonFlags binds the flags both commands share.
 func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.BoolVar(&o.DryRun, "dry-run", false, "Print the plan and what the engine would change; change nothing")
+	cmdutil.AddDryRunFlag(cmd)
 	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
+	o.AddFieldManagerFlag(cmd)
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each step (pod gone, slot inactive, snapshot ready, PVC deleted)")
 	f.StringVarP(&o.Output, "output", "o", "", "Output format: empty for text, or json (the plan, then one JSON event per line)")
 	cmdutil.AddTakeOverFlag(f, o.Options)
@@ -255,10 +270,26 @@ func (o *Options) Run(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
+		var refused error
+		if o.ServerDryRun {
+			writes := scaledown.ServerDryRun(ctx, plan, deps)
+			refused = kube.CheckDryRun(writes)
+			if o.Output == "json" {
+				b, err := json.Marshal(struct {
+					ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
+				}{writes})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.Out, "%s\n", b)
+			} else {
+				cmdutil.WriteDryRunWrites(o.Out, writes)
+			}
+		}
 		if o.Output != "json" {
 			fmt.Fprintln(o.Out, "Dry run: nothing was changed.")
 		}
-		return nil
+		return refused
 	}
 	if err := o.Confirm(o.Yes, o.question(plan)); err != nil {
 		return err

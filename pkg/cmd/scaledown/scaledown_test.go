@@ -3,6 +3,7 @@ package scaledown_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,8 +17,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
 	sdcmd "github.com/kubectl-sts/kubectl-sts/pkg/cmd/scaledown"
@@ -160,6 +163,30 @@ func TestDryRunPrintsThePlanAndChangesNothing(t *testing.T) {
 	cms, err := f.Client.Kube.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, cms.Items, "a dry run writes no record")
+}
+
+func TestServerDryRunSendsTheFirstStepsWrites(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	seen := f.AnswerServerDryRun(func(a k8stesting.Action) error {
+		if a.GetVerb() == "delete" {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: "persistentvolumeclaims"}, "data-db-4", errors.New(`User "ci" cannot delete resource "persistentvolumeclaims"`))
+		}
+		return nil
+	})
+	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--dry-run=server", "--engine", "none")
+	assert.Equal(t, cmdutil.ExitFailed, r.code)
+	assert.Equal(t, []string{"create configmaps", "patch statefulsets", "delete persistentvolumeclaims"}, seen())
+	assert.Contains(t, r.out, "  accepted  create configmap kubectl-sts.db (the operation record)\n")
+	assert.Contains(t, r.out, "  accepted  patch statefulset db (replicas 4)\n")
+	assert.Contains(t, r.out, "  refused   delete pvc data-db-4: ")
+	assert.Contains(t, r.errOut, "the API server would refuse delete pvc data-db-4")
+	assert.Equal(t, int32(5), replicas(t, f.Client.Kube))
+	assert.Len(t, pvcNames(t, f.Client.Kube), 5)
+
+	f = cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	r = runCmd(t, f, "scale-down", "db", "--replicas", "3", "--dry-run=sometimes")
+	assert.Equal(t, cmdutil.ExitUsage, r.code)
+	assert.Contains(t, r.errOut, `Invalid dry-run value (sometimes)`)
 }
 
 func TestDryRunJSON(t *testing.T) {

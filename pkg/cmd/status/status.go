@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
@@ -43,7 +44,9 @@ type Options struct {
 	Output        string
 	Watch         bool
 	AllNamespaces bool
-	StuckAfter    time.Duration
+	// Selector is -l: a label selector over the listed StatefulSets.
+	Selector   string
+	StuckAfter time.Duration
 
 	// EngineFor picks the database engine whose members fill the ROLE,
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
@@ -117,6 +120,9 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
   # Every StatefulSet in every namespace, one line each
   kubectl sts status -A
 
+  # Only the StatefulSets labelled tier=db, in every namespace
+  kubectl sts status -A -l tier=db
+
   # Call a pod stuck when it has not been Ready for 2 minutes
   kubectl sts status db --stuck-after 2m`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -139,6 +145,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format: table, wide, json or yaml")
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
+	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector over the listed StatefulSets (e.g. -l 'tier=db,env!=dev'); supports '=', '==', '!=', 'in', 'notin'")
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
 	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
 	return cmd
@@ -170,6 +177,14 @@ func (o *Options) Validate() error {
 		}
 		if o.AllNamespaces {
 			return cmdutil.UsageErrorf("a StatefulSet name cannot be combined with --all-namespaces: pick its namespace with -n")
+		}
+		if o.Selector != "" {
+			return cmdutil.UsageErrorf("a StatefulSet name cannot be combined with --selector: give one or the other")
+		}
+	}
+	if o.Selector != "" {
+		if _, err := labels.Parse(o.Selector); err != nil {
+			return cmdutil.UsageErrorf("invalid --selector %q: %v", o.Selector, err)
 		}
 	}
 	if o.Watch && o.Name == "" {
@@ -236,6 +251,7 @@ func (o *Options) buildOptions() status.BuildOptions {
 		EngineFor:     o.EngineFor,
 		Exec:          o.client.Exec,
 		EngineTimeout: o.EngineTimeout,
+		Selector:      o.Selector,
 	}
 }
 
@@ -255,10 +271,14 @@ func (o *Options) list(ctx context.Context) error {
 		}
 	default:
 		if len(reports) == 0 {
+			matching := ""
+			if o.Selector != "" {
+				matching = " matching " + o.Selector
+			}
 			if o.AllNamespaces {
-				fmt.Fprintln(o.ErrOut, "No StatefulSets found.")
+				fmt.Fprintf(o.ErrOut, "No StatefulSets%s found.\n", matching)
 			} else {
-				fmt.Fprintf(o.ErrOut, "No StatefulSets found in namespace %s.\n", ns)
+				fmt.Fprintf(o.ErrOut, "No StatefulSets%s found in namespace %s.\n", matching, ns)
 			}
 			return nil
 		}

@@ -157,6 +157,39 @@ func TestListAllNamespaces(t *testing.T) {
 	assert.Equal(t, "prod", l.Items[1].StatefulSet.Namespace)
 }
 
+func TestListSelector(t *testing.T) {
+	labelled := func(fx *statustest.Fixture, tier string) *statustest.Fixture {
+		fx.StatefulSet.Labels = map[string]string{"tier": tier}
+		return fx
+	}
+	fixtures := func() []runtime.Object {
+		return objects(labelled(newFixture("db", 1), "data"), labelled(newFixture("cache", 1), "cache"),
+			labelled(statustest.New("prod", "pg", 1, cmdtesting.FakeNow), "data"))
+	}
+	for _, args := range [][]string{{"-l", "tier=data"}, {"--selector", "tier in (data)"}} {
+		f := cmdtesting.NewFakeOptions(fixtures()...)
+		require.Equal(t, cmdutil.ExitOK, run(t, f, args...), f.ErrOut.String())
+		assert.Contains(t, f.Out.String(), "db")
+		assert.NotContains(t, f.Out.String(), "cache", "%v", args)
+		assert.NotContains(t, f.Out.String(), "pg", "%v: another namespace", args)
+	}
+
+	f := cmdtesting.NewFakeOptions(fixtures()...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-A", "-l", "tier=data", "-o", "json"), f.ErrOut.String())
+	var l status.List
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &l))
+	var names []string
+	for _, r := range l.Items {
+		names = append(names, r.StatefulSet.Namespace+"/"+r.StatefulSet.Name)
+	}
+	assert.Equal(t, []string{"default/db", "prod/pg"}, names)
+
+	f = cmdtesting.NewFakeOptions(fixtures()...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-l", "tier=none"))
+	assert.Empty(t, f.Out.String())
+	assert.Equal(t, "No StatefulSets matching tier=none found in namespace default.\n", f.ErrOut.String())
+}
+
 func TestListEmpty(t *testing.T) {
 	f := cmdtesting.NewFakeOptions()
 	assert.Equal(t, cmdutil.ExitOK, run(t, f))
@@ -201,6 +234,8 @@ func TestBadInputIsRefusedBeforeAnyRequest(t *testing.T) {
 		"empty name":             {[]string{""}, "the StatefulSet name is empty"},
 		"two names":              {[]string{"a", "b"}, "takes at most one StatefulSet name, got 2"},
 		"name with -A":           {[]string{"db", "-A"}, "cannot be combined with --all-namespaces"},
+		"name with -l":           {[]string{"db", "-l", "app=db"}, "a StatefulSet name cannot be combined with --selector"},
+		"bad selector":           {[]string{"-l", "a b"}, `invalid --selector "a b"`},
 		"watch without a name":   {[]string{"--watch"}, "--watch needs the name of a StatefulSet"},
 		"non-positive threshold": {[]string{"db", "--stuck-after", "0s"}, "--stuck-after must be positive"},
 		"bad duration":           {[]string{"db", "--stuck-after", "soon"}, "invalid argument"},

@@ -1,6 +1,7 @@
 package util
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,8 +54,39 @@ func (o *Options) CompleteClaimNames(cmd *cobra.Command, args []string, toComple
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
+// CompleteSelector completes -l/--selector with the key=value labels of
+// the StatefulSets in scope (one LIST, as for names).
+func (o *Options) CompleteSelector(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	c, err := o.Client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	ns := c.Namespace
+	if all, _ := cmd.Flags().GetBool("all-namespaces"); all {
+		ns = metav1.NamespaceAll
+	}
+	list, err := c.Kube.AppsV1().StatefulSets(ns).List(cmd.Context(), metav1.ListOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range list.Items {
+		for k, v := range s.Labels {
+			pair := k + "=" + v
+			if !seen[pair] && strings.HasPrefix(pair, toComplete) {
+				seen[pair] = true
+				out = append(out, pair)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
 // WireCompletion gives every command that takes a StatefulSet NAME dynamic
-// completion of it, and every --claim flag completion of claim templates.
+// completion of it, every --claim flag completion of claim templates, and
+// every -l/--selector completion of the labels in use.
 func (o *Options) WireCompletion(root *cobra.Command) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -63,6 +95,9 @@ func (o *Options) WireCompletion(root *cobra.Command) {
 		}
 		if c.Flags().Lookup("claim") != nil {
 			_ = c.RegisterFlagCompletionFunc("claim", o.CompleteClaimNames)
+		}
+		if c.Flags().Lookup("selector") != nil {
+			_ = c.RegisterFlagCompletionFunc("selector", o.CompleteSelector)
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)

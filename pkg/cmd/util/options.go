@@ -7,13 +7,17 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	kcmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
+	"github.com/kubectl-sts/kubectl-sts/pkg/version"
 )
 
 // Options is the one object every command receives: streams, connection
@@ -27,6 +31,8 @@ type Options struct {
 	Color string
 	// Verbosity is -v, the client-go log level.
 	Verbosity int
+	// FieldManager is --field-manager: the manager every write names.
+	FieldManager string
 
 	// Now and Getenv are injectable for tests.
 	Now    func() time.Time
@@ -46,11 +52,12 @@ type Options struct {
 // NewOptions returns options for a real run on the given streams.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
 	o := &Options{
-		IOStreams:   streams,
-		ConfigFlags: genericclioptions.NewConfigFlags(true),
-		Color:       ui.ColorAuto,
-		Now:         time.Now,
-		Getenv:      os.Getenv,
+		IOStreams:    streams,
+		ConfigFlags:  genericclioptions.NewConfigFlags(true),
+		Color:        ui.ColorAuto,
+		FieldManager: kube.FieldManager,
+		Now:          time.Now,
+		Getenv:       os.Getenv,
 	}
 	o.StdinIsTerminal = func() bool { return ui.IsTerminal(o.In) }
 	o.newClient = func() (*kube.Client, error) { return kube.NewClient(o.ConfigFlags, o.ErrOut) }
@@ -65,15 +72,41 @@ func NewOptionsWithClient(streams genericiooptions.IOStreams, c *kube.Client) *O
 	return o
 }
 
-// Client returns the shared client, building it on first use.
+// Client returns the shared client, building it on first use. Its requests
+// carry the plugin's user agent and its writes the field manager.
 func (o *Options) Client() (*kube.Client, error) {
 	o.once.Do(func() {
 		o.client, o.clientErr = o.newClient()
 		if o.clientErr == nil && o.client == nil {
 			o.clientErr = fmt.Errorf("no Kubernetes client configured")
 		}
+		if o.clientErr == nil {
+			o.client, o.clientErr = o.client.Identified(kube.UserAgent(version.Get().Version), o.FieldManager)
+		}
 	})
 	return o.client, o.clientErr
+}
+
+// AddFieldManagerFlag adds --field-manager to a command that writes.
+func (o *Options) AddFieldManagerFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.FieldManager, "field-manager", o.FieldManager, "Name of the manager every write records in managedFields")
+}
+
+// ValidateFieldManager refuses a name the API server would reject, before
+// anything is written.
+func (o *Options) ValidateFieldManager() error {
+	switch {
+	case o.FieldManager == "":
+		return UsageErrorf("--field-manager cannot be empty")
+	case len(o.FieldManager) > 128:
+		return UsageErrorf("--field-manager must be at most 128 characters, got %d", len(o.FieldManager))
+	}
+	for _, r := range o.FieldManager {
+		if !unicode.IsPrint(r) {
+			return UsageErrorf("--field-manager %q has a character that is not printable", o.FieldManager)
+		}
+	}
+	return nil
 }
 
 // Namespace returns the namespace commands work in, for hints; empty when
@@ -122,4 +155,21 @@ func (o *Options) ProgressPrinter(output string) (*ui.ProgressPrinter, error) {
 // operation's lease.
 func AddTakeOverFlag(f *pflag.FlagSet, o *Options) {
 	f.BoolVar(&o.TakeOver, "take-over", false, "Take the recorded operation over from a process that still holds its lease (it stops at its next renewal; this run starts when its lease has lapsed)")
+}
+
+// AddDryRunFlag adds kubectl's --dry-run=none|client|server (bare
+// --dry-run means client) with this command's meaning of each.
+func AddDryRunFlag(cmd *cobra.Command) {
+	kcmdutil.AddDryRunFlag(cmd)
+	cmd.Flags().Lookup("dry-run").Usage = `"none", "client" (print the plan, send nothing) or "server" (also send the first writes with dryRun=All, so validation, admission and quota judge them, and report their answers); --dry-run alone means client`
+}
+
+// DryRunStrategy parses --dry-run with kubectl's rules into "change
+// nothing" and "ask the server".
+func DryRunStrategy(cmd *cobra.Command) (dryRun, server bool, err error) {
+	s, err := kcmdutil.GetDryRunStrategy(cmd)
+	if err != nil {
+		return false, false, UsageErrorf("%v", err)
+	}
+	return s != kcmdutil.DryRunNone, s == kcmdutil.DryRunServer, nil
 }

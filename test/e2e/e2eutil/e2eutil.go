@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
@@ -172,4 +173,25 @@ func RequireLeaseLive(t testing.TB, heartbeat time.Time, lease time.Duration) {
 	const margin = 10 * time.Second
 	age := time.Since(heartbeat)
 	require.Less(t, age, lease-margin, "the lease (%s) was renewed %s ago: too close to expiry to test a refusal", lease, age.Round(time.Millisecond))
+}
+
+// FieldsOf returns the fields manager owns in obj's managedFields, as the
+// API server's JSON (e.g. {"f:spec":{"f:replicas":{}}}), one entry per
+// line; empty when manager owns nothing.
+func FieldsOf(obj metav1.Object, manager string) string {
+	var out []string
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager == manager && e.FieldsV1 != nil {
+			out = append(out, e.FieldsV1.GetRawString())
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// JournalConfigMap reads the operation record of StatefulSet name.
+func JournalConfigMap(t testing.TB, c *testbed.Cluster, ns, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), journal.ConfigMapName(name), metav1.GetOptions{})
+	require.NoError(t, err)
+	return cm
 }

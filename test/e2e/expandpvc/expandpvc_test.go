@@ -223,6 +223,13 @@ func TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate(t *testing.T) {
 	}
 	assert.Len(t, eventsWithReason(t, ns, expand.ReasonPodRestarted), 3)
 	assert.Len(t, eventsWithReason(t, ns, expand.ReasonTemplateUpdated), 1)
+	// Every write named the plugin as its field manager: each claim's
+	// request, the recreated StatefulSet, the record.
+	for i := 0; i < 3; i++ {
+		assert.Contains(t, e2eutil.FieldsOf(pvc(t, ns, fmt.Sprintf("data-db-%d", i)), kube.FieldManager), `"f:storage"`)
+	}
+	assert.Contains(t, e2eutil.FieldsOf(sts, kube.FieldManager), `"f:volumeClaimTemplates"`)
+	assert.Contains(t, e2eutil.FieldsOf(e2eutil.JournalConfigMap(t, cluster, ns, "db"), kube.FieldManager), `"f:data"`)
 	assert.Equal(t, journal.Succeeded, operationRecord(t, ns, "db").Phase)
 	assert.Contains(t, r.Out, "Plan: grow claim data of statefulset db")
 	assert.Contains(t, r.Out, "will try to put the old volumeClaimTemplate back")

@@ -732,7 +732,8 @@ func TestExpandPVCRole(t *testing.T) {
 	res := run(t, u, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
 	requireClean(t, res, cmdutil.ExitOK)
 	assert.Contains(t, res.used, "get storageclasses.storage.k8s.io (cluster)")
-	assert.Contains(t, res.used, "delete pods")
+	assert.Contains(t, res.used, "create pods/eviction", "pods are restarted by eviction")
+	assert.NotContains(t, res.used, "delete pods", "pods are not deleted without --disable-eviction")
 
 	for i := 0; i < 2; i++ {
 		c, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctxFor(t), fmt.Sprintf("data-db-%d", i), metav1.GetOptions{})
@@ -754,7 +755,13 @@ func TestExpandPVCRole(t *testing.T) {
 		assert.Equal(t, sts.UID, owner.UID, "%s adopted by the new StatefulSet", p.Name)
 	}
 
-	assertEveryRuleUsed(t, u, m.roles[roleExpandPVC].Rules, false, engineOnly)
+	assertEveryRuleUsed(t, u, m.roles[roleExpandPVC].Rules, false, map[string]string{
+		"get pods/exec":                    engineOnly["get pods/exec"],
+		"create pods/exec":                 engineOnly["create pods/exec"],
+		"delete pods":                      "--disable-eviction only",
+		"get pods":                         "only to name the budget when a PodDisruptionBudget refuses an eviction",
+		"list poddisruptionbudgets.policy": "only to name the budget when a PodDisruptionBudget refuses an eviction",
+	})
 	assertEveryRuleUsed(t, u, m.clusterRoles[clusterReadRole].Rules, true, map[string]string{
 		"get volumesnapshotclasses.snapshot.storage.k8s.io (cluster)":  "scale-down and cleanup-pvcs --pvc snapshot only",
 		"list volumesnapshotclasses.snapshot.storage.k8s.io (cluster)": "scale-down and cleanup-pvcs --pvc snapshot only, without --snapshot-class",

@@ -248,6 +248,27 @@ func TestStagedRolloutMovesPodsInPlannedOrder(t *testing.T) {
 	reasons := eventReasons(t, ns, "db")
 	assert.Equal(t, 3, count(reasons, rollout.ReasonStepPassed), "kubectl describe shows each step: %v", reasons)
 	assert.Contains(t, reasons, rollout.ReasonSucceeded)
+
+	// Every write named the plugin as its field manager.
+	assert.Contains(t, e2eutil.FieldsOf(sts, kube.FieldManager), `"f:partition"`, "the partition is owned by kubectl-sts")
+	assert.Contains(t, e2eutil.FieldsOf(e2eutil.JournalConfigMap(t, cluster, ns, "db"), kube.FieldManager), `"f:data"`)
+	assertEventsManagedBy(t, ns, kube.FieldManager)
+}
+
+// assertEventsManagedBy checks that every Event the plugin recorded in ns
+// was written under manager.
+func assertEventsManagedBy(t *testing.T, ns, manager string) {
+	t.Helper()
+	events, err := cluster.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	var n int
+	for i := range events.Items {
+		if e := &events.Items[i]; e.Source.Component == kube.EventSource {
+			n++
+			assert.NotEmpty(t, e2eutil.FieldsOf(e, manager), "event %s (%s) managed by %s", e.Name, e.Reason, manager)
+		}
+	}
+	assert.NotZero(t, n)
 }
 
 func TestBrokenImageIsRolledBackAutomatically(t *testing.T) {

@@ -207,8 +207,11 @@ func TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs(t *testing.T) {
 	before := snapshot(t, ns)
 	order := deletions(t, ns)
 
-	r := run(t, ns, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes")
+	r := run(t, ns, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--field-manager", "db-team-pipeline")
 	require.Equal(t, 0, r.Code, r.ErrOut)
+	// The writes name the field manager given on the command line.
+	assert.Contains(t, e2eutil.FieldsOf(e2eutil.StatefulSet(t, cluster, ns, "db"), "db-team-pipeline"), `"f:replicas"`)
+	assert.Contains(t, e2eutil.FieldsOf(e2eutil.JournalConfigMap(t, cluster, ns, "db"), "db-team-pipeline"), `"f:data"`)
 
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1", "db-2"}, keys(after.pods))
