@@ -119,7 +119,8 @@ dist-host: $(GORELEASER)
 
 goreleaser-host = sed -e 's|^\(    targets:\).*|\1 [$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)]|' -e '$$a dist: $(1)' .goreleaser.yaml \
 	| KUBECTL_STS_SNAPSHOT_VERSION=$(2) $(GORELEASER_RUN) release --snapshot --clean --config - \
-	&& cp $(1)/krew/sts.yaml $(1)/sts.yaml
+	&& cp $(1)/krew/sts.yaml $(1)/sts.yaml \
+	&& { [ "$$(ls $(1)/*.tar.gz | wc -l)" = 1 ] || { echo "dist-host: more than one archive; keep the targets of .goreleaser.yaml on one line" >&2; exit 1; }; }
 
 ## docs: regenerate the command reference in docs/reference (make test fails when it is stale)
 docs:
