@@ -16,6 +16,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// EnvToolsDir names the environment variable that points at the directory
+// holding krew's client (kubectl-krew) and validate-krew-manifest; make
+// test installs them and sets it.
+const EnvToolsDir = "KUBECTL_STS_KREW_DIR"
+
 // Manifest is krew's Plugin object (krew.googlecontainertools.github.com/v1alpha2).
 type Manifest struct {
 	APIVersion string   `json:"apiVersion"`

@@ -28,8 +28,6 @@ const (
 	distDir      = "../../dist"
 	templateFile = "../../krew-manifest.yaml"
 	config       = "../../.goreleaser.yaml"
-	// krewDirEnv names the directory holding krew's validate-krew-manifest.
-	krewDirEnv = "KUBECTL_STS_KREW_DIR"
 )
 
 func buildManifest(t *testing.T) *Manifest {
@@ -42,8 +40,8 @@ func buildManifest(t *testing.T) *Manifest {
 // validate runs krew's own manifest validator on the manifest at path.
 func validate(t *testing.T, path string) (string, error) {
 	t.Helper()
-	dir := os.Getenv(krewDirEnv)
-	require.NotEmpty(t, dir, "$%s must name the directory of krew's validate-krew-manifest (make test sets it)", krewDirEnv)
+	dir := os.Getenv(EnvToolsDir)
+	require.NotEmpty(t, dir, "$%s must name the directory of krew's validate-krew-manifest (make test sets it)", EnvToolsDir)
 	bin := filepath.Join(dir, "validate-krew-manifest")
 	require.FileExists(t, bin, "run make test, which installs it")
 	// -skip-install: installing downloads the uri, which is not published

@@ -34,13 +34,9 @@ var cluster *testbed.Cluster
 
 func TestMain(m *testing.M) { os.Exit(testbed.Main(m, testbed.Options{Name: "krew"}, &cluster)) }
 
-const (
-	// krewDirEnv names the directory holding kubectl-krew (make test sets it).
-	krewDirEnv = "KUBECTL_STS_KREW_DIR"
-	// dist is where make dist-host leaves this platform's build, and the
-	// earlier snapshot the upgrade starts from in dist/previous.
-	dist = "../../../dist"
-)
+// dist is where make dist-host leaves this platform's build, and the
+// earlier snapshot the upgrade starts from in dist/previous.
+const dist = "../../../dist"
 
 // build is one GoReleaser build: its manifest and this platform's archive.
 type build struct {
@@ -76,8 +72,8 @@ type user struct {
 
 func newUser(t *testing.T, kubeconfig string) *user {
 	t.Helper()
-	krewDir := os.Getenv(krewDirEnv)
-	require.NotEmpty(t, krewDir, "$%s must name the directory of kubectl-krew (make test installs it and sets it)", krewDirEnv)
+	krewDir := os.Getenv(krewcheck.EnvToolsDir)
+	require.NotEmpty(t, krewDir, "$%s must name the directory of kubectl-krew (make test installs it and sets it)", krewcheck.EnvToolsDir)
 	require.FileExists(t, filepath.Join(krewDir, "kubectl-krew"))
 	u := &user{root: t.TempDir(), home: t.TempDir(), index: filepath.Join(t.TempDir(), "krew-index"), kubeconfig: kubeconfig}
 	u.path = strings.Join([]string{filepath.Join(u.root, "bin"), krewDir, filepath.Dir(cluster.KubectlPath), "/usr/bin", "/bin"}, ":")
