@@ -6,18 +6,32 @@
 SHELL := /usr/bin/env bash
 GO ?= go
 BIN := bin/kubectl-sts
-VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.1.0-dev)
+# A vX.Y.Z tag on HEAD is the version; any other commit is v0.0.0-dev+<sha>,
+# as GoReleaser names snapshots (.goreleaser.yaml).
+VERSION ?= $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || echo "v0.0.0-dev+$$(git rev-parse --short HEAD)")
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/kubectl-sts/kubectl-sts/pkg/version.version=$(VERSION) -X github.com/kubectl-sts/kubectl-sts/pkg/version.commit=$(COMMIT)
 
 TOOLS_DIR := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)
+GORELEASER_VERSION := v2.15.1
+GORELEASER := $(TOOLS_DIR)/goreleaser-$(GORELEASER_VERSION)
+# The real krew client (as kubectl-krew, so kubectl finds it) and krew's
+# manifest validator, for the krew tests.
+KREW_VERSION := v0.4.3
+KREW_DIR := $(TOOLS_DIR)/krew-$(KREW_VERSION)
+KREW := $(KREW_DIR)/kubectl-krew
+# GoReleaser reads the commit only where `git ls-remote --get-url` answers
+# (else a snapshot is named +none): a repository without a remote gets the
+# project's URL for that one question.
+GORELEASER_RUN = $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url \
+	GIT_CONFIG_VALUE_0=https://github.com/kubectl-sts/kubectl-sts) $(GORELEASER)
 
 TESTBED_BIN = $(shell hack/testbed/build.sh --print-bin-dir)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build test unit e2e bench bench-e2e lint fmt testbed deps cluster-up cluster-down demo dist krew-manifest docs clean
+.PHONY: all build test unit e2e bench bench-e2e lint fmt testbed deps cluster-up cluster-down demo dist dist-host release-check docs clean
 
 all: build
 
@@ -26,17 +40,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubectl-sts
 
 ## test: every test, unit and end-to-end, against the real control plane and real database servers
-test: deps testbed dist
-	$(GO) run ./hack/krew/render -version $(VERSION) -dist dist -out dist/krew-manifest.yaml
-	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) $(GO) test $(GO_TEST_FLAGS) ./...
+test: deps testbed dist-host $(KREW)
+	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) ./...
 
 ## unit: the fast tests that need no control plane
 unit:
 	$(GO) test -count=1 -short ./pkg/... ./plugins/... ./cmd/...
 
 ## e2e: only the end-to-end tests
-e2e: deps testbed
-	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) $(GO) test $(GO_TEST_FLAGS) ./test/...
+e2e: deps testbed dist-host $(KREW)
+	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) ./test/...
 
 ## bench: speed and memory benchmarks
 bench:
@@ -60,6 +73,16 @@ $(STATICCHECK):
 	GOBIN=$(TOOLS_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(TOOLS_DIR)/staticcheck $@
 
+$(GORELEASER):
+	mkdir -p $(TOOLS_DIR)
+	GOBIN=$(TOOLS_DIR) $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+	mv $(TOOLS_DIR)/goreleaser $@
+
+$(KREW):
+	mkdir -p $(KREW_DIR)
+	GOBIN=$(KREW_DIR) $(GO) install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION) sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+	mv $(KREW_DIR)/krew $@
+
 fmt:
 	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
 
@@ -82,13 +105,28 @@ cluster-down:
 demo: build testbed
 	hack/demo.sh
 
-## dist: static, reproducible release archives for every platform, with SHA256SUMS
-dist:
-	hack/dist.sh $(VERSION) $(COMMIT)
+## dist: release archives for every platform, SHA256SUMS and the krew manifest dist/sts.yaml (GoReleaser snapshot)
+dist: $(GORELEASER)
+	$(GORELEASER_RUN) release --snapshot --clean
+	cp dist/krew/sts.yaml dist/sts.yaml
 
-## krew-manifest: render krew-manifest.yaml from the archives in dist/
-krew-manifest:
-	$(GO) run ./hack/krew/render -version $(VERSION) -dist dist -out krew-manifest.yaml
+## release-check: make dist, then krew's validator and the manifest checks on all six platforms
+release-check: dist $(KREW)
+	KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test -count=1 ./hack/krew/
+
+# dist-host: what the krew tests install: the archive and manifest of this
+# machine's platform only, and an earlier snapshot (0.0.0-0 sorts before
+# 0.0.0-dev) in dist/previous that krew's upgrade test starts from.
+# GoReleaser's --single-target exists for `build`, not for `release`, so
+# the release config is narrowed to the host target on its way in.
+dist-host: $(GORELEASER)
+	$(call goreleaser-host,dist,0.0.0-dev)
+	$(call goreleaser-host,dist/previous,0.0.0-0)
+
+goreleaser-host = sed -e 's|^\(    targets:\).*|\1 [$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)]|' -e '$$a dist: $(1)' .goreleaser.yaml \
+	| KUBECTL_STS_SNAPSHOT_VERSION=$(2) $(GORELEASER_RUN) release --snapshot --clean --config - \
+	&& cp $(1)/krew/sts.yaml $(1)/sts.yaml \
+	&& { [ "$$(ls $(1)/*.tar.gz | wc -l)" = 1 ] || { echo "dist-host: more than one archive; keep the targets of .goreleaser.yaml on one line" >&2; exit 1; }; }
 
 ## docs: regenerate the command reference in docs/reference (make test fails when it is stale)
 docs:
