@@ -63,6 +63,7 @@ type view struct {
 	ReceiveLSN  *string   `json:"receiveLsn"`
 	ReplayLSN   *string   `json:"replayLsn"`
 	ReplayDelay *float64  `json:"replayDelay"`
+	ReplayAge   *float64  `json:"replayAge"`
 	Receiver    *receiver `json:"receiver"`
 	Replication []replica `json:"replication"`
 	Slots       []slot    `json:"slots"`
@@ -215,7 +216,40 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 				}
 			}
 		}
+		m.LagSeconds = lagSeconds(m, v, *primary)
 	}
+}
+
+// lagSeconds judges a replica's lag in seconds against the primary's
+// current position: a replica that replayed everything the primary has is
+// not behind, however long ago its last replayed commit was (an idle
+// primary writes none). Otherwise the primary's measured replay_lag
+// stands; without it, the replica is as far behind as its last replayed
+// commit is old.
+func lagSeconds(m *plugins.Member, v view, primary view) *float64 {
+	if caughtUp(v, primary) || (m.LagBytes != nil && *m.LagBytes == 0) {
+		return plugins.Float64(0)
+	}
+	if m.LagSeconds != nil && *m.LagSeconds > 0 {
+		return m.LagSeconds
+	}
+	// Behind the primary, with no measured lag, yet replayed all it
+	// received: the age of its last replayed commit is the honest bound.
+	if v.ReplayAge != nil {
+		return v.ReplayAge
+	}
+	return m.LagSeconds
+}
+
+// caughtUp reports whether the replica's replay position has reached the
+// primary's current position.
+func caughtUp(v view, primary view) bool {
+	if v.ReplayLSN == nil {
+		return false
+	}
+	p, err1 := ParseLSN(primary.LSN)
+	r, err2 := ParseLSN(*v.ReplayLSN)
+	return err1 == nil && err2 == nil && r >= p
 }
 
 // matchReplica finds the primary's pg_stat_replication row of a replica:

@@ -192,7 +192,9 @@ func TestLagFromThePrimarysRow(t *testing.T) {
 	row["replayLsn"] = "0/3000000"
 	row["lagBytes"] = 6424416
 	row["replayLag"] = 12.5
-	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json"))})
+	replica := fixture(t, "replica.json")
+	replica["replayLsn"] = "0/3000000" // as far behind as the row says
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
 	members, err := New().Members(context.Background(), e.target)
 	require.NoError(t, err)
 	r := members[1]
@@ -449,4 +451,37 @@ func TestMatches(t *testing.T) {
 	for _, img := range []string{"prometheuscommunity/postgres-exporter", "mysql:8", "bitnami/pgbouncer", "edoburu/pgbouncer"} {
 		assert.False(t, eng.Matches(img), img)
 	}
+}
+
+// After a restart the replica's receive position is the start of a WAL
+// segment, below its replay position, and on an idle primary its last
+// replayed commit grows old: the lag is still zero while it has replayed
+// everything the primary has. Once the primary writes more than the
+// replica replayed, the age of its last replayed commit is the lag.
+func TestLagSecondsAfterReplicaRestartOnIdlePrimary(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	row := primary["replication"].([]any)[0].(map[string]any)
+	row["replayLag"] = nil // an idle primary stops measuring
+	row["lagBytes"] = 0
+	replica := fixture(t, "replica.json")
+	replica["receiveLsn"] = "0/3000000"
+	replica["replayDelay"] = 83.2 // what the old receive = replay test fell back to
+	replica["replayAge"] = 83.2
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	require.NotNil(t, members[1].LagSeconds)
+	assert.Equal(t, 0.0, *members[1].LagSeconds)
+	ok, reason := New().Healthy(members, plugins.HealthOptions{MaxLagSeconds: 30})
+	assert.True(t, ok, reason)
+
+	// The primary moved on; the replica replayed all it received.
+	primary["lsn"] = "0/3700000"
+	row["lagBytes"] = 0x3700000 - 0x3620760
+	replica["replayDelay"] = 0
+	e = newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	require.NotNil(t, members[1].LagSeconds)
+	assert.Equal(t, 83.2, *members[1].LagSeconds)
 }
