@@ -29,6 +29,10 @@ const (
 	// active.
 	DefaultSlotWait = 2 * time.Minute
 	slotPoll        = time.Second
+	// maxInactiveRetries bounds the drops retried at once when a slot is
+	// found inactive right after a drop that found it active; a drop of an
+	// inactive slot that keeps dropping nothing is an error, not a wait.
+	maxInactiveRetries = 3
 )
 
 // Engine is the PostgreSQL engine.
@@ -519,6 +523,7 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	}
 	deadline := now().Add(wait)
 	waiting := false
+	inactiveRetries := 0
 	for {
 		out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
 		if err == nil && strings.TrimSpace(string(out)) == "1" {
@@ -552,7 +557,12 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 			holder = fmt.Sprintf(" by pid %d", *st.ActivePID)
 		}
 		if !st.Active && !raced {
-			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped", name, primary.Name)
+			// The replica let go between the drop and this read: the
+			// drop found the slot active. Drop it again at once.
+			if inactiveRetries++; inactiveRetries <= maxInactiveRetries {
+				continue
+			}
+			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped after %d attempts", name, primary.Name, inactiveRetries)
 		}
 		if now().After(deadline) {
 			return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+

@@ -56,6 +56,9 @@ type server struct {
 	slots   map[string]bool // slot name → active
 	drops   []string
 	queries []string
+	// afterNoopDrop, if set, runs when a drop found its slot active:
+	// the replica letting go just after.
+	afterNoopDrop func(s *server)
 }
 
 func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
@@ -76,6 +79,9 @@ func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
 		for name, active := range s.slots {
 			if sql == dropSlotSQL(name) {
 				if active {
+					if s.afterNoopDrop != nil {
+						s.afterNoopDrop(s)
+					}
 					return kube.ExecResult{Stdout: []byte("0\n")}, nil
 				}
 				delete(s.slots, name)
@@ -316,6 +322,23 @@ func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
 	assert.Equal(t, plugins.ActionWaiting, e.events[0].Action)
 	assert.Contains(t, e.events[0].Message, "replication slot pg_1 on pg-0 is active by pid 4242; waiting up to 10s")
 	assert.Equal(t, plugins.ActionChanged, e.events[1].Action)
+}
+
+// The replica stops within a moment of its pod going: the drop finds the
+// slot still active and drops nothing, the state read right after finds it
+// inactive. The next attempt, within the same wait, drops it.
+func TestAfterRemoveDropsASlotThatWentInactiveJustAfterANoopDrop(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	srv.afterNoopDrop = func(s *server) { s.slots["pg_1"] = false }
+	eng, _ := testEngine()
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
+	assert.Equal(t, []string{"pg_1"}, srv.drops)
+	require.NotEmpty(t, e.events)
+	last := e.events[len(e.events)-1]
+	assert.Equal(t, plugins.ActionChanged, last.Action)
+	assert.Equal(t, "dropped replication slot pg_1 on pg-0", last.Message)
 }
 
 func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
