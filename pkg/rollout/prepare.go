@@ -249,6 +249,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	gates.Engine = plugins.EngineNone
 	if engine != nil {
 		gates.Engine = engine.Name()
+		if err := plugins.CheckLagBounds(engine, plugins.HealthOptions{MaxLagBytes: gates.MaxLagBytes, MaxLagSeconds: gates.MaxLagSeconds}); err != nil {
+			return nil, &RefusedError{Reason: err.Error(), Input: true}
+		}
 	} else if gates.MaxLagBytes > 0 || gates.MaxLagSeconds > 0 {
 		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", r.Name)
 	}

@@ -50,6 +50,9 @@ var _ plugins.Engine = (*Engine)(nil)
 // Name implements plugins.Engine.
 func (e *Engine) Name() string { return Name }
 
+// LagUnits implements plugins.LagMeasurer: WAL positions and replay lag: both.
+func (e *Engine) LagUnits() plugins.LagUnits { return plugins.LagUnits{Bytes: true, Seconds: true} }
+
 // Aliases implements plugins.Aliased.
 func (e *Engine) Aliases() []string { return []string{"postgresql", "pg"} }
 
