@@ -58,6 +58,7 @@ type Options struct {
 	Interactive    bool
 	NoRollback     bool
 	FinalPartition int32
+	Force          bool
 
 	DryRun bool
 	Yes    bool
@@ -151,6 +152,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
+	f.BoolVar(&o.Force, "force", false, "Start although the engine reports the replica set unhealthy before the first change")
 	addCommonFlags(cmd, &o.DryRun, &o.Yes, &o.Output)
 
 	cmd.AddCommand(
@@ -198,6 +200,7 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 		},
 		PauseAfter:     o.PauseAfter,
 		Interactive:    o.Interactive,
+		Force:          o.Force,
 		NoRollback:     o.NoRollback,
 		FinalPartition: o.FinalPartition,
 	}
