@@ -181,9 +181,24 @@ func AddMembers(ctx context.Context, r *Report, e plugins.Engine, t plugins.Targ
 		es.Error = err.Error()
 		members = nil
 	} else {
-		es.Healthy, es.Reason = e.Healthy(members, plugins.HealthOptions{})
+		es.Healthy, es.Reason = e.Healthy(members, opts.MaxLag)
+		es.Traps = Traps(r, e, members, opts)
 	}
 	SetMembers(r, es, members, opts)
+}
+
+// Traps are the known dangers engine e names in members (when it names
+// any) and the replicas over the lag bound of opts.
+func Traps(r *Report, e plugins.Engine, members []plugins.Member, opts Options) []plugins.Trap {
+	var out []plugins.Trap
+	if tf, ok := e.(plugins.TrapFinder); ok {
+		out = tf.Traps(members, plugins.TrapOptions{
+			StatefulSet: r.StatefulSet.Name, Namespace: r.StatefulSet.Namespace,
+			OrdinalsStart: int(r.StatefulSet.OrdinalsStart), Replicas: int(r.StatefulSet.Replicas.Desired),
+			SlotRetainedBytes: opts.SlotRetainedBytes,
+		})
+	}
+	return append(out, plugins.LagTraps(members, opts.MaxLag)...)
 }
 
 // SetMembers records an engine's outcome and members in r, attaches each

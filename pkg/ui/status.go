@@ -269,7 +269,7 @@ func (t Theme) memberCells(m *plugins.Member, opts StatusOptions) []Cell {
 func lag(m *plugins.Member) string {
 	var parts []string
 	if m.LagBytes != nil {
-		parts = append(parts, bytesIEC(*m.LagBytes))
+		parts = append(parts, plugins.Bytes(*m.LagBytes))
 	}
 	if m.LagSeconds != nil {
 		parts = append(parts, strconv.FormatFloat(*m.LagSeconds, 'f', -1, 64)+"s")
@@ -278,19 +278,6 @@ func lag(m *plugins.Member) string {
 		return "-"
 	}
 	return strings.Join(parts, "/")
-}
-
-func bytesIEC(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[i]
 }
 
 func slots(ss []plugins.Slot, wide bool) string {

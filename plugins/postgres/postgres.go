@@ -71,6 +71,7 @@ type view struct {
 	ReplayLSN   *string   `json:"replayLsn"`
 	ReplayDelay *float64  `json:"replayDelay"`
 	ReplayAge   *float64  `json:"replayAge"`
+	ReplayPause *bool     `json:"replayPaused"`
 	Receiver    *receiver `json:"receiver"`
 	Replication []replica `json:"replication"`
 	Slots       []slot    `json:"slots"`
@@ -185,7 +186,11 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 				}
 			}
 			m.Details["replicas"] = fmt.Sprintf("%d connected, %d streaming", len(v.Replication), streaming)
+			m.Details["connectedReplicas"] = strconv.Itoa(len(v.Replication))
 			continue
+		}
+		if v.ReplayPause != nil && *v.ReplayPause {
+			m.Details["replayPaused"] = "true"
 		}
 		setIf(m.Details, "receiveLsn", v.ReceiveLSN)
 		setIf(m.Details, "replayLsn", v.ReplayLSN)

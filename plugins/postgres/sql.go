@@ -52,6 +52,7 @@ SELECT json_build_object(
       CASE WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0
            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
   'replayAge', CASE WHEN pos.recovery THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END,
+  'replayPaused', CASE WHEN pos.recovery THEN pg_is_wal_replay_paused() END,
   'receiver', (SELECT json_build_object('status', w.status, 'slotName', w.slot_name,
       'senderHost', to_jsonb(w)->>'sender_host', 'senderPort', to_jsonb(w)->>'sender_port')
       FROM pg_stat_wal_receiver w),

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -186,7 +185,7 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	bytes, seconds, err := parseMaxLag(o.MaxLag)
+	bytes, seconds, err := cmdutil.ParseMaxLag(o.MaxLag)
 	if err != nil {
 		return err
 	}
@@ -256,31 +255,6 @@ func readFile(name string, stdin io.Reader) ([]byte, error) {
 		return io.ReadAll(stdin)
 	}
 	return os.ReadFile(name)
-}
-
-// parseMaxLag reads --max-lag: durations bound seconds, quantities bytes.
-func parseMaxLag(v string) (int64, float64, error) {
-	if v == "" {
-		return 0, 0, nil
-	}
-	var bytes int64
-	var seconds float64
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if d, err := time.ParseDuration(item); err == nil {
-			if d <= 0 {
-				return 0, 0, cmdutil.UsageErrorf("--max-lag %q must be positive", item)
-			}
-			seconds = d.Seconds()
-			continue
-		}
-		q, err := resource.ParseQuantity(item)
-		if err != nil || q.Sign() <= 0 {
-			return 0, 0, cmdutil.UsageErrorf("--max-lag %q is neither a duration (10s) nor a positive byte size (64Mi)", item)
-		}
-		bytes = q.Value()
-	}
-	return bytes, seconds, nil
 }
 
 // Validate checks the flags before anything is read from the cluster.

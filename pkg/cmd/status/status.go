@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -44,6 +45,11 @@ type Options struct {
 	Watch         bool
 	AllNamespaces bool
 	StuckAfter    time.Duration
+	// MaxLag is --max-lag; Validate parses it into maxLag.
+	MaxLag string
+	// MaxSlotWAL is --max-slot-wal: how much WAL an inactive slot may
+	// retain before status names it.
+	MaxSlotWAL string
 
 	// EngineFor picks the database engine whose members fill the ROLE,
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
@@ -65,8 +71,10 @@ type Options struct {
 	// under --watch.
 	WatchEngineInterval time.Duration
 
-	client *kube.Client
-	theme  ui.Theme
+	client     *kube.Client
+	theme      ui.Theme
+	maxLag     plugins.HealthOptions
+	maxSlotWAL int64
 }
 
 // NewCmdStatus returns the status command.
@@ -118,7 +126,10 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
   kubectl sts status -A
 
   # Call a pod stuck when it has not been Ready for 2 minutes
-  kubectl sts status db --stuck-after 2m`,
+  kubectl sts status db --stuck-after 2m
+
+  # Name replicas more than 30s or 64Mi behind
+  kubectl sts status db --max-lag 30s,64Mi`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return cmdutil.UsageErrorf("%s takes at most one StatefulSet name, got %d: %q", cmd.CommandPath(), len(args), args)
@@ -140,6 +151,8 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
+	f.StringVar(&o.MaxLag, "max-lag", "", "Name replicas whose replication lag exceeds this, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
+	f.StringVar(&o.MaxSlotWAL, "max-slot-wal", "256Mi", "Name inactive replication slots that retain more WAL than this")
 	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
 	return cmd
 }
@@ -177,6 +190,18 @@ func (o *Options) Validate() error {
 	}
 	if o.StuckAfter <= 0 {
 		return cmdutil.UsageErrorf("--stuck-after must be positive, got %s", o.StuckAfter)
+	}
+	bytes, seconds, err := cmdutil.ParseMaxLag(o.MaxLag)
+	if err != nil {
+		return err
+	}
+	o.maxLag = plugins.HealthOptions{MaxLagBytes: bytes, MaxLagSeconds: seconds}
+	if o.MaxSlotWAL != "" {
+		q, err := resource.ParseQuantity(o.MaxSlotWAL)
+		if err != nil || q.Sign() <= 0 {
+			return cmdutil.UsageErrorf("--max-slot-wal %q is not a positive byte size (e.g. 256Mi)", o.MaxSlotWAL)
+		}
+		o.maxSlotWAL = q.Value()
 	}
 	if o.EngineFor == nil {
 		engines := all.New()
@@ -226,7 +251,7 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 func (o *Options) statusOptions() status.Options {
-	return status.Options{StuckAfter: o.StuckAfter}
+	return status.Options{StuckAfter: o.StuckAfter, MaxLag: o.maxLag, SlotRetainedBytes: o.maxSlotWAL}
 }
 
 func (o *Options) buildOptions() status.BuildOptions {
