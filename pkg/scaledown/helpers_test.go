@@ -92,6 +92,10 @@ func (e *fakeEngine) Healthy(members []plugins.Member, _ plugins.HealthOptions) 
 			return false, "no answer from " + m.Pod
 		}
 	}
+	// As every real engine: exactly one primary.
+	if r := plugins.PrimaryReason(members); r != "" {
+		return false, r
+	}
 	return true, ""
 }
 

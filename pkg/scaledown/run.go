@@ -417,16 +417,32 @@ func (r *runner) summary() string {
 	} else {
 		parts = append(parts, fmt.Sprintf("claim cleanup of statefulset %s done", p.StatefulSet))
 	}
-	if n := len(r.result.Deleted); n > 0 {
+	// Count from the journal's record, so a resumed run reports the whole
+	// operation, not only what it did itself.
+	var deleted, snapshots, kept, byKubernetes int
+	for _, c := range r.state.Claims {
+		if c.Snapshot != "" && (c.Outcome == outcomeSnapshotted || c.Outcome == outcomeDeleted) {
+			snapshots++
+		}
+		switch c.Outcome {
+		case outcomeDeleted:
+			deleted++
+		case outcomeKept:
+			kept++
+		case outcomeKubernetes:
+			byKubernetes++
+		}
+	}
+	if n := deleted; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s deleted", n, plural(n, "pvc", "pvcs")))
 	}
-	if n := len(r.result.Snapshots); n > 0 {
+	if n := snapshots; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s taken", n, plural(n, "snapshot", "snapshots")))
 	}
-	if n := len(r.result.Kept); n > 0 {
+	if n := kept; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s kept", n, plural(n, "pvc", "pvcs")))
 	}
-	if n := len(r.result.ByKubernetes); n > 0 {
+	if n := byKubernetes; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s left to Kubernetes (whenScaled: Delete)", n, plural(n, "pvc", "pvcs")))
 	}
 	return strings.Join(parts, "; ")

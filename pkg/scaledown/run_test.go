@@ -196,6 +196,10 @@ func TestExecuteInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	assert.Equal(t, []string{"db-3"}, res.Removed)
 	assert.ElementsMatch(t, []string{"data-db-0", "data-db-1", "data-db-2", "wal-db-0", "wal-db-1", "wal-db-2"}, e.pvcNames(ctx))
 	assert.Equal(t, journal.Succeeded, record(t, e).Phase)
+	// The summary counts the whole operation, not only the resumed run.
+	evs := e.rec.Events()
+	require.Equal(t, "succeeded", evs[len(evs)-1].Kind)
+	assert.Equal(t, "statefulset db scaled from 5 to 3 replicas; 4 pvcs deleted", evs[len(evs)-1].Message)
 }
 
 func TestExecuteNeverDeletesAClaimAPodMounts(t *testing.T) {
