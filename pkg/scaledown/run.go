@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -318,6 +319,14 @@ func (r *runner) removeOptions(ctx context.Context, step int, s PlanStep) plugin
 				msg += " (on " + ev.Pod + ")"
 			}
 			r.emit(step, "engine-"+string(ev.Action), level, obj, msg)
+			if ev.Left && ev.Object != "" && !ev.DryRun {
+				if !slices.Contains(r.state.Left, ev.Object) {
+					r.state.Left = append(r.state.Left, ev.Object)
+				}
+				if !slices.Contains(r.result.Left, ev.Object) {
+					r.result.Left = append(r.result.Left, ev.Object)
+				}
+			}
 			switch ev.Action {
 			case plugins.ActionChanged:
 				r.event(ctx, corev1.EventTypeNormal, "EngineStep", msg)
@@ -444,6 +453,10 @@ func (r *runner) summary() string {
 	}
 	if n := byKubernetes; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s left to Kubernetes (whenScaled: Delete)", n, plural(n, "pvc", "pvcs")))
+	}
+	if len(r.state.Left) > 0 {
+		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped)",
+			strings.Join(r.state.Left, ", "), p.StatefulSet))
 	}
 	return strings.Join(parts, "; ")
 }

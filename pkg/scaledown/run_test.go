@@ -50,6 +50,23 @@ func indexOf(events []progress.Event, kind, obj string) int {
 	return slices.IndexFunc(events, func(ev progress.Event) bool { return ev.Kind == kind && ev.Object == obj })
 }
 
+// What an engine step leaves of a removed member is listed in the
+// summary, not only warned about along the way.
+func TestSummaryListsWhatTheEngineLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	e := newEnv(t, objects(fixture(4))...)
+	e.engine.members = primaryAt(0, 4)
+	e.engine.left = map[int]string{3: "slot standby_db_3"}
+	e.startController(ctx, "db", 0)
+	res, err := run(t, ctx, e, cfg(3))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"slot standby_db_3"}, res.Left)
+	evs := e.rec.Events()
+	require.Equal(t, "succeeded", evs[len(evs)-1].Kind)
+	assert.Contains(t, evs[len(evs)-1].Message, "left in place of removed members: slot standby_db_3 (kubectl sts status db names them until they are dropped)")
+}
+
 func TestExecuteRemovesOneOrdinalAtATimeFromTheTop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()

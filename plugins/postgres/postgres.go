@@ -459,6 +459,7 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 		existing[s.Name] = s
 	}
 
+	leftovers(t, ordinal, names, pv.Slots, inUse, primary.Name, opts)
 	var drop []string
 	for _, n := range names {
 		s, ok := existing[n]
@@ -475,7 +476,7 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
 				Message: fmt.Sprintf("slot %s is used by pod %s, which stays: not dropping it", n, inUse[n])})
 		case s.Type != "physical" && !explicit:
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n, Left: true,
 				Message: fmt.Sprintf("slot %s is a %s slot, not a replica's: not dropping it (name it with --slot-name to drop it)", n, s.Type)})
 		default:
 			drop = append(drop, n)
@@ -513,6 +514,28 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 		}
 	}
 	return nil
+}
+
+// leftovers reports, as Left warnings, the slots on the primary named for
+// the removed ordinal that the step does not consider (e.g. standby_pg_2),
+// so the summary lists them and nothing is left silently.
+func leftovers(t plugins.Target, ordinal int, names []string, slots []slot, inUse map[string]string, primary string, opts plugins.RemoveOptions) {
+	if t.StatefulSet == nil {
+		return
+	}
+	for _, s := range slots {
+		o, ok := SlotOrdinal(t.StatefulSet.Name, s.Name)
+		if !ok || o != ordinal || contains(names, s.Name) || inUse[s.Name] != "" {
+			continue
+		}
+		msg := fmt.Sprintf("replication slot %s on %s is named for the removed ordinal %d but is not among the slots this step drops (%s): it is left",
+			s.Name, primary, ordinal, strings.Join(names, ", "))
+		if b, err := s.RetainedBytes.Int64(); err == nil {
+			msg += fmt.Sprintf(", retaining %s of WAL", plugins.Bytes(b))
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary, Object: "slot " + s.Name, Left: true,
+			Message: msg + "; status names it (LeftoverSlot) until it is dropped"})
+	}
 }
 
 type slotState struct {

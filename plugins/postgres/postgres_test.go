@@ -389,7 +389,13 @@ func TestAfterRemoveExplicitSlotNames(t *testing.T) {
 	opts.SlotNames = []string{"cdc", "missing"}
 	require.NoError(t, eng.AfterRemove(context.Background(), e2.target, 2, opts))
 	assert.Equal(t, []string{"cdc"}, e2.servers["pg-0"].drops, "a named logical slot is dropped too")
-	assert.Equal(t, "slot missing does not exist on pg-0 (already dropped)", e2.events[0].Message)
+	// pg_2, named for ordinal 2 but not named on the command line, is
+	// left, and said so.
+	require.Len(t, e2.events, 3)
+	assert.True(t, e2.events[0].Left)
+	assert.Equal(t, "slot pg_2", e2.events[0].Object)
+	assert.Contains(t, e2.events[0].Message, "replication slot pg_2 on pg-0 is named for the removed ordinal 2 but is not among the slots this step drops (cdc, missing): it is left, retaining 22.1MiB of WAL")
+	assert.Equal(t, "slot missing does not exist on pg-0 (already dropped)", e2.events[1].Message)
 }
 
 func TestInvalidSlotNameChangesNothing(t *testing.T) {
