@@ -175,7 +175,7 @@ func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opt
 // AddMembers asks engine e for its members and records them in r with
 // SetMembers. A failing engine is recorded in r.Engine.Error, not returned.
 func AddMembers(ctx context.Context, r *Report, e plugins.Engine, t plugins.Target, opts Options) {
-	es := EngineStatus{Name: e.Name()}
+	es := EngineStatus{Name: e.Name(), ReadAt: r.ObservedAt}
 	members, err := e.Members(ctx, t)
 	if err != nil {
 		es.Error = err.Error()

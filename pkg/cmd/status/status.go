@@ -305,7 +305,7 @@ func (o *Options) print(w io.Writer, r *status.Report) error {
 	case OutputJSON, OutputYAML:
 		return o.marshal(w, r)
 	}
-	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide})
+	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide, EngineStaleAfter: o.WatchRefresh})
 }
 
 func (o *Options) marshal(w io.Writer, v any) error {
