@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -114,7 +115,18 @@ type BuildOptions struct {
 	Container     string
 	Parallel      int
 	EngineTimeout time.Duration
+	// ListParallel bounds how many StatefulSets BuildAll asks engines of
+	// at once (DefaultListParallel if zero); ListEngineTimeout bounds each
+	// StatefulSet's engine (DefaultListEngineTimeout if zero).
+	ListParallel      int
+	ListEngineTimeout time.Duration
 }
+
+// Defaults of BuildOptions.ListParallel and ListEngineTimeout.
+const (
+	DefaultListParallel      = 4
+	DefaultListEngineTimeout = 15 * time.Second
+)
 
 func (o BuildOptions) now() time.Time {
 	if o.Now == nil {
@@ -158,7 +170,10 @@ func (o BuildOptions) Target(sts *appsv1.StatefulSet, pods []*corev1.Pod) plugin
 }
 
 // BuildAll reads every StatefulSet in namespace ("" means all) with three
-// requests (see FetchAll) and returns their reports, without engines.
+// requests (see FetchAll) and returns their reports. With EngineFor set it
+// asks each StatefulSet's engine, ListParallel at a time, each bounded by
+// ListEngineTimeout: an engine that does not answer in time is recorded as
+// unavailable, never a reason to fail the list.
 func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opts BuildOptions) ([]*Report, error) {
 	all, err := FetchAll(ctx, c, namespace)
 	if err != nil {
@@ -168,6 +183,49 @@ func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opt
 	reports := make([]*Report, 0, len(all))
 	for _, o := range all {
 		reports = append(reports, Summarize(o.StatefulSet, o.Pods, o.PVCs, now, opts.Options))
+	}
+	if opts.EngineFor == nil {
+		return reports, nil
+	}
+	parallel, timeout := opts.ListParallel, opts.ListEngineTimeout
+	if parallel <= 0 {
+		parallel = DefaultListParallel
+	}
+	if timeout <= 0 {
+		timeout = DefaultListEngineTimeout
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, o := range all {
+		e, err := opts.EngineFor(o.StatefulSet)
+		if err != nil {
+			SetMembers(reports[i], EngineStatus{Name: "unknown", Error: err.Error(), ReadAt: now}, nil, opts.Options)
+			continue
+		}
+		if e == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(r *Report, o *Objects) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			ectx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			AddMembers(ectx, r, e, opts.Target(o.StatefulSet, o.Pods), opts.Options)
+			if r.Engine != nil && r.Engine.Error != "" && ectx.Err() != nil && ctx.Err() == nil {
+				r.Engine.Error = fmt.Sprintf("no answer within %s: %s", timeout, r.Engine.Error)
+				r.Verdict = Judge(r, opts.Options)
+			}
+		}(reports[i], o)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return reports, nil
 }

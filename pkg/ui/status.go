@@ -22,6 +22,9 @@ type StatusOptions struct {
 	// EngineStaleAfter marks engine data older than this (relative to
 	// the report) with its age; zero marks nothing.
 	EngineStaleAfter time.Duration
+	// EnginesNotRead says, under a list, that no engine was asked, so the
+	// states are Kubernetes' alone.
+	EnginesNotRead bool
 }
 
 // RenderStatus writes one report: a summary of the StatefulSet, a table
@@ -482,7 +485,14 @@ func (t Theme) RenderStatusList(w io.Writer, reports []*status.Report, opts Stat
 		}
 		tb.Rows = append(tb.Rows, row)
 	}
-	return t.RenderTable(w, tb)
+	if err := t.RenderTable(w, tb); err != nil {
+		return err
+	}
+	if opts.EnginesNotRead {
+		_, err := fmt.Fprintln(w, t.Faint("Database engines were not asked (--engine none): the states above are from Kubernetes alone."))
+		return err
+	}
+	return nil
 }
 
 func images(cs []status.Container) string {

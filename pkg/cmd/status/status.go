@@ -60,6 +60,9 @@ type Options struct {
 	// EngineTimeout bounds each engine query; zero means the engine's
 	// default.
 	EngineTimeout time.Duration
+	// ListEngineTimeout bounds each StatefulSet's engine in a list (-A);
+	// zero means status.DefaultListEngineTimeout.
+	ListEngineTimeout time.Duration
 
 	// WatchMinInterval is the shortest time between two redraws of
 	// --watch, so bursts of events draw once.
@@ -256,11 +259,12 @@ func (o *Options) statusOptions() status.Options {
 
 func (o *Options) buildOptions() status.BuildOptions {
 	return status.BuildOptions{
-		Options:       o.statusOptions(),
-		Now:           o.Now,
-		EngineFor:     o.EngineFor,
-		Exec:          o.client.Exec,
-		EngineTimeout: o.EngineTimeout,
+		Options:           o.statusOptions(),
+		Now:               o.Now,
+		EngineFor:         o.EngineFor,
+		Exec:              o.client.Exec,
+		EngineTimeout:     o.EngineTimeout,
+		ListEngineTimeout: o.ListEngineTimeout,
 	}
 }
 
@@ -287,7 +291,7 @@ func (o *Options) list(ctx context.Context) error {
 			}
 			return nil
 		}
-		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces}
+		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
 		if err := o.theme.RenderStatusList(o.Out, reports, opts); err != nil {
 			return err
 		}

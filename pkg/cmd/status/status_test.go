@@ -535,3 +535,47 @@ func TestWatchMarksStaleEngineDataAndSaysAnErrorOnce(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(fr, long), "the error once per frame:\n%s", fr)
 	}
 }
+
+// slowEngine answers only when its context ends.
+type slowEngine struct{ fakeEngine }
+
+func (e *slowEngine) Members(ctx context.Context, _ plugins.Target) ([]plugins.Member, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A list asks every StatefulSet's engine, each bounded by its own timeout:
+// a broken replica set no longer lists green, a database that does not
+// answer is named, and --engine none says plainly nothing was asked.
+func TestListAsksEnginesWithATimeoutEach(t *testing.T) {
+	other := statustest.New("prod", "elsewhere", 1, cmdtesting.FakeNow)
+	broken := &unreadEngine{fakeEngine{members: []plugins.Member{
+		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},
+		{Pod: "db-1", Ordinal: 1, Role: plugins.RoleUnknown, Error: "connection refused"},
+	}}}
+	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	o := statuscmd.NewOptions(f.Options)
+	o.ListEngineTimeout = 200 * time.Millisecond
+	o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
+		if sts.Name == "db" {
+			return broken, nil
+		}
+		return &slowEngine{}, nil
+	}
+	start := time.Now()
+	code := execute(context.Background(), o, "-A", "-o", "json")
+	assert.Less(t, time.Since(start), 5*time.Second, "bounded by the per-StatefulSet timeout")
+	assert.Equal(t, cmdutil.ExitDegraded, code, f.ErrOut.String())
+	var l status.List
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &l), f.Out.String())
+	require.Len(t, l.Items, 2)
+	assert.Equal(t, 1, broken.Calls())
+	assert.Equal(t, []status.Code{status.CodeEngineUnhealthy}, l.Items[0].Verdict.Codes())
+	require.NotNil(t, l.Items[1].Engine)
+	assert.Contains(t, l.Items[1].Engine.Error, "no answer within 200ms")
+	assert.Equal(t, []status.Code{status.CodeEngineUnavailable}, l.Items[1].Verdict.Codes())
+
+	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	assert.Equal(t, cmdutil.ExitOK, run(t, f, "-A"))
+	assert.Contains(t, f.Out.String(), "Database engines were not asked (--engine none)")
+}
