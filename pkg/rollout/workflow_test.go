@@ -748,7 +748,11 @@ func TestEngineGateHook(t *testing.T) {
 			// Healthy when the rollout starts; with healthy=false it
 			// turns unhealthy once a pod is updated.
 			e := &fakeEngine{}
-			e.healthy = func() bool { return healthy || e.asked <= 1 }
+			e.healthy = func() bool {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				return healthy || e.asked <= 1
+			}
 			r := c.runner("me", nil)
 			r.Engines = plugins.NewRegistry(e)
 			pv, err := r.Prepare(ctxT(t), Request{Gates: Gates{Engine: "auto", MaxLagSeconds: 5, StepTimeout: 500 * time.Millisecond}})
