@@ -17,7 +17,7 @@ STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)
 TESTBED_BIN = $(shell hack/testbed/build.sh --print-bin-dir)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build test unit e2e bench lint fmt testbed deps cluster-up cluster-down demo dist krew-manifest docs clean
+.PHONY: all build test unit e2e bench bench-e2e lint fmt testbed deps cluster-up cluster-down demo dist krew-manifest docs clean
 
 all: build
 
@@ -41,6 +41,11 @@ e2e: deps testbed
 ## bench: speed and memory benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./plugins/...
+
+## bench-e2e: the workflows on the test bed beside the runbooks and the controller alone; writes docs/benchmarks.md
+bench-e2e: testbed
+	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_BENCH_DOC=docs/benchmarks.md \
+		$(GO) test -count=1 -timeout 90m -run '^TestBenchE2E$$' -v ./bench/e2e
 
 ## lint: gofmt, go vet and staticcheck (pinned, installed into .tools/)
 lint: $(STATICCHECK)

@@ -18,6 +18,9 @@ dest="${cache_root}/${key}"
 bin_dir="${dest}/bin"
 stamp="${bin_dir}/.complete"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+# Tools the engine tests use, built into the same bin dir when missing, so
+# a cache built before they were added is completed, not rebuilt.
+extras=(etcdctl)
 
 case "${1:-}" in
 --print-bin-dir)
@@ -43,7 +46,24 @@ complete() {
 	for b in "${binaries[@]}"; do [[ -x "${bin_dir}/${b}" ]] || return 1; done
 }
 
-if complete; then
+extras_complete() {
+	local b
+	for b in "${extras[@]}"; do [[ -x "${bin_dir}/${b}" ]] || return 1; done
+}
+
+# build_extras builds the missing extras into $1 (the caller holds the lock).
+build_extras() {
+	local out="$1"
+	if [[ ! -x "${out}/etcdctl" ]]; then
+		log "building etcdctl ${ETCD_VERSION}"
+		(cd "${here}/etcd" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -trimpath -buildvcs=false" CGO_ENABLED=0 \
+			go build -p 2 -ldflags "-s -w" -o "${out}/.etcdctl.tmp" go.etcd.io/etcd/etcdctl/v3) ||
+			die "building etcdctl ${ETCD_VERSION} failed (see the go output above)"
+		mv "${out}/.etcdctl.tmp" "${out}/etcdctl"
+	fi
+}
+
+if complete && extras_complete; then
 	echo "${bin_dir}"
 	exit 0
 fi
@@ -61,10 +81,11 @@ mkdir -p "${cache_root}"
 if command -v flock >/dev/null; then
 	exec 9>"${cache_root}/.lock"
 	flock 9
-	if complete; then
-		echo "${bin_dir}"
-		exit 0
-	fi
+fi
+if complete; then
+	build_extras "${bin_dir}"
+	echo "${bin_dir}"
+	exit 0
 fi
 
 # Leftovers of builds that were killed (we hold the lock, none is running).
@@ -101,7 +122,9 @@ GOFLAGS="-trimpath -buildvcs=false" GOBIN="${tmp}/bin" go install -p 2 -ldflags 
 	"sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}" ||
 	die "building kwok ${KWOK_VERSION} failed (see the go output above)"
 
-for b in "${binaries[@]}"; do
+build_extras "${tmp}/bin"
+
+for b in "${binaries[@]}" "${extras[@]}"; do
 	[[ -x "${tmp}/bin/${b}" ]] || die "build finished but ${b} is missing"
 done
 # kwokctl picks its flags by the version the binaries report.

@@ -47,7 +47,8 @@ go_directive="$(sed -n 's/^go \(.*\)$/\1/p' "${k8s_mod}")"
 rm -f "${here}/go.sum"
 (cd "${here}" && go mod tidy)
 
-# etcd: the server module replaces its sibling modules with local paths.
+# etcd: the server and etcdctl modules replace their sibling modules with
+# local paths.
 etcd_mod="$(modfile "go.etcd.io/etcd/server/v3@${ETCD_VERSION}")"
 [[ -f "${etcd_mod}" ]] || { echo "sync.sh: cannot download go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >&2; exit 1; }
 go_directive="$(sed -n 's/^go \(.*\)$/\1/p' "${etcd_mod}")"
@@ -58,9 +59,15 @@ go_directive="$(sed -n 's/^go \(.*\)$/\1/p' "${etcd_mod}")"
 	echo
 	echo "go ${go_directive}"
 	echo
-	echo "tool go.etcd.io/etcd/server/v3"
+	echo "tool ("
+	echo "	go.etcd.io/etcd/etcdctl/v3"
+	echo "	go.etcd.io/etcd/server/v3"
+	echo ")"
 	echo
-	echo "require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}"
+	echo "require ("
+	echo "	go.etcd.io/etcd/etcdctl/v3 ${ETCD_VERSION}"
+	echo "	go.etcd.io/etcd/server/v3 ${ETCD_VERSION}"
+	echo ")"
 	echo
 	echo "replace ("
 	sed -n 's#^[[:space:]]*\(go.etcd.io/etcd/[^ ]*\) => \.\./.*$#\1#p' "${etcd_mod}" |

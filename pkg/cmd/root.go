@@ -42,7 +42,16 @@ combines the Kubernetes state with the database's own view.`,
 			if _, err := ui.ColorEnabled(o.Color, o.Out, o.Getenv); err != nil {
 				return cmdutil.UsageErrorf("%v", err)
 			}
-			return setKlogVerbosity(o.Verbosity)
+			if err := setKlogVerbosity(o.Verbosity); err != nil {
+				return err
+			}
+			if o.Verbosity > 0 {
+				// The watch layer silences client-go unless the context
+				// carries a logger; with -v the informers' lists and
+				// watches are logged like every other request.
+				cmd.SetContext(klog.NewContext(cmd.Context(), klog.Background()))
+			}
+			return nil
 		},
 	}
 	cmd.SetIn(o.In)

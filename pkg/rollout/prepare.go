@@ -255,6 +255,11 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 		if err := plugins.CheckLagBounds(engine, plugins.HealthOptions{MaxLagBytes: gates.MaxLagBytes, MaxLagSeconds: gates.MaxLagSeconds}); err != nil {
 			return nil, &RefusedError{Reason: err.Error(), Input: true}
 		}
+		if q, ok := engine.(plugins.QuorumEngine); ok {
+			if err := r.checkQuorum(ctx, q, sts, gates.ExecContainer); err != nil {
+				return nil, err
+			}
+		}
 		why, err := r.engineUnhealthy(ctx, sts, engine, gates.ExecContainer)
 		if err != nil {
 			return nil, err
@@ -302,6 +307,27 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)
 	return pv, nil
+}
+
+// checkQuorum refuses to start rolling a consensus system that has
+// already lost a voter: restarting one more member may lose quorum.
+func (r *Runner) checkQuorum(ctx context.Context, q plugins.QuorumEngine, sts *appsv1.StatefulSet, container string) error {
+	pods, err := r.listPods(ctx, sts)
+	if err != nil {
+		return err
+	}
+	t := plugins.Target{StatefulSet: sts, Exec: r.Exec, Container: container}
+	for _, p := range pods {
+		t.Pods = append(t.Pods, p)
+	}
+	m, err := q.Membership(ctx, t)
+	if err != nil {
+		return refuse("cannot read the %s membership of statefulset %s to check quorum: %v; fix the cluster, or pass --engine none to roll out without the engine's gates", q.Name(), r.Name, err)
+	}
+	if why := m.LostReason(); why != "" {
+		return refuse("%s", why)
+	}
+	return nil
 }
 
 // prepareResume continues a recorded rollout.

@@ -105,6 +105,11 @@ type execution struct {
 	// closed is set once the record is finished (or paused): nothing is
 	// left to release.
 	closed bool
+	// begun is the step number whose partition patch, journal write and
+	// Event the previous step already sent, and nextGen the generation
+	// that patch gave the StatefulSet.
+	begun   int
+	nextGen int64
 }
 
 // Run executes a prepared rollout (or undo) to its end: success, a
@@ -403,38 +408,30 @@ func templateEqual(a, b *corev1.PodTemplateSpec) bool {
 }
 
 // step runs the current step: lower the partition, then wait for the gates.
+// Between two steps the next partition patch goes out first, the moment the
+// gates pass; one journal write and one Event then record both steps. A kill
+// between the patch and the write resumes at the step that had passed: its
+// gates pass again at once and the partition is already where the next step
+// wants it.
 func (x *execution) step(ctx context.Context) error {
 	r, st := x.r, x.st
 	i := st.Current
-	step := st.Plan.Steps[i]
 	n, total := i+1, len(st.Plan.Steps)
-	ss := &st.Steps[i]
-	if ss.Started.IsZero() {
-		ss.Started = r.now()
-	}
-	msg := fmt.Sprintf("step %d of %d: partition %d, updating %s to revision %s", n, total, step.Partition, strings.Join(step.Pods, ", "), st.To)
-	if err := x.save(ctx, msg); err != nil {
-		return err
-	}
-	x.emitStep(progress.Event{Kind: "step-started", Object: "statefulset/" + r.Name, Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods)",
-		step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas)})
-	x.event(ctx, corev1.EventTypeNormal, ReasonStep, msg)
-
-	sts := x.tracker.Snapshot().StatefulSet
-	if sts == nil {
-		return x.finish(ctx, journal.Failed, needsAttention("statefulset %s was deleted during the rollout", r.Name))
-	}
-	gen := sts.Generation
-	switch live := Partition(sts); {
-	case live > step.Partition:
-		updated, err := x.setPartition(ctx, step.Partition)
-		if err != nil {
+	gen := x.nextGen
+	if x.begun != n {
+		var err error
+		if gen, err = x.lowerPartition(ctx, i); err != nil {
 			return err
 		}
-		gen = updated.Generation
-	case live < step.Partition:
-		x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf(
-			"the partition is already %d, below this step's %d: pods beyond the plan were released by someone else", live, step.Partition)})
+		if st.Steps[i].Started.IsZero() {
+			st.Steps[i].Started = r.now()
+		}
+		msg := x.stepMessage(i)
+		if err := x.save(ctx, msg); err != nil {
+			return err
+		}
+		x.emitStepStarted(i)
+		x.event(ctx, corev1.EventTypeNormal, ReasonStep, msg)
 	}
 
 	gates := x.stepGates(i, gen)
@@ -443,7 +440,9 @@ func (x *execution) step(ctx context.Context) error {
 		return x.failed(ctx, err)
 	}
 
+	step := st.Plan.Steps[i]
 	snap := x.tracker.Snapshot()
+	ss := &st.Steps[i]
 	ss.Finished = r.now()
 	ss.UIDs = map[string]types.UID{}
 	for _, p := range step.Pods {
@@ -452,16 +451,67 @@ func (x *execution) step(ctx context.Context) error {
 		}
 	}
 	st.Current++
-	msg = fmt.Sprintf("step %d of %d passed: %d of %d pods on revision %s", n, total, step.Updated, st.Plan.Replicas, st.To)
+	passed := fmt.Sprintf("step %d of %d passed: %d of %d pods on revision %s", n, total, step.Updated, st.Plan.Replicas, st.To)
+	msg := passed
+	next := n < total && !st.pauseWanted(n)
+	if next {
+		if x.nextGen, err = x.lowerPartition(ctx, n); err != nil {
+			return err
+		}
+		x.begun = n + 1
+		st.Steps[n].Started = r.now()
+		msg += "; " + x.stepMessage(n)
+	}
 	if err := x.save(ctx, msg); err != nil {
 		return err
 	}
-	x.emit(progress.Event{Step: n, Steps: total, Kind: "step-passed", Level: progress.Success, Object: "statefulset/" + r.Name, Message: msg})
+	x.emit(progress.Event{Step: n, Steps: total, Kind: "step-passed", Level: progress.Success, Object: "statefulset/" + r.Name, Message: passed})
+	if next {
+		x.emitStepStarted(n)
+	}
 	x.event(ctx, corev1.EventTypeNormal, ReasonStepPassed, msg)
 	if n < total && st.pauseWanted(n) {
 		return x.pause(ctx, n)
 	}
 	return nil
+}
+
+// lowerPartition moves the partition down to step i's, if it is above,
+// and returns the StatefulSet generation the step's pods follow.
+func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
+	r, st := x.r, x.st
+	step := st.Plan.Steps[i]
+	sts := x.tracker.Snapshot().StatefulSet
+	if sts == nil {
+		return 0, x.finish(ctx, journal.Failed, needsAttention("statefulset %s was deleted during the rollout", r.Name))
+	}
+	switch live := Partition(sts); {
+	case live > step.Partition:
+		updated, err := x.setPartition(ctx, step.Partition)
+		if err != nil {
+			return 0, err
+		}
+		return updated.Generation, nil
+	case live < step.Partition && (i+1 >= len(st.Plan.Steps) || live < st.Plan.Steps[i+1].Partition):
+		// At the next step's partition it is this rollout's own patch,
+		// sent by a run stopped before its journal write.
+		x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf(
+			"the partition is already %d, below this step's %d: pods beyond the plan were released by someone else", live, step.Partition)})
+	}
+	return sts.Generation, nil
+}
+
+func (x *execution) stepMessage(i int) string {
+	st := x.st
+	step := st.Plan.Steps[i]
+	return fmt.Sprintf("step %d of %d: partition %d, updating %s to revision %s", i+1, len(st.Plan.Steps), step.Partition, strings.Join(step.Pods, ", "), st.To)
+}
+
+func (x *execution) emitStepStarted(i int) {
+	st := x.st
+	step := st.Plan.Steps[i]
+	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Kind: "step-started", Object: "statefulset/" + x.r.Name,
+		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas)})
 }
 
 func (x *execution) stepGates(i int, gen int64) []wait.Gate {

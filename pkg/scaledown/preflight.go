@@ -179,8 +179,12 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		if prim := plugins.Primaries(members); len(prim) == 1 {
 			p.Primary = prim[0].Pod
 		}
+		quorum, isQuorum := engine.(plugins.QuorumEngine)
+		if isQuorum && err == nil {
+			refuse.Reasons = append(refuse.Reasons, p.checkQuorum(ctx, quorum, target)...)
+		}
 		for _, s := range p.Steps {
-			if s.Stage.reached(StageScaled) || !s.PodExists || err != nil {
+			if s.Stage.reached(StageScaled) || !s.PodExists || err != nil || isQuorum {
 				continue
 			}
 			if p.lastMember(s.Ordinal) {
@@ -256,6 +260,24 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		return p, refuse
 	}
 	return p, nil
+}
+
+// checkQuorum judges the removals by the voting membership: a consensus
+// engine removes each member from it before its pod goes (moving the
+// leadership away itself), so what counts is that healthy voters never
+// fall below quorum, not which member leads.
+func (p *Plan) checkQuorum(ctx context.Context, q plugins.QuorumEngine, t plugins.Target) []string {
+	m, err := q.Membership(ctx, t)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot read the %s membership to check quorum: %v; fix the cluster, or pass --engine none to scale down without the membership changes (the removed members then stay voters that never answer)", q.Name(), err)}
+	}
+	var ordinals []int
+	for _, s := range p.Steps {
+		if !p.lastMember(s.Ordinal) {
+			ordinals = append(ordinals, s.Ordinal)
+		}
+	}
+	return m.CheckRemoval(ordinals)
 }
 
 // resumeOrStart looks for an interrupted run in the journal and sets the

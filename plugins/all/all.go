@@ -3,10 +3,12 @@ package all
 
 import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/etcd"
 	"github.com/kubectl-sts/kubectl-sts/plugins/mongodb"
 	"github.com/kubectl-sts/kubectl-sts/plugins/mysql"
 	"github.com/kubectl-sts/kubectl-sts/plugins/postgres"
 	"github.com/kubectl-sts/kubectl-sts/plugins/redis"
+	"github.com/kubectl-sts/kubectl-sts/plugins/zookeeper"
 )
 
 // New returns a registry of every engine. MongoDB comes before MySQL so
@@ -17,5 +19,7 @@ func New() *plugins.Registry {
 		mongodb.New(),
 		mysql.New(),
 		redis.New(),
+		etcd.New(),
+		zookeeper.New(),
 	)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestEveryEngineIsRegistered(t *testing.T) {
-	assert.Equal(t, []string{"postgres", "mongodb", "mysql", "redis"}, all.New().Names())
+	assert.Equal(t, []string{"postgres", "mongodb", "mysql", "redis", "etcd", "zookeeper"}, all.New().Names())
 }
 
 func TestDetectByImage(t *testing.T) {
@@ -31,6 +31,10 @@ func TestDetectByImage(t *testing.T) {
 		"percona/percona-server-mongodb:7.0":                "mongodb",
 		"redis:7":                                           "redis",
 		"valkey/valkey:8":                                   "redis",
+		"quay.io/coreos/etcd:v3.6.16":                       "etcd",
+		"bitnami/etcd:3.5":                                  "etcd",
+		"zookeeper:3.9":                                     "zookeeper",
+		"bitnami/zookeeper:3.8":                             "zookeeper",
 		"nginx:1.27":                                        "",
 		"prometheuscommunity/postgres-exporter":             "",
 	}
@@ -49,7 +53,7 @@ func TestDetectByImage(t *testing.T) {
 
 func TestLookupByAlias(t *testing.T) {
 	reg := all.New()
-	for alias, want := range map[string]string{"postgresql": "postgres", "pg": "postgres", "mariadb": "mysql", "valkey": "redis", "mongo": "mongodb"} {
+	for alias, want := range map[string]string{"postgresql": "postgres", "pg": "postgres", "mariadb": "mysql", "valkey": "redis", "mongo": "mongodb", "zk": "zookeeper"} {
 		e, ok := reg.Lookup(alias)
 		require.True(t, ok, alias)
 		assert.Equal(t, want, e.Name())

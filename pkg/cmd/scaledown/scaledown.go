@@ -143,7 +143,7 @@ See docs/scale-down.md.`,
 	f.StringVar(&o.SnapshotClass, "snapshot-class", "", "VolumeSnapshotClass for --pvc snapshot (default: the cluster's default class)")
 	f.BoolVar(&o.AllowZero, "allow-zero", false, "Allow --replicas 0, which removes every pod")
 	AddCommonFlags(o, cmd)
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine for the removal steps: auto, postgres, mysql, mongodb, redis or none")
+	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine for the removal steps: auto, postgres, mysql, mongodb, redis, etcd, zookeeper or none")
 	f.StringArrayVar(&o.SlotNames, "slot-name", nil, "Replication slot of a removed member (repeatable); {ordinal} and {pod} are replaced per ordinal (default: the engine's naming rules)")
 	f.StringVarP(&o.Container, "container", "c", "", "Container to run engine commands in (default: the engine's)")
 	f.BoolVar(&o.Force, "force", false, "Proceed although a rollout is in progress or the StatefulSet is not healthy (never skips the primary, PDB or PVC checks)")

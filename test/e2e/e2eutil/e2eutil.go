@@ -149,13 +149,14 @@ func StatefulSet(t testing.TB, c *testbed.Cluster, ns, name string) *appsv1.Stat
 }
 
 // BuildPlugin compiles the plugin into a directory of the test, for the
-// tests that need a real process, and returns the binary's path.
-func BuildPlugin(t testing.TB) string {
+// tests that need a real process, and returns the binary's path. flags go
+// to go build (e.g. the release's -trimpath and -ldflags).
+func BuildPlugin(t testing.TB, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kubectl-sts")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	c := exec.Command("go", "build", "-o", bin, "./cmd/kubectl-sts")
+	c := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, "./cmd/kubectl-sts")...)
 	c.Dir = root
 	out, err := c.CombinedOutput()
 	require.NoError(t, err, "building the plugin: %s", out)

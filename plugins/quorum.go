@@ -1,0 +1,207 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// RoleLearner is a member that replicates without voting: an etcd learner
+// or a ZooKeeper observer. It does not count for quorum.
+const RoleLearner Role = "learner"
+
+// QuorumEngine is an Engine whose members vote (etcd, ZooKeeper). A
+// removed pod's member must leave the voting membership before the pod
+// goes, and no step may leave fewer healthy voters than quorum needs, so
+// scale-down and rollout ask it for the membership and judge by quorum
+// arithmetic instead of by the primary alone.
+type QuorumEngine interface {
+	Engine
+	// Membership reads the voting membership and which voters answer.
+	Membership(ctx context.Context, t Target) (Membership, error)
+}
+
+// Voter is one member of a voting membership.
+type Voter struct {
+	// Name is the member as the engine names it (etcd member name or ID,
+	// ZooKeeper server id).
+	Name string `json:"name"`
+	// Pod runs the member; empty when no pod of the StatefulSet does (a
+	// dead voter).
+	Pod     string `json:"pod,omitempty"`
+	Ordinal int    `json:"ordinal"`
+	// Healthy is set when the member answered and follows the leader.
+	Healthy bool `json:"healthy"`
+}
+
+// Membership is the voting configuration as the members that answered
+// report it. Non-voters (learners, observers) are left out: they never
+// count for quorum.
+type Membership struct {
+	Engine string  `json:"engine"`
+	Voters []Voter `json:"voters"`
+	// Static, when set, says why the membership cannot be changed while the
+	// cluster runs (e.g. ZooKeeper without dynamic reconfiguration) and what
+	// to do instead; any removal of a voter is refused with it.
+	Static string `json:"static,omitempty"`
+}
+
+// Quorum returns the votes a membership of n voters needs: a majority.
+func Quorum(n int) int { return n/2 + 1 }
+
+// Healthy returns the voters that answered.
+func (m Membership) Healthy() []Voter {
+	var out []Voter
+	for _, v := range m.Voters {
+		if v.Healthy {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Lost returns the voters that do not answer, dead voters included.
+func (m Membership) Lost() []Voter {
+	var out []Voter
+	for _, v := range m.Voters {
+		if !v.Healthy {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// CheckRemoval judges a scale-down that removes the members of ordinals
+// in this order, one at a time, each before its pod goes. It returns why
+// that is unsafe, with the numbers, or nil: CheckSteps, and the result may
+// not be two voters (quorum 2 of 2: losing either member stops writes).
+func (m Membership) CheckRemoval(ordinals []int) []string {
+	reasons := m.CheckSteps(ordinals)
+	final := len(m.Voters)
+	for _, v := range m.Voters {
+		if v.Pod != "" && slices.Contains(ordinals, v.Ordinal) {
+			final--
+		}
+	}
+	if m.Static != "" && final < len(m.Voters) {
+		reasons = append(reasons, m.Static)
+	}
+	if final == 2 && len(m.Voters) > 2 {
+		reasons = append(reasons, fmt.Sprintf(
+			"with 2 voters %s needs both for quorum (%d): losing either member, even for a restart, stops writes, so 2 tolerate no failure while doubling the chance of one; scale to 3 voters (tolerates 1) or, if you accept no redundancy, to 1",
+			m.Engine, Quorum(2)))
+	}
+	return reasons
+}
+
+// CheckSteps is the quorum arithmetic of CheckRemoval: at no step may the
+// healthy voters fall below the quorum of the membership left. Ordinals
+// with no voter (already removed, or learners) change nothing.
+func (m Membership) CheckSteps(ordinals []int) []string {
+	voters := slices.Clone(m.Voters)
+	n, healthy := len(voters), len(m.Healthy())
+	if healthy < Quorum(n) {
+		return []string{fmt.Sprintf("the %s membership has lost quorum already: %d of %d voters answer (%s), %d are needed; restore the lost members before changing the membership",
+			m.Engine, healthy, n, names(m.Healthy()), Quorum(n))}
+	}
+	for _, o := range ordinals {
+		i := slices.IndexFunc(voters, func(v Voter) bool { return v.Pod != "" && v.Ordinal == o })
+		if i < 0 {
+			continue
+		}
+		gone := voters[i]
+		voters = slices.Delete(voters, i, i+1)
+		if len(voters) == 0 {
+			break
+		}
+		left := Membership{Engine: m.Engine, Voters: voters}
+		if h := left.Healthy(); len(h) < Quorum(len(voters)) {
+			return []string{fmt.Sprintf(
+				"removing %s leaves %d voters of which %d answer (%s), below the quorum of %d: the %s cluster would stop accepting writes; bring back %s first, or remove fewer members",
+				gone.Pod, len(voters), len(h), names(h), Quorum(len(voters)), m.Engine, names(left.Lost()))}
+		}
+	}
+	return nil
+}
+
+// LostReason says why a rollout must not start: a voter is already lost,
+// so rolling another one risks quorum. "" when every voter answers.
+func (m Membership) LostReason() string {
+	lost := m.Lost()
+	if len(lost) == 0 {
+		return ""
+	}
+	n := len(m.Voters)
+	return fmt.Sprintf("the %s cluster has already lost %s: %d of %d voters answer and quorum is %d, so restarting another member would leave %d; restore it before rolling out",
+		m.Engine, names(lost), n-len(lost), n, Quorum(n), n-len(lost)-1)
+}
+
+func names(vs []Voter) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Pod
+		if v.Pod == "" {
+			out[i] = v.Name + " (no pod)"
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// LeaderReason checks that exactly one member leads (Role primary), in a
+// consensus engine's words; "" when so.
+func LeaderReason(members []Member) string {
+	switch r := PrimaryReason(members); r {
+	case "":
+		return ""
+	case "no member is primary":
+		return "no member is the leader"
+	default:
+		return strings.Replace(r, "more than one primary", "more than one leader", 1)
+	}
+}
+
+// DetailWithoutPod is the Member detail where consensus engines list the
+// members of the membership that no pod runs (dead voters).
+const DetailWithoutPod = "membersWithoutPod"
+
+// WithoutPodReason says which members of the membership no pod runs, with
+// what to do about it, or "".
+func WithoutPodReason(members []Member, fix string) string {
+	for _, m := range members {
+		if w := m.Details[DetailWithoutPod]; w != "" {
+			return "the membership lists members no pod runs (dead voters): " + w + "; " + fix
+		}
+	}
+	return ""
+}
+
+// Settle asks check every interval until it returns "" (settled) or an
+// error, or wait has passed; waiting hears the first reason to wait, once.
+func Settle(ctx context.Context, wait, interval time.Duration, check func(context.Context) (string, error), waiting func(why string)) error {
+	deadline := time.Now().Add(wait)
+	told := false
+	for {
+		why, err := check(ctx)
+		switch {
+		case err != nil:
+			return err
+		case why == "":
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("not settled within %s: %s", wait, why)
+		case !told:
+			waiting(why)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package engines
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
+)
+
+func newZKSet(t *testing.T, opts dbserver.ZooKeeperOptions) (*bed, *dbserver.ZooKeeper) {
+	t.Helper()
+	z := dbserver.StartZooKeeper(t, opts)
+	var envs []map[string]string
+	for _, s := range z.Servers {
+		envs = append(envs, z.Env(s))
+	}
+	return newBed(t, "zk", "zookeeper:3.8", envs), z
+}
+
+func zkReport(t *testing.T, ns string) (status.Report, int) {
+	t.Helper()
+	out, code := runStatus(t, ns, "zk", "-o", "json")
+	var r status.Report
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	require.NotNil(t, r.Engine, out)
+	require.Equal(t, "zookeeper", r.Engine.Name)
+	return r, code
+}
+
+// TestZooKeeperStatusAndScaleDownToTwoRefused: an ensemble of three with
+// dynamic reconfiguration: roles and zxid lag in status; 3 → 2 refused.
+func TestZooKeeperStatusAndScaleDownToTwoRefused(t *testing.T) {
+	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 3, Reconfig: true})
+	r, code := zkReport(t, b.ns)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+	require.Len(t, r.Members, 3)
+	leaders := 0
+	for _, m := range r.Members {
+		switch m.Role {
+		case plugins.RolePrimary:
+			leaders++
+			assert.Equal(t, "leader", m.State)
+			assert.Equal(t, "2", m.Details["synced_followers"])
+		case plugins.RoleReplica:
+			assert.Equal(t, "follower", m.State)
+		default:
+			t.Errorf("%s has role %s", m.Pod, m.Role)
+		}
+		assert.Equal(t, "0", m.Details["zxidLag"], m.Pod)
+		assert.Equal(t, "enabled", m.Details["reconfig"], m.Pod)
+		assert.Regexp(t, `^0x[0-9a-f]+$`, m.Details["zxid"])
+	}
+	assert.Equal(t, 1, leaders)
+
+	res := e2eutil.Run(t, e2eutil.Client(cluster, b.ns), 2*time.Minute, "scale-down", "zk", "--replicas", "2", "--yes")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code)
+	assert.Contains(t, res.ErrOut, "with 2 voters zookeeper needs both for quorum (2): losing either member, even for a restart, stops writes")
+	got, err := z.Servers[0].Membership()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"server.1", "server.2", "server.3"}, got, "nothing was changed")
+}
+
+// TestZooKeeperScaleDownFiveToThree: reconfig -remove of server.5 and
+// server.4 before their pods go; the three that stay keep a leader.
+func TestZooKeeperScaleDownFiveToThree(t *testing.T) {
+	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 5, Reconfig: true})
+	res := e2eutil.Run(t, e2eutil.Client(cluster, b.ns), 4*time.Minute, "scale-down", "zk", "--replicas", "3", "--yes")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	for _, id := range []int{5, 4} {
+		assert.Contains(t, res.Out, fmt.Sprintf("removed server.%d", id))
+	}
+	for _, s := range z.Servers[:3] {
+		got, err := s.Membership()
+		require.NoError(t, err)
+		assert.Equal(t, []string{"server.1", "server.2", "server.3"}, got, "server.%d", s.ID)
+	}
+	r, code := zkReport(t, b.ns)
+	assert.Equal(t, cmdutil.ExitOK, code, "every server that stays serves again before the command ends: %+v", r.Engine)
+	assert.Len(t, r.Members, 3)
+}
