@@ -121,6 +121,10 @@ type RemoveEvent struct {
 	Object  string `json:"object,omitempty"`
 	Message string `json:"message"`
 	DryRun  bool   `json:"dryRun,omitempty"`
+	// Left is set on a warning about something of the removed member the
+	// step left in place (e.g. a replication slot it could not match):
+	// the scale-down summary lists it.
+	Left bool `json:"left,omitempty"`
 }
 
 // Emit sends ev to opts.Events, if set, marked with opts.DryRun.

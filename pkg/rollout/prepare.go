@@ -48,6 +48,9 @@ type Request struct {
 	// Resume continues the recorded rollout (rollout resume), also when it
 	// is paused; a plain run only continues an interrupted one.
 	Resume bool
+	// Force starts although the engine reports the replica set unhealthy
+	// before the first change (--force); the reasons become warnings.
+	Force bool
 }
 
 // Mode is how a rollout found its new revision.
@@ -244,10 +247,25 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	gates.Engine = plugins.EngineNone
 	if engine != nil {
 		gates.Engine = engine.Name()
+		if err := plugins.CheckLagBounds(engine, plugins.HealthOptions{MaxLagBytes: gates.MaxLagBytes, MaxLagSeconds: gates.MaxLagSeconds}); err != nil {
+			return nil, &RefusedError{Reason: err.Error(), Input: true}
+		}
 		if q, ok := engine.(plugins.QuorumEngine); ok {
 			if err := r.checkQuorum(ctx, q, sts, gates.ExecContainer); err != nil {
 				return nil, err
 			}
+		}
+		why, err := r.engineUnhealthy(ctx, sts, engine, gates.ExecContainer)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case why != "" && req.Force:
+			pv.Warnings = append(pv.Warnings, fmt.Sprintf("--force: starting although %s reports the replica set unhealthy: %s", engine.Name(), why))
+		case why != "":
+			return nil, refuse("%s reports the replica set of statefulset %s unhealthy before any change: %s. "+
+				"A rollout would fail its first engine gate after updating a pod; fix the database first, or pass --force to start anyway",
+				engine.Name(), r.Name, why)
 		}
 	} else if gates.MaxLagBytes > 0 || gates.MaxLagSeconds > 0 {
 		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", r.Name)
@@ -543,6 +561,28 @@ func topUpdated(sts *appsv1.StatefulSet, pods map[string]*corev1.Pod, revision s
 		n++
 	}
 	return n
+}
+
+// engineUnhealthy asks the engine about the replica set as it is, before
+// the first change, and says why it is unhealthy ("" when healthy): a
+// rollout started on a broken set would only fail after updating a pod.
+func (r *Runner) engineUnhealthy(ctx context.Context, sts *appsv1.StatefulSet, e plugins.Engine, container string) (string, error) {
+	pods, err := r.listPods(ctx, sts)
+	if err != nil {
+		return "", err
+	}
+	t := plugins.Target{StatefulSet: sts, Pods: wait.Snapshot{StatefulSet: sts, Pods: pods}.OrderedPods(), Exec: r.Exec, Container: container}
+	members, err := e.Members(ctx, t)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return "", ctx.Err()
+	case err != nil:
+		return "cannot read the database: " + err.Error(), nil
+	}
+	if ok, why := e.Healthy(members, plugins.HealthOptions{}); !ok {
+		return why, nil
+	}
+	return "", nil
 }
 
 func (r *Runner) engine(sts *appsv1.StatefulSet, name string) (plugins.Engine, error) {

@@ -751,7 +751,14 @@ func TestEngineGateHook(t *testing.T) {
 		t.Run(fmt.Sprintf("healthy=%v", healthy), func(t *testing.T) {
 			c := setup(t, 2)
 			c.applyPending("app:v2", 2)
-			e := &fakeEngine{healthy: func() bool { return healthy }}
+			// Healthy when the rollout starts; with healthy=false it
+			// turns unhealthy once a pod is updated.
+			e := &fakeEngine{}
+			e.healthy = func() bool {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				return healthy || e.asked <= 1
+			}
 			r := c.runner("me", nil)
 			r.Engines = plugins.NewRegistry(e)
 			pv, err := r.Prepare(ctxT(t), Request{Gates: Gates{Engine: "auto", MaxLagSeconds: 5, StepTimeout: 500 * time.Millisecond}})
@@ -770,6 +777,29 @@ func TestEngineGateHook(t *testing.T) {
 			assert.Contains(t, rb.Reason, "lag above 5s")
 		})
 	}
+}
+
+// A replica set the engine reports unhealthy before any change is
+// refused (nothing changes, not an input error) unless forced; forced, it
+// starts with the reason as a warning.
+func TestEngineUnhealthyBeforeTheFirstChangeIsRefusedUnlessForced(t *testing.T) {
+	c := setup(t, 2)
+	c.applyPending("app:v2", 2)
+	e := &fakeEngine{healthy: func() bool { return false }}
+	r := c.runner("me", nil)
+	r.Engines = plugins.NewRegistry(e)
+	rv := c.sts("db").ResourceVersion
+	_, err := r.Prepare(ctxT(t), Request{Gates: Gates{Engine: "auto"}})
+	var refused *RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.False(t, refused.Input)
+	assert.Contains(t, err.Error(), "fakedb reports the replica set of statefulset db unhealthy before any change: lag above 0s")
+	assert.Contains(t, err.Error(), "--force")
+	assert.Equal(t, rv, c.sts("db").ResourceVersion, "nothing changed")
+
+	pv, err := r.Prepare(ctxT(t), Request{Gates: Gates{Engine: "auto"}, Force: true})
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(pv.Warnings, "\n"), "--force: starting although fakedb reports the replica set unhealthy: lag above 0s")
 }
 
 func TestGateHelpersUseSnapshotOnly(t *testing.T) {

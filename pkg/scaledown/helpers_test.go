@@ -75,6 +75,8 @@ type fakeEngine struct {
 	afterErr   map[int]error
 	slots      map[int][]string
 	dryRuns    int
+	// left names what AfterRemove leaves in place of an ordinal.
+	left map[int]string
 }
 
 func (e *fakeEngine) Name() string              { return "fake" }
@@ -91,6 +93,10 @@ func (e *fakeEngine) Healthy(members []plugins.Member, _ plugins.HealthOptions) 
 		if m.Error != "" {
 			return false, "no answer from " + m.Pod
 		}
+	}
+	// As every real engine: exactly one primary.
+	if r := plugins.PrimaryReason(members); r != "" {
+		return false, r
 	}
 	return true, ""
 }
@@ -126,6 +132,9 @@ func (e *fakeEngine) AfterRemove(ctx context.Context, t plugins.Target, ordinal 
 		}
 	}
 	e.calls = append(e.calls, fmt.Sprintf("after:%d:%s", ordinal, gone))
+	if obj := e.left[ordinal]; obj != "" {
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: "db-0", Object: obj, Left: true, Message: obj + " is left"})
+	}
 	if e.slots == nil {
 		e.slots = map[int][]string{}
 	}

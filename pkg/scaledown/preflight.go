@@ -224,7 +224,13 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	if engine != nil && members != nil {
 		// Judge the replica set that will remain: a member being removed
 		// (often the very one that is broken) must not block its removal.
-		ok, why := engine.Healthy(p.staying(members), plugins.HealthOptions{})
+		judged := p.staying(members)
+		if len(plugins.Primaries(judged)) == 0 && len(plugins.Primaries(members)) > 0 {
+			// The primary is among the removed ordinals, which is refused
+			// on its own; "no member is primary" would be untrue.
+			judged = members
+		}
+		ok, why := engine.Healthy(judged, plugins.HealthOptions{})
 		status.SetMembers(report, status.EngineStatus{Name: engine.Name(), Healthy: ok, Reason: why}, members, status.Options{})
 	}
 	var unhealthy []string

@@ -157,6 +157,17 @@ func TestPrepareRefusals(t *testing.T) {
 	}
 }
 
+// The primary on a removed ordinal is refused for that reason alone: the
+// members that would stay have no primary, but saying "no member is
+// primary" is wrong while one exists.
+func TestPrimaryAmongTheRemovedIsNotCalledMissing(t *testing.T) {
+	e := newEnv(t, objects(fixture(5))...)
+	e.engine.members = primaryAt(4, 5)
+	_, err := Prepare(context.Background(), cfg(3), e.deps())
+	requireRefused(t, err, false, "pod db-4 is the primary")
+	assert.NotContains(t, err.Error(), "no member is primary")
+}
+
 func TestPrepareForceOverridesOnlyHealth(t *testing.T) {
 	f := fixture(5)
 	f.NotReady(1, time.Hour)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -319,6 +320,14 @@ func (r *runner) removeOptions(ctx context.Context, step int, s PlanStep) plugin
 				msg += " (on " + ev.Pod + ")"
 			}
 			r.emit(step, "engine-"+string(ev.Action), level, obj, msg)
+			if ev.Left && ev.Object != "" && !ev.DryRun {
+				if !slices.Contains(r.state.Left, ev.Object) {
+					r.state.Left = append(r.state.Left, ev.Object)
+				}
+				if !slices.Contains(r.result.Left, ev.Object) {
+					r.result.Left = append(r.result.Left, ev.Object)
+				}
+			}
 			switch ev.Action {
 			case plugins.ActionChanged:
 				r.event(ctx, corev1.EventTypeNormal, "EngineStep", msg)
@@ -418,17 +427,37 @@ func (r *runner) summary() string {
 	} else {
 		parts = append(parts, fmt.Sprintf("claim cleanup of statefulset %s done", p.StatefulSet))
 	}
-	if n := len(r.result.Deleted); n > 0 {
+	// Count from the journal's record, so a resumed run reports the whole
+	// operation, not only what it did itself.
+	var deleted, snapshots, kept, byKubernetes int
+	for _, c := range r.state.Claims {
+		if c.Snapshot != "" && (c.Outcome == outcomeSnapshotted || c.Outcome == outcomeDeleted) {
+			snapshots++
+		}
+		switch c.Outcome {
+		case outcomeDeleted:
+			deleted++
+		case outcomeKept:
+			kept++
+		case outcomeKubernetes:
+			byKubernetes++
+		}
+	}
+	if n := deleted; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s deleted", n, plural(n, "pvc", "pvcs")))
 	}
-	if n := len(r.result.Snapshots); n > 0 {
+	if n := snapshots; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s taken", n, plural(n, "snapshot", "snapshots")))
 	}
-	if n := len(r.result.Kept); n > 0 {
+	if n := kept; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s kept", n, plural(n, "pvc", "pvcs")))
 	}
-	if n := len(r.result.ByKubernetes); n > 0 {
+	if n := byKubernetes; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s left to Kubernetes (whenScaled: Delete)", n, plural(n, "pvc", "pvcs")))
+	}
+	if len(r.state.Left) > 0 {
+		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped)",
+			strings.Join(r.state.Left, ", "), p.StatefulSet))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -55,6 +55,23 @@ func indexOf(events []progress.Event, kind, obj string) int {
 	return slices.IndexFunc(events, func(ev progress.Event) bool { return ev.Kind == kind && ev.Object == obj })
 }
 
+// What an engine step leaves of a removed member is listed in the
+// summary, not only warned about along the way.
+func TestSummaryListsWhatTheEngineLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	defer cancel()
+	e := newEnv(t, objects(fixture(4))...)
+	e.engine.members = primaryAt(0, 4)
+	e.engine.left = map[int]string{3: "slot standby_db_3"}
+	e.startController(ctx, "db", 0)
+	res, err := run(t, ctx, e, cfg(3))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"slot standby_db_3"}, res.Left)
+	evs := e.rec.Events()
+	require.Equal(t, "succeeded", evs[len(evs)-1].Kind)
+	assert.Contains(t, evs[len(evs)-1].Message, "left in place of removed members: slot standby_db_3 (kubectl sts status db names them until they are dropped)")
+}
+
 func TestExecuteRemovesOneOrdinalAtATimeFromTheTop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
@@ -201,6 +218,10 @@ func TestExecuteInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	assert.Equal(t, []string{"db-3"}, res.Removed)
 	assert.ElementsMatch(t, []string{"data-db-0", "data-db-1", "data-db-2", "wal-db-0", "wal-db-1", "wal-db-2"}, e.pvcNames(ctx))
 	assert.Equal(t, journal.Succeeded, record(t, e).Phase)
+	// The summary counts the whole operation, not only the resumed run.
+	evs := e.rec.Events()
+	require.Equal(t, "succeeded", evs[len(evs)-1].Kind)
+	assert.Equal(t, "statefulset db scaled from 5 to 3 replicas; 4 pvcs deleted", evs[len(evs)-1].Message)
 }
 
 func TestExecuteNeverDeletesAClaimAPodMounts(t *testing.T) {

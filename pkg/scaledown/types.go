@@ -242,6 +242,9 @@ type State struct {
 	SlotNames     []string     `json:"slotNames,omitempty"`
 	Ordinals      []StepState  `json:"ordinals"`
 	Claims        []ClaimState `json:"claims,omitempty"`
+	// Left are what the engine steps left in place of removed members
+	// (e.g. "slot standby_db_2"), for the summary of the whole operation.
+	Left []string `json:"left,omitempty"`
 }
 
 // StepState is one ordinal's progress.
@@ -340,4 +343,7 @@ type Result struct {
 	Snapshots []string `json:"snapshots"`
 	// ByKubernetes are claims left to the retention policy.
 	ByKubernetes []string `json:"byKubernetes,omitempty"`
+	// Left are what the engine steps left in place of removed members,
+	// e.g. "slot standby_db_2".
+	Left []string `json:"left,omitempty"`
 }

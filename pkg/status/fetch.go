@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -117,7 +118,18 @@ type BuildOptions struct {
 	EngineTimeout time.Duration
 	// Selector filters BuildAll's StatefulSets by label (kubectl's -l).
 	Selector string
+	// ListParallel bounds how many StatefulSets BuildAll asks engines of
+	// at once (DefaultListParallel if zero); ListEngineTimeout bounds each
+	// StatefulSet's engine (DefaultListEngineTimeout if zero).
+	ListParallel      int
+	ListEngineTimeout time.Duration
 }
+
+// Defaults of BuildOptions.ListParallel and ListEngineTimeout.
+const (
+	DefaultListParallel      = 4
+	DefaultListEngineTimeout = 15 * time.Second
+)
 
 func (o BuildOptions) now() time.Time {
 	if o.Now == nil {
@@ -161,7 +173,10 @@ func (o BuildOptions) Target(sts *appsv1.StatefulSet, pods []*corev1.Pod) plugin
 }
 
 // BuildAll reads every StatefulSet in namespace ("" means all) with three
-// requests (see FetchAll) and returns their reports, without engines.
+// requests (see FetchAll) and returns their reports. With EngineFor set it
+// asks each StatefulSet's engine, ListParallel at a time, each bounded by
+// ListEngineTimeout: an engine that does not answer in time is recorded as
+// unavailable, never a reason to fail the list.
 func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opts BuildOptions) ([]*Report, error) {
 	all, err := FetchAll(ctx, c, namespace, opts.Selector)
 	if err != nil {
@@ -172,21 +187,79 @@ func BuildAll(ctx context.Context, c kubernetes.Interface, namespace string, opt
 	for _, o := range all {
 		reports = append(reports, Summarize(o.StatefulSet, o.Pods, o.PVCs, now, opts.Options))
 	}
+	if opts.EngineFor == nil {
+		return reports, nil
+	}
+	parallel, timeout := opts.ListParallel, opts.ListEngineTimeout
+	if parallel <= 0 {
+		parallel = DefaultListParallel
+	}
+	if timeout <= 0 {
+		timeout = DefaultListEngineTimeout
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, o := range all {
+		e, err := opts.EngineFor(o.StatefulSet)
+		if err != nil {
+			SetMembers(reports[i], EngineStatus{Name: "unknown", Error: err.Error(), ReadAt: now}, nil, opts.Options)
+			continue
+		}
+		if e == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(r *Report, o *Objects) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			ectx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			AddMembers(ectx, r, e, opts.Target(o.StatefulSet, o.Pods), opts.Options)
+			if r.Engine != nil && r.Engine.Error != "" && ectx.Err() != nil && ctx.Err() == nil {
+				r.Engine.Error = fmt.Sprintf("no answer within %s: %s", timeout, r.Engine.Error)
+				r.Verdict = Judge(r, opts.Options)
+			}
+		}(reports[i], o)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return reports, nil
 }
 
 // AddMembers asks engine e for its members and records them in r with
 // SetMembers. A failing engine is recorded in r.Engine.Error, not returned.
 func AddMembers(ctx context.Context, r *Report, e plugins.Engine, t plugins.Target, opts Options) {
-	es := EngineStatus{Name: e.Name()}
+	es := EngineStatus{Name: e.Name(), ReadAt: r.ObservedAt}
 	members, err := e.Members(ctx, t)
 	if err != nil {
 		es.Error = err.Error()
 		members = nil
 	} else {
-		es.Healthy, es.Reason = e.Healthy(members, plugins.HealthOptions{})
+		es.Healthy, es.Reason = e.Healthy(members, opts.MaxLag)
+		es.Traps = Traps(r, e, members, opts)
 	}
 	SetMembers(r, es, members, opts)
+}
+
+// Traps are the known dangers engine e names in members (when it names
+// any) and the replicas over the lag bound of opts.
+func Traps(r *Report, e plugins.Engine, members []plugins.Member, opts Options) []plugins.Trap {
+	var out []plugins.Trap
+	if tf, ok := e.(plugins.TrapFinder); ok {
+		out = tf.Traps(members, plugins.TrapOptions{
+			StatefulSet: r.StatefulSet.Name, Namespace: r.StatefulSet.Namespace,
+			OrdinalsStart: int(r.StatefulSet.OrdinalsStart), Replicas: int(r.StatefulSet.Replicas.Desired),
+			SlotRetainedBytes: opts.SlotRetainedBytes,
+		})
+	}
+	return append(out, plugins.LagTraps(members, opts.MaxLag)...)
 }
 
 // SetMembers records an engine's outcome and members in r, attaches each

@@ -222,6 +222,12 @@ type EngineStatus struct {
 	Reason  string `json:"reason,omitempty"`
 	// Error is set when the engine could not be asked at all.
 	Error string `json:"error,omitempty"`
+	// ReadAt is when the engine was asked; under --watch the answer is
+	// reused for a while, so it can be older than ObservedAt.
+	ReadAt time.Time `json:"readAt"`
+	// Traps are the known dangers the engine named in its members; each
+	// is also a verdict reason of the same code.
+	Traps []plugins.Trap `json:"traps,omitempty"`
 }
 
 // ShortRevision returns the hash part of a ControllerRevision name

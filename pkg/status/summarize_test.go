@@ -330,3 +330,37 @@ type recordingExecutor struct{}
 func (recordingExecutor) Exec(context.Context, kube.ExecRequest) (kube.ExecResult, error) {
 	return kube.ExecResult{}, errors.New("not used")
 }
+
+// trapEngine names the traps it is given.
+type trapEngine struct {
+	fakeEngine
+	traps []plugins.Trap
+}
+
+func (e *trapEngine) Traps([]plugins.Member, plugins.TrapOptions) []plugins.Trap { return e.traps }
+
+func TestEngineTrapsAreReasons(t *testing.T) {
+	f := fixture(2)
+	members := []plugins.Member{{Pod: "db-0", Role: plugins.RolePrimary},
+		{Pod: "db-1", Ordinal: 1, Role: plugins.RoleReplica, State: "link down", LagBytes: ptr.To(int64(5 << 20))}}
+
+	// A broken replication link is Degraded, not a warning.
+	e := &trapEngine{fakeEngine: fakeEngine{reason: "db-1 replication link down", members: members},
+		traps: []plugins.Trap{{Code: plugins.TrapReplicationBroken, Broken: true, Object: "pod/db-1", Message: "replica db-1 has its replication link down"}}}
+	r := summarize(f, status.Options{})
+	status.AddMembers(context.Background(), r, e, plugins.Target{}, status.Options{})
+	assert.Equal(t, status.StateDegraded, r.Verdict.State)
+	assert.Equal(t, []status.Code{status.CodeReplicationBroken, status.CodeEngineUnhealthy}, r.Verdict.Codes())
+	assert.Equal(t, "pod/db-1", r.Verdict.Reasons[0].Object)
+	require.Len(t, r.Engine.Traps, 1)
+
+	// A trap that is not broken needs attention; --max-lag names lag.
+	e.traps = []plugins.Trap{{Code: plugins.TrapSlotRetainingWAL, Object: "slot/db_9", Message: "slot db_9 retains 470.0MiB"}}
+	e.healthy = true
+	r = summarize(f, status.Options{})
+	opts := status.Options{MaxLag: plugins.HealthOptions{MaxLagBytes: 1 << 20}}
+	status.AddMembers(context.Background(), r, e, plugins.Target{}, opts)
+	assert.Equal(t, status.StateNeedsAttention, r.Verdict.State)
+	assert.ElementsMatch(t, []status.Code{status.CodeSlotRetainingWAL, status.CodeReplicationLag}, r.Verdict.Codes())
+	assert.Contains(t, fmt.Sprint(r.Verdict.Reasons), "db-1: 5242880 bytes behind (bound 1048576)")
+}

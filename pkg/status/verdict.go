@@ -9,6 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
 // State is the overall verdict.
@@ -89,6 +91,15 @@ const (
 	CodeLeftoverPVCs            Code = "LeftoverPVCs"
 	CodeEngineUnhealthy         Code = "EngineUnhealthy"
 	CodeEngineUnavailable       Code = "EngineUnavailable"
+	// Engine traps (plugins.Trap* codes).
+	CodeReplicationBroken   Code = plugins.TrapReplicationBroken
+	CodeReplicaNotStreaming Code = plugins.TrapReplicaNotStreaming
+	CodeReplayPaused        Code = plugins.TrapReplayPaused
+	CodeNoReplicasConnected Code = plugins.TrapNoReplicasConnected
+	CodeReplicationLag      Code = plugins.TrapReplicationLag
+	CodeSlotRetainingWAL    Code = plugins.TrapSlotRetainingWAL
+	CodeSlotWALLost         Code = plugins.TrapSlotWALLost
+	CodeLeftoverSlot        Code = plugins.TrapLeftoverSlot
 )
 
 // Reason is one finding behind the verdict.
@@ -135,6 +146,11 @@ type Options struct {
 	// StuckAfter is how long a pod may stay not Ready before the verdict
 	// calls it stuck rather than starting; zero means DefaultStuckAfter.
 	StuckAfter time.Duration
+	// MaxLag bounds replica lag (status --max-lag); zero bounds nothing.
+	MaxLag plugins.HealthOptions
+	// SlotRetainedBytes is how much WAL an inactive slot may retain before
+	// it is named; zero means plugins.DefaultSlotRetainedBytes.
+	SlotRetainedBytes int64
 }
 
 // DefaultStuckAfter is the default of Options.StuckAfter (--stuck-after).
@@ -503,6 +519,13 @@ func (j *judge) engine() {
 	case !e.Healthy:
 		j.add(Reason{Code: CodeEngineUnhealthy, Severity: SeverityWarning, Object: "statefulset/" + j.sts.Name,
 			Message: fmt.Sprintf("%s reports the replica set unhealthy: %s", e.Name, e.Reason)})
+	}
+	for _, t := range e.Traps {
+		sev := SeverityWarning
+		if t.Broken {
+			sev = SeverityError
+		}
+		j.add(Reason{Code: Code(t.Code), Severity: sev, Object: t.Object, Message: t.Message, Hint: t.Hint})
 	}
 }
 

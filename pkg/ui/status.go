@@ -19,6 +19,12 @@ type StatusOptions struct {
 	Wide bool
 	// AllNamespaces adds the NAMESPACE column to lists.
 	AllNamespaces bool
+	// EngineStaleAfter marks engine data older than this (relative to
+	// the report) with its age; zero marks nothing.
+	EngineStaleAfter time.Duration
+	// EnginesNotRead says, under a list, that no engine was asked, so the
+	// states are Kubernetes' alone.
+	EnginesNotRead bool
 }
 
 // RenderStatus writes one report: a summary of the StatefulSet, a table
@@ -73,7 +79,11 @@ func (t Theme) summary(w *errWriter, r *status.Report, opts StatusOptions) {
 		)
 	}
 	if e := r.Engine; e != nil {
-		rows = append(rows, [2]string{"Engine:", t.engine(e)})
+		line := t.engine(e)
+		if age := r.ObservedAt.Sub(e.ReadAt); opts.EngineStaleAfter > 0 && !e.ReadAt.IsZero() && age > opts.EngineStaleAfter {
+			line += " " + t.Warn(fmt.Sprintf("(engine data from %s ago, at %s)", duration.HumanDuration(age), e.ReadAt.Format(time.TimeOnly)))
+		}
+		rows = append(rows, [2]string{"Engine:", line})
 	}
 	width := 0
 	for _, row := range rows {
@@ -111,12 +121,14 @@ func ordinals(s status.StatefulSetInfo) string {
 	return fmt.Sprintf("%d..%d", s.OrdinalsStart, s.OrdinalsStart+s.Replicas.Desired-1)
 }
 
+// engine is the summary's engine line; the error or reason itself is in
+// the verdict, so a long message is printed once.
 func (t Theme) engine(e *status.EngineStatus) string {
 	switch {
 	case e.Error != "":
-		return e.Name + ", " + t.Bad("unavailable") + ": " + e.Error
+		return e.Name + ", " + t.Bad("unavailable") + " (see the verdict)"
 	case !e.Healthy:
-		return e.Name + ", " + t.Warn("unhealthy") + ": " + e.Reason
+		return e.Name + ", " + t.Warn("unhealthy") + " (see the verdict)"
 	}
 	return e.Name + ", " + t.Good("healthy")
 }
@@ -269,7 +281,7 @@ func (t Theme) memberCells(m *plugins.Member, opts StatusOptions) []Cell {
 func lag(m *plugins.Member) string {
 	var parts []string
 	if m.LagBytes != nil {
-		parts = append(parts, bytesIEC(*m.LagBytes))
+		parts = append(parts, plugins.Bytes(*m.LagBytes))
 	}
 	if m.LagSeconds != nil {
 		parts = append(parts, strconv.FormatFloat(*m.LagSeconds, 'f', -1, 64)+"s")
@@ -278,19 +290,6 @@ func lag(m *plugins.Member) string {
 		return "-"
 	}
 	return strings.Join(parts, "/")
-}
-
-func bytesIEC(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[i]
 }
 
 func slots(ss []plugins.Slot, wide bool) string {
@@ -367,9 +366,19 @@ func (t Theme) resizeCell(c status.PVCStatus, opts StatusOptions) Cell {
 	return Cell{Text: text, Tone: ToneWarn}
 }
 
+// memberErrors prints why members could not be read, unless a verdict
+// reason already says it.
 func (t Theme) memberErrors(w *errWriter, r *status.Report) {
+	said := func(msg string) bool {
+		for _, reason := range r.Verdict.Reasons {
+			if strings.Contains(reason.Message, msg) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, o := range r.Ordinals {
-		if o.Member != nil && o.Member.Error != "" {
+		if o.Member != nil && o.Member.Error != "" && !said(o.Member.Error) {
 			w.println(t.Faint(fmt.Sprintf("  %s: %s", o.PodName, o.Member.Error)))
 		}
 	}
@@ -476,7 +485,14 @@ func (t Theme) RenderStatusList(w io.Writer, reports []*status.Report, opts Stat
 		}
 		tb.Rows = append(tb.Rows, row)
 	}
-	return t.RenderTable(w, tb)
+	if err := t.RenderTable(w, tb); err != nil {
+		return err
+	}
+	if opts.EnginesNotRead {
+		_, err := fmt.Fprintln(w, t.Faint("Database engines were not asked (--engine none): the states above are from Kubernetes alone."))
+		return err
+	}
+	return nil
 }
 
 func images(cs []status.Container) string {

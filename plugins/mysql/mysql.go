@@ -56,6 +56,9 @@ var _ plugins.Engine = (*Engine)(nil)
 // Name implements plugins.Engine.
 func (e *Engine) Name() string { return Name }
 
+// LagUnits implements plugins.LagMeasurer: Seconds_Behind_Master: seconds only.
+func (e *Engine) LagUnits() plugins.LagUnits { return plugins.LagUnits{Bytes: false, Seconds: true} }
+
 // Aliases implements plugins.Aliased.
 func (e *Engine) Aliases() []string { return []string{"mariadb", "percona"} }
 

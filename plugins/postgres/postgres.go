@@ -29,6 +29,10 @@ const (
 	// active.
 	DefaultSlotWait = 2 * time.Minute
 	slotPoll        = time.Second
+	// maxInactiveRetries bounds the drops retried at once when a slot is
+	// found inactive right after a drop that found it active; a drop of an
+	// inactive slot that keeps dropping nothing is an error, not a wait.
+	maxInactiveRetries = 3
 )
 
 // Engine is the PostgreSQL engine.
@@ -45,6 +49,9 @@ var _ plugins.Engine = (*Engine)(nil)
 
 // Name implements plugins.Engine.
 func (e *Engine) Name() string { return Name }
+
+// LagUnits implements plugins.LagMeasurer: WAL positions and replay lag: both.
+func (e *Engine) LagUnits() plugins.LagUnits { return plugins.LagUnits{Bytes: true, Seconds: true} }
 
 // Aliases implements plugins.Aliased.
 func (e *Engine) Aliases() []string { return []string{"postgresql", "pg"} }
@@ -63,6 +70,8 @@ type view struct {
 	ReceiveLSN  *string   `json:"receiveLsn"`
 	ReplayLSN   *string   `json:"replayLsn"`
 	ReplayDelay *float64  `json:"replayDelay"`
+	ReplayAge   *float64  `json:"replayAge"`
+	ReplayPause *bool     `json:"replayPaused"`
 	Receiver    *receiver `json:"receiver"`
 	Replication []replica `json:"replication"`
 	Slots       []slot    `json:"slots"`
@@ -177,7 +186,11 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 				}
 			}
 			m.Details["replicas"] = fmt.Sprintf("%d connected, %d streaming", len(v.Replication), streaming)
+			m.Details["connectedReplicas"] = strconv.Itoa(len(v.Replication))
 			continue
+		}
+		if v.ReplayPause != nil && *v.ReplayPause {
+			m.Details["replayPaused"] = "true"
 		}
 		setIf(m.Details, "receiveLsn", v.ReceiveLSN)
 		setIf(m.Details, "replayLsn", v.ReplayLSN)
@@ -215,7 +228,40 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 				}
 			}
 		}
+		m.LagSeconds = lagSeconds(m, v, *primary)
 	}
+}
+
+// lagSeconds judges a replica's lag in seconds against the primary's
+// current position: a replica that replayed everything the primary has is
+// not behind, however long ago its last replayed commit was (an idle
+// primary writes none). Otherwise the primary's measured replay_lag
+// stands; without it, the replica is as far behind as its last replayed
+// commit is old.
+func lagSeconds(m *plugins.Member, v view, primary view) *float64 {
+	if caughtUp(v, primary) || (m.LagBytes != nil && *m.LagBytes == 0) {
+		return plugins.Float64(0)
+	}
+	if m.LagSeconds != nil && *m.LagSeconds > 0 {
+		return m.LagSeconds
+	}
+	// Behind the primary, with no measured lag, yet replayed all it
+	// received: the age of its last replayed commit is the honest bound.
+	if v.ReplayAge != nil {
+		return v.ReplayAge
+	}
+	return m.LagSeconds
+}
+
+// caughtUp reports whether the replica's replay position has reached the
+// primary's current position.
+func caughtUp(v view, primary view) bool {
+	if v.ReplayLSN == nil {
+		return false
+	}
+	p, err1 := ParseLSN(primary.LSN)
+	r, err2 := ParseLSN(*v.ReplayLSN)
+	return err1 == nil && err2 == nil && r >= p
 }
 
 // matchReplica finds the primary's pg_stat_replication row of a replica:
@@ -413,6 +459,7 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 		existing[s.Name] = s
 	}
 
+	leftovers(t, ordinal, names, pv.Slots, inUse, primary.Name, opts)
 	var drop []string
 	for _, n := range names {
 		s, ok := existing[n]
@@ -429,7 +476,7 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
 				Message: fmt.Sprintf("slot %s is used by pod %s, which stays: not dropping it", n, inUse[n])})
 		case s.Type != "physical" && !explicit:
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n,
+			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary.Name, Object: "slot " + n, Left: true,
 				Message: fmt.Sprintf("slot %s is a %s slot, not a replica's: not dropping it (name it with --slot-name to drop it)", n, s.Type)})
 		default:
 			drop = append(drop, n)
@@ -469,6 +516,28 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 	return nil
 }
 
+// leftovers reports, as Left warnings, the slots on the primary named for
+// the removed ordinal that the step does not consider (e.g. standby_pg_2),
+// so the summary lists them and nothing is left silently.
+func leftovers(t plugins.Target, ordinal int, names []string, slots []slot, inUse map[string]string, primary string, opts plugins.RemoveOptions) {
+	if t.StatefulSet == nil {
+		return
+	}
+	for _, s := range slots {
+		o, ok := SlotOrdinal(t.StatefulSet.Name, s.Name)
+		if !ok || o != ordinal || contains(names, s.Name) || inUse[s.Name] != "" {
+			continue
+		}
+		msg := fmt.Sprintf("replication slot %s on %s is named for the removed ordinal %d but is not among the slots this step drops (%s): it is left",
+			s.Name, primary, ordinal, strings.Join(names, ", "))
+		if b, err := s.RetainedBytes.Int64(); err == nil {
+			msg += fmt.Sprintf(", retaining %s of WAL", plugins.Bytes(b))
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primary, Object: "slot " + s.Name, Left: true,
+			Message: msg + "; status names it (LeftoverSlot) until it is dropped"})
+	}
+}
+
 type slotState struct {
 	Exists    bool `json:"exists"`
 	Active    bool `json:"active"`
@@ -485,6 +554,7 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	}
 	deadline := now().Add(wait)
 	waiting := false
+	inactiveRetries := 0
 	for {
 		out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
 		if err == nil && strings.TrimSpace(string(out)) == "1" {
@@ -518,7 +588,12 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 			holder = fmt.Sprintf(" by pid %d", *st.ActivePID)
 		}
 		if !st.Active && !raced {
-			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped", name, primary.Name)
+			// The replica let go between the drop and this read: the
+			// drop found the slot active. Drop it again at once.
+			if inactiveRetries++; inactiveRetries <= maxInactiveRetries {
+				continue
+			}
+			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped after %d attempts", name, primary.Name, inactiveRetries)
 		}
 		if now().After(deadline) {
 			return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+

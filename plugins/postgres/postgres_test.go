@@ -56,6 +56,9 @@ type server struct {
 	slots   map[string]bool // slot name → active
 	drops   []string
 	queries []string
+	// afterNoopDrop, if set, runs when a drop found its slot active:
+	// the replica letting go just after.
+	afterNoopDrop func(s *server)
 }
 
 func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
@@ -76,6 +79,9 @@ func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
 		for name, active := range s.slots {
 			if sql == dropSlotSQL(name) {
 				if active {
+					if s.afterNoopDrop != nil {
+						s.afterNoopDrop(s)
+					}
 					return kube.ExecResult{Stdout: []byte("0\n")}, nil
 				}
 				delete(s.slots, name)
@@ -192,7 +198,9 @@ func TestLagFromThePrimarysRow(t *testing.T) {
 	row["replayLsn"] = "0/3000000"
 	row["lagBytes"] = 6424416
 	row["replayLag"] = 12.5
-	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json"))})
+	replica := fixture(t, "replica.json")
+	replica["replayLsn"] = "0/3000000" // as far behind as the row says
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
 	members, err := New().Members(context.Background(), e.target)
 	require.NoError(t, err)
 	r := members[1]
@@ -316,6 +324,23 @@ func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
 	assert.Equal(t, plugins.ActionChanged, e.events[1].Action)
 }
 
+// The replica stops within a moment of its pod going: the drop finds the
+// slot still active and drops nothing, the state read right after finds it
+// inactive. The next attempt, within the same wait, drops it.
+func TestAfterRemoveDropsASlotThatWentInactiveJustAfterANoopDrop(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	srv.afterNoopDrop = func(s *server) { s.slots["pg_1"] = false }
+	eng, _ := testEngine()
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
+	assert.Equal(t, []string{"pg_1"}, srv.drops)
+	require.NotEmpty(t, e.events)
+	last := e.events[len(e.events)-1]
+	assert.Equal(t, plugins.ActionChanged, last.Action)
+	assert.Equal(t, "dropped replication slot pg_1 on pg-0", last.Message)
+}
+
 func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
 	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
 	e.servers["pg-0"].slots = map[string]bool{"pg_1": true}
@@ -364,7 +389,13 @@ func TestAfterRemoveExplicitSlotNames(t *testing.T) {
 	opts.SlotNames = []string{"cdc", "missing"}
 	require.NoError(t, eng.AfterRemove(context.Background(), e2.target, 2, opts))
 	assert.Equal(t, []string{"cdc"}, e2.servers["pg-0"].drops, "a named logical slot is dropped too")
-	assert.Equal(t, "slot missing does not exist on pg-0 (already dropped)", e2.events[0].Message)
+	// pg_2, named for ordinal 2 but not named on the command line, is
+	// left, and said so.
+	require.Len(t, e2.events, 3)
+	assert.True(t, e2.events[0].Left)
+	assert.Equal(t, "slot pg_2", e2.events[0].Object)
+	assert.Contains(t, e2.events[0].Message, "replication slot pg_2 on pg-0 is named for the removed ordinal 2 but is not among the slots this step drops (cdc, missing): it is left, retaining 22.1MiB of WAL")
+	assert.Equal(t, "slot missing does not exist on pg-0 (already dropped)", e2.events[1].Message)
 }
 
 func TestInvalidSlotNameChangesNothing(t *testing.T) {
@@ -449,4 +480,37 @@ func TestMatches(t *testing.T) {
 	for _, img := range []string{"prometheuscommunity/postgres-exporter", "mysql:8", "bitnami/pgbouncer", "edoburu/pgbouncer"} {
 		assert.False(t, eng.Matches(img), img)
 	}
+}
+
+// After a restart the replica's receive position is the start of a WAL
+// segment, below its replay position, and on an idle primary its last
+// replayed commit grows old: the lag is still zero while it has replayed
+// everything the primary has. Once the primary writes more than the
+// replica replayed, the age of its last replayed commit is the lag.
+func TestLagSecondsAfterReplicaRestartOnIdlePrimary(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	row := primary["replication"].([]any)[0].(map[string]any)
+	row["replayLag"] = nil // an idle primary stops measuring
+	row["lagBytes"] = 0
+	replica := fixture(t, "replica.json")
+	replica["receiveLsn"] = "0/3000000"
+	replica["replayDelay"] = 83.2 // what the old receive = replay test fell back to
+	replica["replayAge"] = 83.2
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	require.NotNil(t, members[1].LagSeconds)
+	assert.Equal(t, 0.0, *members[1].LagSeconds)
+	ok, reason := New().Healthy(members, plugins.HealthOptions{MaxLagSeconds: 30})
+	assert.True(t, ok, reason)
+
+	// The primary moved on; the replica replayed all it received.
+	primary["lsn"] = "0/3700000"
+	row["lagBytes"] = 0x3700000 - 0x3620760
+	replica["replayDelay"] = 0
+	e = newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, replica)})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	require.NotNil(t, members[1].LagSeconds)
+	assert.Equal(t, 83.2, *members[1].LagSeconds)
 }

@@ -29,6 +29,13 @@ func psqlCommand(sql string) []string {
 // its role and positions, and, where it has them, the replicas streaming
 // from it (pg_stat_replication), its slots (pg_replication_slots, with the
 // WAL each retains) and its own WAL receiver. PostgreSQL 10 or later.
+//
+// replayDelay is zero when the replica replayed everything it received:
+// after a restart the receive position restarts at the start of a WAL
+// segment, below the replay position, so "received = replayed" would
+// miss a caught-up replica. replayAge is the raw time since the last
+// replayed commit, which grows forever on an idle primary; assemble
+// uses it only when the primary has WAL the replica has not replayed.
 const membersSQL = `WITH pos AS (
   SELECT pg_is_in_recovery() AS recovery,
          CASE WHEN pg_is_in_recovery()
@@ -42,8 +49,10 @@ SELECT json_build_object(
   'receiveLsn', CASE WHEN pos.recovery THEN pg_last_wal_receive_lsn() END,
   'replayLsn', CASE WHEN pos.recovery THEN pg_last_wal_replay_lsn() END,
   'replayDelay', CASE WHEN pos.recovery THEN
-      CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+      CASE WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0
            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
+  'replayAge', CASE WHEN pos.recovery THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END,
+  'replayPaused', CASE WHEN pos.recovery THEN pg_is_wal_replay_paused() END,
   'receiver', (SELECT json_build_object('status', w.status, 'slotName', w.slot_name,
       'senderHost', to_jsonb(w)->>'sender_host', 'senderPort', to_jsonb(w)->>'sender_port')
       FROM pg_stat_wal_receiver w),

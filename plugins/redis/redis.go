@@ -46,6 +46,9 @@ var _ plugins.Engine = (*Engine)(nil)
 // Name implements plugins.Engine.
 func (e *Engine) Name() string { return Name }
 
+// LagUnits implements plugins.LagMeasurer: the replication offset: bytes only.
+func (e *Engine) LagUnits() plugins.LagUnits { return plugins.LagUnits{Bytes: true, Seconds: false} }
+
 // Aliases implements plugins.Aliased.
 func (e *Engine) Aliases() []string { return []string{"valkey"} }
 

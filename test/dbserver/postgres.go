@@ -106,19 +106,7 @@ func (p *Postgres) StartReplica(t testing.TB, slot string) *Postgres {
 	}
 	mustRun(t, p.passwordEnv(), p.user.wrap(args)...)
 	r.start(t)
-	err := waitUntil(startTimeout, func() error {
-		out, err := r.QueryErr("SELECT status FROM pg_stat_wal_receiver")
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(out) != "streaming" {
-			return fmt.Errorf("wal receiver status %q", strings.TrimSpace(out))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("dbserver: replica on port %d does not stream from %d: %v\n%s", r.Port, p.Port, err, tail(r.logFile, 20))
-	}
+	r.waitStreaming(t)
 	return r
 }
 
@@ -173,6 +161,38 @@ func (p *Postgres) Stop(t testing.TB) {
 			t.Errorf("dbserver: stopping PostgreSQL on port %d: %v", p.Port, err)
 		}
 	})
+}
+
+// Restart stops the server (fast shutdown) and starts it again on the
+// same port; a replica is waited for until it streams again.
+func (p *Postgres) Restart(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := run(ctx, nil, p.user.wrap([]string{filepath.Join(p.bin, "pg_ctl"), "-D", p.DataDir, "-l", p.logFile, "-m", "fast", "-w", "-t", "90", "restart"})...); err != nil {
+		t.Fatalf("dbserver: restarting PostgreSQL on port %d: %v\n%s", p.Port, err, tail(p.logFile, 20))
+	}
+	if p.Primary != nil {
+		p.waitStreaming(t)
+	}
+}
+
+// waitStreaming waits until the replica's WAL receiver streams.
+func (p *Postgres) waitStreaming(t testing.TB) {
+	t.Helper()
+	err := waitUntil(startTimeout, func() error {
+		out, err := p.QueryErr("SELECT status FROM pg_stat_wal_receiver")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "streaming" {
+			return fmt.Errorf("wal receiver status %q", strings.TrimSpace(out))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dbserver: replica on port %d does not stream from %d: %v\n%s", p.Port, p.Primary.Port, err, tail(p.logFile, 20))
+	}
 }
 
 // Env is the libpq environment that points psql at this server, without

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -58,6 +57,7 @@ type Options struct {
 	Interactive    bool
 	NoRollback     bool
 	FinalPartition int32
+	Force          bool
 
 	DryRun       bool
 	ServerDryRun bool
@@ -158,6 +158,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
+	f.BoolVar(&o.Force, "force", false, "Start although the engine reports the replica set unhealthy before the first change")
 	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
 	cmdutil.AddTakeOverFlag(cmd.PersistentFlags(), parent)
 
@@ -195,7 +196,7 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	bytes, seconds, err := parseMaxLag(o.MaxLag)
+	bytes, seconds, err := cmdutil.ParseMaxLag(o.MaxLag)
 	if err != nil {
 		return err
 	}
@@ -209,6 +210,7 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 		},
 		PauseAfter:     o.PauseAfter,
 		Interactive:    o.Interactive,
+		Force:          o.Force,
 		NoRollback:     o.NoRollback,
 		FinalPartition: o.FinalPartition,
 	}
@@ -264,31 +266,6 @@ func readFile(name string, stdin io.Reader) ([]byte, error) {
 		return io.ReadAll(stdin)
 	}
 	return os.ReadFile(name)
-}
-
-// parseMaxLag reads --max-lag: durations bound seconds, quantities bytes.
-func parseMaxLag(v string) (int64, float64, error) {
-	if v == "" {
-		return 0, 0, nil
-	}
-	var bytes int64
-	var seconds float64
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if d, err := time.ParseDuration(item); err == nil {
-			if d <= 0 {
-				return 0, 0, cmdutil.UsageErrorf("--max-lag %q must be positive", item)
-			}
-			seconds = d.Seconds()
-			continue
-		}
-		q, err := resource.ParseQuantity(item)
-		if err != nil || q.Sign() <= 0 {
-			return 0, 0, cmdutil.UsageErrorf("--max-lag %q is neither a duration (10s) nor a positive byte size (64Mi)", item)
-		}
-		bytes = q.Value()
-	}
-	return bytes, seconds, nil
 }
 
 // Validate checks the flags before anything is read from the cluster.

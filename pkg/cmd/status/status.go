@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -47,6 +48,11 @@ type Options struct {
 	// Selector is -l: a label selector over the listed StatefulSets.
 	Selector   string
 	StuckAfter time.Duration
+	// MaxLag is --max-lag; Validate parses it into maxLag.
+	MaxLag string
+	// MaxSlotWAL is --max-slot-wal: how much WAL an inactive slot may
+	// retain before status names it.
+	MaxSlotWAL string
 
 	// EngineFor picks the database engine whose members fill the ROLE,
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
@@ -57,6 +63,9 @@ type Options struct {
 	// EngineTimeout bounds each engine query; zero means the engine's
 	// default.
 	EngineTimeout time.Duration
+	// ListEngineTimeout bounds each StatefulSet's engine in a list (-A);
+	// zero means status.DefaultListEngineTimeout.
+	ListEngineTimeout time.Duration
 
 	// WatchMinInterval is the shortest time between two redraws of
 	// --watch, so bursts of events draw once.
@@ -68,8 +77,10 @@ type Options struct {
 	// under --watch.
 	WatchEngineInterval time.Duration
 
-	client *kube.Client
-	theme  ui.Theme
+	client     *kube.Client
+	theme      ui.Theme
+	maxLag     plugins.HealthOptions
+	maxSlotWAL int64
 }
 
 // NewCmdStatus returns the status command.
@@ -124,7 +135,10 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
   kubectl sts status -A -l tier=db
 
   # Call a pod stuck when it has not been Ready for 2 minutes
-  kubectl sts status db --stuck-after 2m`,
+  kubectl sts status db --stuck-after 2m
+
+  # Name replicas more than 30s or 64Mi behind
+  kubectl sts status db --max-lag 30s,64Mi`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return cmdutil.UsageErrorf("%s takes at most one StatefulSet name, got %d: %q", cmd.CommandPath(), len(args), args)
@@ -147,6 +161,8 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector over the listed StatefulSets (e.g. -l 'tier=db,env!=dev'); supports '=', '==', '!=', 'in', 'notin'")
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
+	f.StringVar(&o.MaxLag, "max-lag", "", "Name replicas whose replication lag exceeds this, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
+	f.StringVar(&o.MaxSlotWAL, "max-slot-wal", "256Mi", "Name inactive replication slots that retain more WAL than this")
 	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
 	return cmd
 }
@@ -192,6 +208,18 @@ func (o *Options) Validate() error {
 	}
 	if o.StuckAfter <= 0 {
 		return cmdutil.UsageErrorf("--stuck-after must be positive, got %s", o.StuckAfter)
+	}
+	bytes, seconds, err := cmdutil.ParseMaxLag(o.MaxLag)
+	if err != nil {
+		return err
+	}
+	o.maxLag = plugins.HealthOptions{MaxLagBytes: bytes, MaxLagSeconds: seconds}
+	if o.MaxSlotWAL != "" {
+		q, err := resource.ParseQuantity(o.MaxSlotWAL)
+		if err != nil || q.Sign() <= 0 {
+			return cmdutil.UsageErrorf("--max-slot-wal %q is not a positive byte size (e.g. 256Mi)", o.MaxSlotWAL)
+		}
+		o.maxSlotWAL = q.Value()
 	}
 	if o.EngineFor == nil {
 		engines := all.New()
@@ -241,17 +269,18 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 func (o *Options) statusOptions() status.Options {
-	return status.Options{StuckAfter: o.StuckAfter}
+	return status.Options{StuckAfter: o.StuckAfter, MaxLag: o.maxLag, SlotRetainedBytes: o.maxSlotWAL}
 }
 
 func (o *Options) buildOptions() status.BuildOptions {
 	return status.BuildOptions{
-		Options:       o.statusOptions(),
-		Now:           o.Now,
-		EngineFor:     o.EngineFor,
-		Exec:          o.client.Exec,
-		EngineTimeout: o.EngineTimeout,
-		Selector:      o.Selector,
+		Options:           o.statusOptions(),
+		Now:               o.Now,
+		EngineFor:         o.EngineFor,
+		Exec:              o.client.Exec,
+		EngineTimeout:     o.EngineTimeout,
+		ListEngineTimeout: o.ListEngineTimeout,
+		Selector:          o.Selector,
 	}
 }
 
@@ -282,7 +311,7 @@ func (o *Options) list(ctx context.Context) error {
 			}
 			return nil
 		}
-		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces}
+		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
 		if err := o.theme.RenderStatusList(o.Out, reports, opts); err != nil {
 			return err
 		}
@@ -300,7 +329,7 @@ func (o *Options) print(w io.Writer, r *status.Report) error {
 	case OutputJSON, OutputYAML:
 		return o.marshal(w, r)
 	}
-	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide})
+	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide, EngineStaleAfter: o.WatchRefresh})
 }
 
 func (o *Options) marshal(w io.Writer, v any) error {

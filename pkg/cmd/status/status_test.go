@@ -515,3 +515,102 @@ func TestWatchEndsWhenTheStatefulSetIsDeleted(t *testing.T) {
 		t.Fatalf("watch did not end:\n%s", out.String())
 	}
 }
+
+// unreadEngine has a member that does not answer, with a long error.
+type unreadEngine struct{ fakeEngine }
+
+func (e *unreadEngine) Healthy(ms []plugins.Member, _ plugins.HealthOptions) (bool, string) {
+	if r := plugins.Unanswered(ms); r != "" {
+		return false, r
+	}
+	return true, ""
+}
+
+// Under --watch the engine is asked at most every WatchEngineInterval; a
+// frame drawn from an older answer says how old it is, and a long error
+// shows once per frame, not in the engine line, the table and the verdict.
+func TestWatchMarksStaleEngineDataAndSaysAnErrorOnce(t *testing.T) {
+	long := `psql: error: connection to server at "10.0.0.11", port 5432 failed: Connection refused; is the server running on that host and accepting TCP/IP connections?`
+	e := &unreadEngine{fakeEngine{members: []plugins.Member{
+		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},
+		{Pod: "db-1", Ordinal: 1, Role: plugins.RoleUnknown, Error: long},
+	}}}
+	fx := newFixture("db", 2)
+	f := cmdtesting.NewFakeOptions(fx.Objects()...)
+	o, out := watchOptions(f)
+	var mu sync.Mutex
+	clock := cmdtesting.FakeNow
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	o.EngineFor = func(*appsv1.StatefulSet) (plugins.Engine, error) { return e, nil }
+	o.WatchRefresh = 5 * time.Second
+	o.WatchEngineInterval = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- execute(ctx, o, "db", "--watch") }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Verdict:") }, 10*time.Second, 10*time.Millisecond, out.String())
+	assert.NotContains(t, out.String(), "engine data from")
+
+	// 20s later a pod changes: the frame reuses the engine's answer.
+	mu.Lock()
+	clock = clock.Add(20 * time.Second)
+	mu.Unlock()
+	pod := fx.Pod(1).DeepCopy()
+	pod.Status.ContainerStatuses[0].RestartCount = 1
+	_, err := f.Client.Kube.CoreV1().Pods(ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "Verdict:") >= 2 }, 10*time.Second, 10*time.Millisecond, out.String())
+	cancel()
+	<-done
+	assert.Equal(t, 1, e.Calls(), "asked once within the interval")
+	frames := strings.Split(out.String(), "--- ")[1:]
+	require.Len(t, frames, 2, out.String())
+	assert.Contains(t, frames[1], "(engine data from 20s ago, at 15:04:05)")
+	for _, fr := range frames {
+		assert.Equal(t, 1, strings.Count(fr, long), "the error once per frame:\n%s", fr)
+	}
+}
+
+// slowEngine answers only when its context ends.
+type slowEngine struct{ fakeEngine }
+
+func (e *slowEngine) Members(ctx context.Context, _ plugins.Target) ([]plugins.Member, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A list asks every StatefulSet's engine, each bounded by its own timeout:
+// a broken replica set no longer lists green, a database that does not
+// answer is named, and --engine none says plainly nothing was asked.
+func TestListAsksEnginesWithATimeoutEach(t *testing.T) {
+	other := statustest.New("prod", "elsewhere", 1, cmdtesting.FakeNow)
+	broken := &unreadEngine{fakeEngine{members: []plugins.Member{
+		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},
+		{Pod: "db-1", Ordinal: 1, Role: plugins.RoleUnknown, Error: "connection refused"},
+	}}}
+	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	o := statuscmd.NewOptions(f.Options)
+	o.ListEngineTimeout = 200 * time.Millisecond
+	o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
+		if sts.Name == "db" {
+			return broken, nil
+		}
+		return &slowEngine{}, nil
+	}
+	start := time.Now()
+	code := execute(context.Background(), o, "-A", "-o", "json")
+	assert.Less(t, time.Since(start), 5*time.Second, "bounded by the per-StatefulSet timeout")
+	assert.Equal(t, cmdutil.ExitDegraded, code, f.ErrOut.String())
+	var l status.List
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &l), f.Out.String())
+	require.Len(t, l.Items, 2)
+	assert.Equal(t, 1, broken.Calls())
+	assert.Equal(t, []status.Code{status.CodeEngineUnhealthy}, l.Items[0].Verdict.Codes())
+	require.NotNil(t, l.Items[1].Engine)
+	assert.Contains(t, l.Items[1].Engine.Error, "no answer within 200ms")
+	assert.Equal(t, []status.Code{status.CodeEngineUnavailable}, l.Items[1].Verdict.Codes())
+
+	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
+	assert.Equal(t, cmdutil.ExitOK, run(t, f, "-A"))
+	assert.Contains(t, f.Out.String(), "Database engines were not asked (--engine none)")
+}

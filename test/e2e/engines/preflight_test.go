@@ -1,0 +1,101 @@
+package engines
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
+	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+)
+
+// runCommand runs a kubectl sts command line in-process against the test
+// bed, through the real exec path.
+func runCommand(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	client := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns,
+		Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
+	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
+	code = cmd.Run(context.Background(), f.Options, args)
+	t.Logf("kubectl sts %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, f.Out, f.ErrOut)
+	return f.Out.String(), f.ErrOut.String(), code
+}
+
+// A rollout on a replica set that is already broken (pg-2 has no server)
+// is refused before anything changes, with the engine's reasons; --force
+// plans it anyway and says why.
+func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
+	s := newPGSet(t)
+	before := s.tracker.Snapshot().StatefulSet.ResourceVersion
+
+	_, stderr, code := runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--yes")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, stderr, "postgres reports the replica set of statefulset pg unhealthy before any change")
+	assert.Contains(t, stderr, "no answer from pg-2")
+	assert.Contains(t, stderr, "--force")
+	sts, err := cluster.Client.AppsV1().StatefulSets(s.ns).Get(context.Background(), "pg", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, before, sts.ResourceVersion, "nothing changed")
+	assert.Equal(t, "docker.io/library/postgres:15", sts.Spec.Template.Spec.Containers[1].Image)
+
+	stdout, _, code := runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--force", "--dry-run")
+	assert.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "--force: starting although postgres reports the replica set unhealthy")
+
+	// A bound Redis-style engines cannot measure is refused at plan time.
+	_, stderr, code = runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--engine", "redis", "--max-lag", "10s", "--yes")
+	assert.Equal(t, cmdutil.ExitUsage, code)
+	assert.Contains(t, stderr, "redis measures replication lag in bytes only")
+}
+
+// A member whose slot is named outside the derived conventions
+// (standby_pg_2) keeps it after scale-down: the summary lists it, status
+// names it, and the unrelated backup_keep survives.
+func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
+	s := newPGSet(t)
+	s.primary.Query(t, "SELECT pg_create_physical_replication_slot('standby_pg_2', true)")
+
+	stdout, _, code := runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--engine", "postgres", "--pvc", "keep", "--yes", "--timeout", "2m")
+	require.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "left in place of removed members: slot standby_pg_2")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))
+
+	r, code := statusReport(t, s.ns, "pg")
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	got := reasonsByObject(r)
+	assert.Contains(t, got, "LeftoverSlot slot/standby_pg_2")
+	assert.NotContains(t, got, "LeftoverSlot slot/backup_keep")
+}
+
+// A Redis replica pointed at a primary that is not there has its link
+// down: status says Degraded and names it, not a mere warning.
+func TestRedisBrokenLinkIsDegraded(t *testing.T) {
+	primary := dbserver.StartRedis(t, dbserver.RedisOptions{Password: redisPassword})
+	replica := primary.StartReplica(t)
+	b := newBed(t, "cache", "valkey/valkey:8", []map[string]string{redisEnv(primary), redisEnv(replica)})
+	r, code := statusReport(t, b.ns, "cache")
+	require.Equal(t, cmdutil.ExitOK, code, "healthy to begin with")
+
+	replica.Do(t, "REPLICAOF", "127.0.0.1", closedPort(t))
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		r, code = statusReport(t, b.ns, "cache")
+		if r.Verdict.Has(status.CodeReplicationBroken) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	assert.Equal(t, status.StateDegraded, r.Verdict.State)
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	reason := reasonsByObject(r)["ReplicationBroken pod/cache-1"]
+	assert.Equal(t, status.SeverityError, reason.Severity)
+	assert.Contains(t, reason.Message, "replica cache-1 has its replication link down (master_link_status: link down, primary 127.0.0.1:")
+}
