@@ -325,7 +325,10 @@ func TestEtcdRolloutGate(t *testing.T) {
 	assert.Contains(t, res.Out, "etcd reports the replica set healthy")
 
 	// The next rollout: after its first step, etcd-0 freezes while writes
-	// go on, so it stays behind; the gate of step 2 never passes.
+	// go on, so it stays behind; the gate of step 2 never passes. It must
+	// be a follower when it freezes: a frozen leader would stall the writes
+	// below until the others elect a new one.
+	require.NoError(t, s.etcd.MoveLeader(s.etcd.Members[1]))
 	client := e2eutil.Client(cluster, s.ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
