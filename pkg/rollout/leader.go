@@ -99,7 +99,8 @@ func handoffPending(l plugins.Leadership, step Step, updated func(pod string) bo
 	if why := leaderMisplaced(l, step, updated); why != "" {
 		return why
 	}
-	if updated(l.Leader) {
+	if updated(l.Leader) || len(oldBelow(l, updated)) == 0 {
+		// On the new revision, or rolled last anyway.
 		return ""
 	}
 	for _, v := range l.Voters {
@@ -222,6 +223,14 @@ func (x *execution) leaderLast(ctx context.Context, i int) error {
 		why := leaderMisplaced(l, step, updated)
 		if attempt > 0 {
 			why = handoffPending(l, step, updated)
+		}
+		if sts := snap.StatefulSet; why != "" && sts != nil && Partition(sts) <= step.Partition {
+			// A run stopped between this step's partition patch and its
+			// record: the controller is already rolling the step's pods, and
+			// a restart now would only roll the leader sooner.
+			x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf(
+				"step %d of %d: %s, but the partition is already %d and the controller is rolling the step's pods: the leader is not moved first", n, total, why, Partition(sts))})
+			return nil
 		}
 		if why == "" {
 			if attempt > 0 {

@@ -72,17 +72,19 @@ func TestLeaderPlanFor(t *testing.T) {
 }
 
 func TestHandoffPending(t *testing.T) {
-	plan, err := BuildPlan("db", 3, 0, nil)
+	plan, err := BuildPlan("db", 4, 0, nil)
 	require.NoError(t, err)
-	step2 := plan.Steps[1]
-	updated := func(p string) bool { return p == "db-2" }
-	l := plugins.Leadership{Leader: "db-1", LeaderOrdinal: 1, Voters: voters("db-0", "db-1", "db-2")}
-	assert.Equal(t, "db-1 leads and this step would roll it while db-0 is still on the old revision", handoffPending(l, step2, updated))
+	step2 := plan.Steps[1] // db-2
+	updated := func(p string) bool { return p == "db-3" }
+	l := plugins.Leadership{Leader: "db-2", LeaderOrdinal: 2, Voters: voters("db-0", "db-1", "db-2", "db-3")}
+	assert.Equal(t, "db-2 leads and this step would roll it while db-0, db-1 are still on the old revision", handoffPending(l, step2, updated))
+	l.Leader, l.LeaderOrdinal = "db-1", 1
+	assert.Equal(t, "db-1 on the old revision leads although db-3 on the new revision is synced", handoffPending(l, step2, updated),
+		"after a restart, an old leader that would need moving again is not enough while an updated server could lead")
+	assert.Empty(t, leaderMisplaced(l, step2, updated), "but before any restart db-1 leading is no reason to restart before this step")
 	l.Leader, l.LeaderOrdinal = "db-0", 0
-	assert.Equal(t, "db-0 on the old revision leads although db-2 on the new revision is synced", handoffPending(l, step2, updated),
-		"a leader on the old revision is not enough while an updated server could lead")
-	assert.Empty(t, leaderMisplaced(l, step2, updated), "but before any restart db-0 leading is no reason to restart")
-	l.Leader, l.LeaderOrdinal = "db-2", 2
+	assert.Empty(t, handoffPending(l, step2, updated), "db-0 is rolled last anyway")
+	l.Leader, l.LeaderOrdinal = "db-3", 3
 	assert.Empty(t, handoffPending(l, step2, updated))
 	l.Leader = ""
 	assert.Equal(t, "no server leads", handoffPending(l, step2, updated))

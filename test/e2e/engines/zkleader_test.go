@@ -218,12 +218,14 @@ func TestZooKeeperRolloutMovesALeaderThatWouldRollFirst(t *testing.T) {
 func TestZooKeeperRolloutLeaderAlreadyLowest(t *testing.T) {
 	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 3, Reconfig: true})
 	// zk-2 leads; when it stops zk-1 does, in a new epoch zk-0 follows.
-	// Then with zk-1 stopped too, zk-0 (new epoch) wins over zk-2 (old).
+	// Then with zk-1 stopped too, zk-0 (new epoch) wins over zk-2 (old),
+	// and zk-1 joins it when it starts again.
 	zkLeaderOn(t, z, 2)
 	z.Servers[2].Stop()
 	zkLeaderOn(t, z, 1, 2)
 	z.Servers[1].Stop()
 	require.NoError(t, z.Servers[2].Start())
+	zkLeaderOn(t, z, 0, 1)
 	require.NoError(t, z.Servers[1].Start())
 	zkLeaderOn(t, z, 0)
 
