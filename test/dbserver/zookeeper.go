@@ -214,16 +214,38 @@ func (s *ZKServer) Start() error {
 // Mode is the server's mode from srvr (leader, follower, observer), or ""
 // when it does not serve.
 func (s *ZKServer) Mode() string {
+	m, _ := s.ModeZxid()
+	return m
+}
+
+// ModeZxid is the server's mode and last zxid from srvr; "" when it does
+// not serve.
+func (s *ZKServer) ModeZxid() (mode, zxid string) {
 	out, err := s.Word("srvr")
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	for _, l := range strings.Split(out, "\n") {
 		if m, ok := strings.CutPrefix(l, "Mode: "); ok {
-			return strings.TrimSpace(m)
+			mode = strings.TrimSpace(m)
+		}
+		if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
+			zxid = strings.TrimSpace(z)
 		}
 	}
-	return ""
+	return mode, zxid
+}
+
+// Create creates the znode path with data through zkCli.sh on server s:
+// one transaction, which every synced server then has, so all report the
+// same last zxid.
+func (z *ZooKeeper) Create(s *ZKServer, path, data string) error {
+	cmd := exec.Command(filepath.Join(z.CliDir, "zkCli.sh"), "-server", "127.0.0.1:"+strconv.Itoa(s.ClientPort), "create", path, data)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Created "+path) {
+		return fmt.Errorf("zkCli.sh create %s on server %d: %v: %s", path, s.ID, err, out)
+	}
+	return nil
 }
 
 // Stop kills the server and waits for it.

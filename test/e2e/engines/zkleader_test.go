@@ -33,6 +33,7 @@ type zkKubelet struct {
 	starts   []string // pod@revision
 	leaders  []string
 	failures []string
+	log      []string
 	stop     chan struct{}
 	done     sync.WaitGroup
 }
@@ -82,12 +83,14 @@ func runZKKubelet(t *testing.T, b *bed, z *dbserver.ZooKeeper) *zkKubelet {
 			case gone && live[p.Name] == p.UID:
 				s.Stop()
 				delete(live, p.Name)
+				k.logf("stopped the server of %s", p.Name)
 			case !gone && live[p.Name] == "" && ev.Type != watch.Deleted:
 				if _, seen := live[p.Name]; seen {
 					continue
 				}
 				live[p.Name] = p.UID
 				err := s.Start()
+				k.logf("started the server of %s (%s)", p.Name, wait.PodRevision(p))
 				k.mu.Lock()
 				k.starts = append(k.starts, p.Name+"@"+wait.PodRevision(p))
 				if err != nil {
@@ -99,12 +102,20 @@ func runZKKubelet(t *testing.T, b *bed, z *dbserver.ZooKeeper) *zkKubelet {
 	}()
 	go func() {
 		defer k.done.Done()
+		last := ""
 		for {
 			leader := ""
+			var view []string
 			for i, s := range z.Servers {
-				if s.Mode() == "leader" {
+				mode, zxid := s.ModeZxid()
+				if mode == "leader" {
 					leader = fmt.Sprintf("zk-%d", i)
 				}
+				view = append(view, fmt.Sprintf("zk-%d %s %s", i, mode, zxid))
+			}
+			if v := strings.Join(view, ", "); v != last {
+				k.logf("%s", v)
+				last = v
 			}
 			k.mu.Lock()
 			if leader != "" && (len(k.leaders) == 0 || k.leaders[len(k.leaders)-1] != leader) {
@@ -121,6 +132,12 @@ func runZKKubelet(t *testing.T, b *bed, z *dbserver.ZooKeeper) *zkKubelet {
 	return k
 }
 
+func (k *zkKubelet) logf(format string, args ...any) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.log = append(k.log, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
+}
+
 // finish stops the kubelet and returns the starts, with each revision
 // named old or new, and the leaders seen.
 func (k *zkKubelet) finish(t *testing.T, oldRev, newRev string) (starts, leaders []string) {
@@ -130,6 +147,7 @@ func (k *zkKubelet) finish(t *testing.T, oldRev, newRev string) (starts, leaders
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	assert.Empty(t, k.failures)
+	t.Logf("servers:\n%s", strings.Join(k.log, "\n"))
 	for _, s := range k.starts {
 		s = strings.Replace(s, "@"+oldRev, "@old", 1)
 		starts = append(starts, strings.Replace(s, "@"+newRev, "@new", 1))
@@ -162,6 +180,85 @@ func zkLeaderOn(t *testing.T, z *dbserver.ZooKeeper, want int, down ...int) {
 	})
 }
 
+// zkLeader waits until one server leads and all serve, and returns it.
+func zkLeader(t *testing.T, z *dbserver.ZooKeeper) int {
+	t.Helper()
+	leader := -1
+	e2eutil.Poll{Timeout: waitTimeout}.Until(t, "one leader, every server serving", func(context.Context) (bool, error) {
+		leader = -1
+		for i, s := range z.Servers {
+			switch s.Mode() {
+			case "leader":
+				if leader >= 0 {
+					return false, nil
+				}
+				leader = i
+			case "":
+				return false, nil
+			}
+		}
+		return leader >= 0, nil
+	})
+	return leader
+}
+
+// zkMakeLeader moves the leadership of an ensemble of three to zk-<want>
+// with ZooKeeper's own election, which picks the newest epoch, then the
+// newest zxid, then the highest server id: stopping the leader makes the
+// two others elect one; if that is the third server, stopping it too and
+// starting the first leader again (which missed an epoch) leaves want the
+// newest.
+func zkMakeLeader(t *testing.T, z *dbserver.ZooKeeper, want int) {
+	t.Helper()
+	l := zkLeader(t, z)
+	if l == want {
+		return
+	}
+	other := 3 - l - want
+	z.Servers[l].Stop()
+	var now int
+	e2eutil.Poll{Timeout: waitTimeout}.Until(t, "a new leader", func(context.Context) (bool, error) {
+		for _, i := range []int{want, other} {
+			if z.Servers[i].Mode() == "leader" {
+				now = i
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if now != want {
+		z.Servers[other].Stop()
+		require.NoError(t, z.Servers[l].Start())
+		zkLeaderOn(t, z, want, other)
+		require.NoError(t, z.Servers[other].Start())
+	} else {
+		require.NoError(t, z.Servers[l].Start())
+	}
+	zkLeaderOn(t, z, want)
+}
+
+// zkSameZxid writes one znode through the leader and waits until every
+// server reports the same last zxid. An idle ensemble does not: a follower
+// that joined a new epoch with nothing to sync reports an older zxid (0x0)
+// than the leader and a restarted server (the epoch's first zxid), and the
+// election, which prefers the newest zxid, then depends on which server
+// restarted last. With one transaction every synced server has the same,
+// and the election picks the highest server id among those that answer, as
+// in an ensemble in use.
+func zkSameZxid(t *testing.T, z *dbserver.ZooKeeper, leader int) {
+	t.Helper()
+	require.NoError(t, z.Create(z.Servers[leader], "/kubectl-sts-test", "x"))
+	e2eutil.Poll{Timeout: waitTimeout}.Until(t, "every server at the same zxid", func(context.Context) (bool, error) {
+		_, want := z.Servers[leader].ModeZxid()
+		for _, s := range z.Servers {
+			if _, zxid := s.ModeZxid(); zxid != want || zxid == "" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
 // rolloutLeaderLast runs a staged rollout of a new image, one pod per
 // step, with the kubelet running, and returns its output, the starts and
 // the leaders.
@@ -185,12 +282,8 @@ func rolloutLeaderLast(t *testing.T, b *bed, z *dbserver.ZooKeeper) (e2eutil.Res
 // then rolled as followers. One leader change in the whole rollout.
 func TestZooKeeperRolloutMovesALeaderThatWouldRollFirst(t *testing.T) {
 	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 3, Reconfig: true})
-	// The ensemble elected zk-2 (highest id); zk-1 takes over when it stops.
-	zkLeaderOn(t, z, 2)
-	z.Servers[2].Stop()
-	zkLeaderOn(t, z, 1, 2)
-	require.NoError(t, z.Servers[2].Start())
-	zkLeaderOn(t, z, 1)
+	zkMakeLeader(t, z, 1)
+	zkSameZxid(t, z, 1)
 
 	client := e2eutil.Client(cluster, b.ns)
 	dry := e2eutil.Run(t, client, 2*time.Minute, "rollout", "zk", "--staged", "--image", "db=zookeeper:3.9", "--dry-run")
@@ -217,17 +310,8 @@ func TestZooKeeperRolloutMovesALeaderThatWouldRollFirst(t *testing.T) {
 // zk-0 is rolled and zk-2 and zk-1 are on the new revision.
 func TestZooKeeperRolloutLeaderAlreadyLowest(t *testing.T) {
 	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 3, Reconfig: true})
-	// zk-2 leads; when it stops zk-1 does, in a new epoch zk-0 follows.
-	// Then with zk-1 stopped too, zk-0 (new epoch) wins over zk-2 (old),
-	// and zk-1 joins it when it starts again.
-	zkLeaderOn(t, z, 2)
-	z.Servers[2].Stop()
-	zkLeaderOn(t, z, 1, 2)
-	z.Servers[1].Stop()
-	require.NoError(t, z.Servers[2].Start())
-	zkLeaderOn(t, z, 0, 1)
-	require.NoError(t, z.Servers[1].Start())
-	zkLeaderOn(t, z, 0)
+	zkMakeLeader(t, z, 0)
+	zkSameZxid(t, z, 0)
 
 	client := e2eutil.Client(cluster, b.ns)
 	dry := e2eutil.Run(t, client, 2*time.Minute, "rollout", "zk", "--staged", "--image", "db=zookeeper:3.9", "--dry-run")
