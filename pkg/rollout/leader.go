@@ -207,7 +207,7 @@ func (x *execution) leaderLast(ctx context.Context, i int) error {
 	if h := st.Handoff; h != nil && h.Step == n {
 		attempt = h.Attempt
 		if p := x.tracker.Snapshot().Pod(h.Pod); p == nil || p.UID != h.UID || p.DeletionTimestamp != nil {
-			if err := x.settleRestart(ctx, e, h.Pod, h.UID, ""); err != nil {
+			if err := x.settleRestart(ctx, e, h.Pod, h.UID); err != nil {
 				return err
 			}
 		}
@@ -276,17 +276,18 @@ func (x *execution) leaderLast(ctx context.Context, i int) error {
 		if err != nil {
 			return err
 		}
-		if err := x.settleRestart(ctx, e, pod.Name, pod.UID, wait.PodRevision(pod)); err != nil {
+		if err := x.settleRestart(ctx, e, pod.Name, pod.UID); err != nil {
 			return err
 		}
 	}
 }
 
-// settleRestart waits until pod, restarted from uid, is Ready again (at
-// revision, if given) and the engine reports the ensemble healthy.
-func (x *execution) settleRestart(ctx context.Context, e plugins.Engine, pod string, uid types.UID, revision string) error {
+// settleRestart waits until pod, restarted from uid, is Ready again (on
+// whatever revision the controller gives a pod below the partition) and
+// the engine reports the ensemble healthy.
+func (x *execution) settleRestart(ctx context.Context, e plugins.Engine, pod string, uid types.UID) error {
 	st := x.st
-	ready := wait.PodReplacedReady(pod, uid, revision)
+	ready := wait.PodReplacedReady(pod, uid, "")
 	t := plugins.Target{Exec: x.r.Exec, Container: st.Gates.ExecContainer}
 	health := plugins.HealthGate(e, t, plugins.HealthOptions{MaxLagBytes: st.Gates.MaxLagBytes, MaxLagSeconds: st.Gates.MaxLagSeconds}, x.r.interval())
 	gates := []wait.Gate{ready, abortGate(x.r.Name, st.ID), driftGate(x.r.Name, x.base)}
