@@ -31,6 +31,7 @@ type zkKubelet struct {
 
 	mu       sync.Mutex
 	starts   []string // pod@revision
+	stops    []string // pod:mode
 	leaders  []string
 	failures []string
 	log      []string
@@ -81,6 +82,10 @@ func runZKKubelet(t *testing.T, b *bed, z *dbserver.ZooKeeper) *zkKubelet {
 			gone := ev.Type == watch.Deleted || p.DeletionTimestamp != nil
 			switch {
 			case gone && live[p.Name] == p.UID:
+				mode := s.Mode()
+				k.mu.Lock()
+				k.stops = append(k.stops, p.Name+":"+mode)
+				k.mu.Unlock()
 				s.Stop()
 				delete(live, p.Name)
 				k.logf("stopped the server of %s", p.Name)
@@ -139,8 +144,9 @@ func (k *zkKubelet) logf(format string, args ...any) {
 }
 
 // finish stops the kubelet and returns the starts, with each revision
-// named old or new, and the leaders seen.
-func (k *zkKubelet) finish(t *testing.T, oldRev, newRev string) (starts, leaders []string) {
+// named old or new, the stops with the server's mode just before, and the
+// leaders seen.
+func (k *zkKubelet) finish(t *testing.T, oldRev, newRev string) (starts, stops, leaders []string) {
 	t.Helper()
 	close(k.stop)
 	k.done.Wait()
@@ -152,7 +158,7 @@ func (k *zkKubelet) finish(t *testing.T, oldRev, newRev string) (starts, leaders
 		s = strings.Replace(s, "@"+oldRev, "@old", 1)
 		starts = append(starts, strings.Replace(s, "@"+newRev, "@new", 1))
 	}
-	return starts, k.leaders
+	return starts, k.stops, k.leaders
 }
 
 // zkLeaderOn waits until exactly the server of pod zk-<want> leads and
@@ -262,17 +268,17 @@ func zkSameZxid(t *testing.T, z *dbserver.ZooKeeper, leader int) {
 // rolloutLeaderLast runs a staged rollout of a new image, one pod per
 // step, with the kubelet running, and returns its output, the starts and
 // the leaders.
-func rolloutLeaderLast(t *testing.T, b *bed, z *dbserver.ZooKeeper) (e2eutil.Result, []string, []string) {
+func rolloutLeaderLast(t *testing.T, b *bed, z *dbserver.ZooKeeper) (res e2eutil.Result, starts, stops, leaders []string) {
 	t.Helper()
 	client := e2eutil.Client(cluster, b.ns)
 	k := runZKKubelet(t, b, z)
 	oldRev := e2eutil.StatefulSet(t, cluster, b.ns, "zk").Status.CurrentRevision
-	res := e2eutil.Run(t, client, 8*time.Minute, "rollout", "zk", "--staged", "--image", "db=zookeeper:3.9", "--yes")
+	res = e2eutil.Run(t, client, 8*time.Minute, "rollout", "zk", "--staged", "--image", "db=zookeeper:3.9", "--yes")
 	t.Logf("rollout (%d):\n%s\n%s", res.Code, res.Out, res.ErrOut)
 	newRev := e2eutil.StatefulSet(t, cluster, b.ns, "zk").Status.UpdateRevision
-	starts, leaders := k.finish(t, oldRev, newRev)
-	t.Logf("starts: %q; leaders: %q", starts, leaders)
-	return res, starts, leaders
+	starts, stops, leaders = k.finish(t, oldRev, newRev)
+	t.Logf("stops: %q; starts: %q; leaders: %q", stops, starts, leaders)
+	return res, starts, stops, leaders
 }
 
 // TestZooKeeperRolloutMovesALeaderThatWouldRollFirst: zk-1 leads, so step
@@ -291,8 +297,10 @@ func TestZooKeeperRolloutMovesALeaderThatWouldRollFirst(t *testing.T) {
 	assert.Contains(t, dry.Out, "leader:     zk-1 leads and step 2 of 3 would roll it while zk-0 is still on the old revision.")
 	assert.Contains(t, dry.Out, "before step 2 the rollout restarts pod zk-1 in place")
 
-	res, starts, leaders := rolloutLeaderLast(t, b, z)
+	res, starts, stops, leaders := rolloutLeaderLast(t, b, z)
 	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, []string{"zk-2:follower", "zk-1:leader", "zk-1:follower", "zk-0:follower"}, stops,
+		"servers stopped, in order, with their mode: the leader only for the restart in place")
 	assert.Equal(t, []string{"zk-2@new", "zk-1@old", "zk-1@new", "zk-0@new"}, starts, "pods restarted, in order, with their revision")
 	assert.Equal(t, []string{"zk-1", "zk-2"}, leaders, "the leadership moved once, to the updated zk-2, before zk-1 was rolled")
 	assert.Contains(t, res.Out, "restarting pod zk-1 in place")
@@ -318,8 +326,10 @@ func TestZooKeeperRolloutLeaderAlreadyLowest(t *testing.T) {
 	require.Equal(t, cmdutil.ExitOK, dry.Code, dry.ErrOut)
 	assert.Contains(t, dry.Out, "leader:     zk-0 leads and is rolled last, in step 3 of 3, when every other voter is on the new revision: no extra restart")
 
-	res, starts, leaders := rolloutLeaderLast(t, b, z)
+	res, starts, stops, leaders := rolloutLeaderLast(t, b, z)
 	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, []string{"zk-2:follower", "zk-1:follower", "zk-0:leader"}, stops,
+		"servers stopped, in order, with their mode: the leader last")
 	assert.Equal(t, []string{"zk-2@new", "zk-1@new", "zk-0@new"}, starts, "pods restarted, in order, with their revision")
 	assert.Equal(t, []string{"zk-0", "zk-2"}, leaders, "zk-0 led until it was rolled last")
 	assert.NotContains(t, res.Out, "restarting pod")
