@@ -279,3 +279,24 @@ func TestLeaderHandoffStopsAfterMaxRestarts(t *testing.T) {
 	assert.Equal(t, []string{"db-1", "db-1", "db-1"}, *evicted)
 	assert.Equal(t, int32(2), Partition(c.sts("db")), "the partition holds after step 1")
 }
+
+// The leader is the highest ordinal, rolled in the first step, when no
+// server is on the new revision yet: its restart in place hands the
+// leadership to an old server (db-1), which is moved once more, to the
+// updated db-2, before its own step.
+func TestLeaderOnTheHighestOrdinalMovesTwice(t *testing.T) {
+	c := setup(t, 3)
+	from := c.applyPending("app:v2", 3)
+	n := len(c.podChanges())
+	evicted := evictions(c, nil)
+	e := &electingEngine{fakeEngine: &fakeEngine{healthy: func() bool { return true }}, leader: "db-2"}
+	r := leaderRunner(c, e)
+	pv, err := r.Prepare(ctxT(t), Request{Gates: Gates{Engine: "auto"}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, pv.Leader.RestartBefore)
+	require.NoError(t, r.Run(ctxT(t), pv))
+	to := c.sts("db").Status.CurrentRevision
+	assert.Equal(t, []string{"db-2:old", "db-2:new", "db-1:old", "db-1:new", "db-0:new"}, changesSince(c, n, from, to))
+	assert.Equal(t, []string{"db-2", "db-1"}, *evicted)
+	assert.Equal(t, []string{"db-1", "db-2"}, e.elections)
+}
