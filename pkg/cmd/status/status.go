@@ -3,7 +3,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
@@ -28,12 +26,11 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
-// Output formats of -o.
+// The command's own formats of -o; kubectl's printers (json, yaml, name,
+// jsonpath, go-template) print the JSON document.
 const (
 	OutputTable = "table"
 	OutputWide  = "wide"
-	OutputJSON  = "json"
-	OutputYAML  = "yaml"
 )
 
 // Options holds the flags of `kubectl sts status`.
@@ -41,8 +38,9 @@ type Options struct {
 	*cmdutil.Options
 
 	// Name is the StatefulSet; empty lists every StatefulSet in scope.
-	Name          string
-	Output        string
+	Name string
+	// Output is -o: the table, wide, or a kubectl printer of the document.
+	Output        *cmdutil.OutputFlags
 	Watch         bool
 	AllNamespaces bool
 	// Selector is -l: a label selector over the listed StatefulSets.
@@ -92,7 +90,7 @@ func NewCmdStatus(parent *cmdutil.Options) *cobra.Command {
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
 		Options:             parent,
-		Output:              OutputTable,
+		Output:              cmdutil.NewOutputFlags(OutputTable, OutputWide),
 		StuckAfter:          status.DefaultStuckAfter,
 		WatchMinInterval:    500 * time.Millisecond,
 		WatchRefresh:        5 * time.Second,
@@ -125,6 +123,9 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
   # The model as JSON (schema in docs/status.md)
   kubectl sts status db -o json
 
+  # One field of it, as kubectl's jsonpath prints it
+  kubectl sts status db -o jsonpath='{.verdict.state}'
+
   # Redraw on every change until Ctrl-C
   kubectl sts status db --watch
 
@@ -156,7 +157,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format: table, wide, json or yaml")
+	o.Output.AddFlags(cmd)
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector over the listed StatefulSets (e.g. -l 'tier=db,env!=dev'); supports '=', '==', '!=', 'in', 'notin'")
@@ -180,12 +181,8 @@ func (o *Options) Complete(args []string) error {
 
 // Validate checks the flags before anything is read from the cluster.
 func (o *Options) Validate() error {
-	switch o.Output {
-	case OutputTable, OutputWide, OutputJSON, OutputYAML:
-	case "":
-		o.Output = OutputTable
-	default:
-		return cmdutil.UsageErrorf("invalid output format %q: use table, wide, json or yaml", o.Output)
+	if err := o.Output.Validate(); err != nil {
+		return err
 	}
 	if o.Name != "" {
 		if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
@@ -293,9 +290,13 @@ func (o *Options) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch o.Output {
-	case OutputJSON, OutputYAML:
-		if err := o.marshal(o.Out, status.NewList(reports)); err != nil {
+	switch {
+	case !o.Output.Human():
+		refs := make([]cmdutil.Ref, len(reports))
+		for i, r := range reports {
+			refs[i] = cmdutil.StatefulSetRef(r.StatefulSet.Namespace, r.StatefulSet.Name)
+		}
+		if err := o.Output.Print(o.Out, status.KindList, status.NewList(reports), refs...); err != nil {
 			return err
 		}
 	default:
@@ -311,7 +312,7 @@ func (o *Options) list(ctx context.Context) error {
 			}
 			return nil
 		}
-		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
+		opts := ui.StatusOptions{Wide: o.Output.Is(OutputWide), AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
 		if err := o.theme.RenderStatusList(o.Out, reports, opts); err != nil {
 			return err
 		}
@@ -325,28 +326,10 @@ func (o *Options) list(ctx context.Context) error {
 }
 
 func (o *Options) print(w io.Writer, r *status.Report) error {
-	switch o.Output {
-	case OutputJSON, OutputYAML:
-		return o.marshal(w, r)
+	if !o.Output.Human() {
+		return o.Output.Print(w, status.KindReport, r, cmdutil.StatefulSetRef(r.StatefulSet.Namespace, r.StatefulSet.Name))
 	}
-	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide, EngineStaleAfter: o.WatchRefresh})
-}
-
-func (o *Options) marshal(w io.Writer, v any) error {
-	if o.Output == OutputYAML {
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output.Is(OutputWide), EngineStaleAfter: o.WatchRefresh})
 }
 
 // explainNotFound adds what a missing StatefulSet most likely means: the
