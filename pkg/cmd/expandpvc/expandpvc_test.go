@@ -134,8 +134,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"db", "--size", "2Gi", "--restart", "sometimes"}, `--restart "sometimes" is not valid: use auto, always or never`},
 		{[]string{"db", "--size", "2Gi", "--update-template", "--no-update-template"}, "contradict each other"},
 		{[]string{"db", "--size", "2Gi", "--engine", "oracle"}, `unknown engine "oracle"`},
-		{[]string{"db", "--size", "2Gi", "-o", "yaml"}, `invalid output format "yaml"`},
-		{[]string{"db", "--size", "2Gi", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"db", "--size", "2Gi", "-o", "xml"}, `unable to match a printer suitable for the output format "xml"`},
+		{[]string{"db", "--size", "2Gi", "--step-timeout", "0s"}, "--step-timeout must be positive"},
+		{[]string{"db", "--size", "2Gi", "--timeout", "-1m"}, "--timeout cannot be negative"},
 		{[]string{"db", "--size", "2Gi", "--claim", "Bad_Name"}, "is not a valid volumeClaimTemplate name"},
 		{[]string{"DB", "--size", "2Gi"}, "is not a valid StatefulSet name"},
 	} {
