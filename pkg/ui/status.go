@@ -493,17 +493,6 @@ func (t Theme) RenderStatusList(w io.Writer, reports []*status.Report, opts Stat
 		h = append(h, "STRATEGY", "POLICY", "MESSAGE")
 	}
 	tb := Table{Headers: h}
-	if !opts.Wide {
-		// The default list fits 120 columns: long names and reason lists
-		// are shortened; -o wide shows them whole.
-		first := 0
-		if opts.AllNamespaces {
-			first = 1
-			tb.Shrink = append(tb.Shrink, Shrink{0, 12})
-		}
-		tb.MaxWidth = DefaultWidth
-		tb.Shrink = append([]Shrink{{len(h) - 1, 16}}, append(tb.Shrink, Shrink{first, 16})...)
-	}
 	for _, r := range reports {
 		s := r.StatefulSet
 		var row []Cell
