@@ -154,7 +154,9 @@ func (o *Options) ProgressPrinter(output *OutputFlags) (*ui.ProgressPrinter, err
 	case o.OutIsTerminal():
 		mode = ui.ProgressLive
 	}
-	return ui.NewProgressPrinter(out, theme, mode, o.Now), nil
+	p := ui.NewProgressPrinter(out, theme, mode, o.Now)
+	p.Verbose = o.Verbosity > 0
+	return p, nil
 }
 
 // AddTakeOverFlag binds --take-over, offered by every command that holds an
