@@ -47,9 +47,9 @@ type ProgressPrinter struct {
 	steps   []*stepTally
 	// finished: the workflow reported success after its steps.
 	finished bool
-	footer  bool
-	stopped chan struct{}
-	done    chan struct{}
+	footer   bool
+	stopped  chan struct{}
+	done     chan struct{}
 }
 
 // stepTally is what the footer and the summary know of one step.

@@ -2,11 +2,11 @@ package ui
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
