@@ -36,9 +36,10 @@ type Options struct {
 	OnlineResizeWait time.Duration
 	DisableEviction  bool
 	cmdutil.ChangeFlags
-	Force         bool
-	Engine        string
-	EngineTimeout time.Duration
+	Force bool
+	// EngineFlags is --engine (whose roles order the ordinals, primary
+	// last) and --engine-timeout.
+	cmdutil.EngineFlags
 	// Output is -o: text, JSON lines (plan, events, result), or a kubectl
 	// printer of the plan (dry run) or the result.
 	Output *cmdutil.OutputFlags
@@ -58,7 +59,7 @@ func NewCmdExpandPVC(parent *cmdutil.Options) *cobra.Command {
 		Restart:          string(expand.RestartAuto),
 		UpdateTemplate:   true,
 		OnlineResizeWait: expand.DefaultOnlineResizeWait,
-		Engine:           plugins.EngineAuto,
+		EngineFlags:      *cmdutil.NewEngineFlags(),
 		Output:           cmdutil.NewWorkflowOutputFlags(),
 		Engines:          all.New(),
 	}
@@ -147,8 +148,7 @@ ran out) or claims left waiting for a pod restart; 130 interrupted. See docs/exp
 	o.ChangeFlags.AddFlags(o.Options, cmd)
 	cmdutil.AddTakeOverFlag(f, o.Options)
 	f.BoolVar(&o.Force, "force", false, "Go ahead while a rollout is under way or pods are not Ready (the refusal says what each risks)")
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose roles order the ordinals (primary last): auto, none, or an engine name")
-	f.DurationVar(&o.EngineTimeout, "engine-timeout", 0, "Bound on each database query (0: the engine's default)")
+	o.EngineFlags.AddFlags(cmd, o.engines().Names(), cmdutil.EngineTimeoutFlag)
 	o.Output.AddFlags(cmd)
 	return cmd
 }
@@ -192,14 +192,11 @@ func (o *Options) Validate() error {
 	if o.OnlineResizeWait <= 0 {
 		return cmdutil.UsageErrorf("--online-resize-wait must be positive, got %s", o.OnlineResizeWait)
 	}
-	if o.EngineTimeout < 0 {
-		return cmdutil.UsageErrorf("--engine-timeout must not be negative, got %s", o.EngineTimeout)
-	}
 	if err := o.Output.Validate(); err != nil {
 		return err
 	}
-	if _, err := o.engines().Detect(nil, o.Engine); err != nil {
-		return cmdutil.UsageErrorf("%v", err)
+	if err := o.EngineFlags.Validate(o.engines()); err != nil {
+		return err
 	}
 	return nil
 }
@@ -242,7 +239,7 @@ func (o *Options) Run(ctx context.Context) error {
 			}
 			return e, nil
 		},
-		EngineTimeout: o.EngineTimeout,
+		EngineTimeout: o.EngineFlags.Timeout,
 		Journal:       journal.New(c.Kube, c.Namespace, o.Name, journal.DefaultHolder()).WithClock(o.Now, journal.DefaultLeaseDuration).WithTakeOver(o.TakeOver),
 		Events:        kube.APIEventRecorder{Client: c.Kube, Now: o.Now},
 		Sink:          printer,

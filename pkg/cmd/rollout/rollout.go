@@ -44,7 +44,8 @@ type Options struct {
 	RollbackTimeout time.Duration
 	GateExec        string
 	GateCmd         string
-	Engine          string
+	// EngineFlags is --engine, whose health gates the steps.
+	cmdutil.EngineFlags
 	MaxLag          string
 
 	PauseAfter     []int
@@ -68,7 +69,7 @@ func NewCmdRollout(parent *cmdutil.Options) *cobra.Command {
 		Options:         parent,
 		RollbackTimeout: rollout.DefaultRollbackTimeout,
 		Output:          cmdutil.NewWorkflowOutputFlags(),
-		Engine:          plugins.EngineAuto,
+		EngineFlags:     *cmdutil.NewEngineFlags(),
 		Engines:         all.New(),
 	}
 	cmd := &cobra.Command{
@@ -148,7 +149,7 @@ aborted), 6 paused, 130 interrupted. See docs/rollout.md.`,
 	f.DurationVar(&o.RollbackTimeout, "rollback-timeout", o.RollbackTimeout, "How long a rollback may take for every pod to be Ready on the previous revision")
 	f.StringVar(&o.GateExec, "gate-exec", "", "Command (sh -c) run in each pod a step updated; exit 0 passes")
 	f.StringVar(&o.GateCmd, "gate-cmd", "", "Command (sh -c) run on this machine after each step, with KUBECTL_STS_* variables; exit 0 passes")
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose health gates the steps: auto, none, or an engine name")
+	o.EngineFlags.AddFlags(cmd, o.Engines.Names(), 0)
 	f.StringVar(&o.MaxLag, "max-lag", "", "Engine gate: largest replication lag allowed, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
 	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until kubectl sts rollout resume (or Enter on a terminal)")
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
@@ -263,6 +264,9 @@ func (o *Options) Validate() error {
 		return err
 	}
 	if err := o.TimeoutFlags.Validate(); err != nil {
+		return err
+	}
+	if err := o.EngineFlags.Validate(o.Engines); err != nil {
 		return err
 	}
 	switch {

@@ -118,10 +118,8 @@ continues the rollout itself from the step where it stopped, with the recorded p
   kubectl sts rollout resume db --dry-run=client`,
 		},
 		changes: true,
-		flags: func(o *SubOptions, cmd *cobra.Command) {
-			cmd.Flags().DurationVar(&o.Timeout.Timeout, "timeout", 0, "How long the rest of the rollout may take (0: no limit); when it runs out the command stops cleanly, keeps the record and exits 5")
-		},
-		run: runResume,
+		flags:   func(o *SubOptions, cmd *cobra.Command) { o.Timeout.AddTimeoutFlag(cmd) },
+		run:     runResume,
 	})
 }
 
@@ -174,7 +172,7 @@ Exit codes: 4 rolled back, 5 the rollback did not finish (or --timeout ran out),
 		changes: true,
 		flags: func(o *SubOptions, cmd *cobra.Command) {
 			cmd.Flags().DurationVar(&o.RollbackTimeout, "rollback-timeout", 0, "How long the rollback may take for every pod to be Ready on the previous revision (default: the recorded value, or 10m)")
-			cmd.Flags().DurationVar(&o.Timeout.Timeout, "timeout", 0, "How long the whole undo may take (0: no limit); when it runs out the command stops cleanly, keeps the record and exits 5")
+			o.Timeout.AddTimeoutFlag(cmd)
 		},
 		run: runUndo,
 	})

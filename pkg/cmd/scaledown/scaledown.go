@@ -39,9 +39,9 @@ type Options struct {
 	PVC           string
 	PVCSet        bool
 	SnapshotClass string
-	Engine        string
+	// EngineFlags is --engine (whose removal steps run) and --container.
+	cmdutil.EngineFlags
 	SlotNames     []string
-	Container     string
 	AllowZero     bool
 	Force         bool
 	Abort         bool
@@ -63,7 +63,7 @@ type Options struct {
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
 		Options: parent,
-		Engine:  plugins.EngineAuto,
+		EngineFlags: *cmdutil.NewEngineFlags(),
 		Output:  cmdutil.NewWorkflowOutputFlags(),
 		Engines: all.New(),
 		Holder:  journal.DefaultHolder(),
@@ -143,9 +143,8 @@ Exit codes: 0 done (or dry run), 1 refused or failed before any change,
 	f.StringVar(&o.SnapshotClass, "snapshot-class", "", "VolumeSnapshotClass for --pvc snapshot (default: the cluster's default class)")
 	f.BoolVar(&o.AllowZero, "allow-zero", false, "Allow --replicas 0, which removes every pod")
 	AddCommonFlags(o, cmd)
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine for the removal steps: auto, postgres, mysql, mongodb, redis, etcd, zookeeper or none")
+	o.EngineFlags.AddFlags(cmd, o.Engines.Names(), cmdutil.EngineContainerFlag)
 	f.StringArrayVar(&o.SlotNames, "slot-name", nil, "Replication slot of a removed member (repeatable); {ordinal} and {pod} are replaced per ordinal (default: the engine's naming rules)")
-	f.StringVarP(&o.Container, "container", "c", "", "Container to run engine commands in (default: the engine's)")
 	f.BoolVar(&o.Force, "force", false, "Proceed although a rollout is in progress or the StatefulSet is not healthy (never skips the primary, PDB or PVC checks)")
 	f.BoolVar(&o.Abort, "abort", false, "Drop the record of an interrupted scale-down instead of resuming it; changes nothing else")
 	return cmd
@@ -179,6 +178,9 @@ func (o *Options) Validate() error {
 		return err
 	}
 	if err := o.TimeoutFlags.Validate(); err != nil {
+		return err
+	}
+	if err := o.EngineFlags.Validate(o.Engines); err != nil {
 		return err
 	}
 	if o.Abort {

@@ -56,11 +56,9 @@ type Options struct {
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
 	// report has Kubernetes facts only. The --engine flag sets it.
 	EngineFor func(sts *appsv1.StatefulSet) (plugins.Engine, error)
-	// Engine is --engine; Validate turns it into EngineFor when that is unset.
-	Engine string
-	// EngineTimeout bounds each engine query; zero means the engine's
-	// default.
-	EngineTimeout time.Duration
+	// EngineFlags is --engine (Validate turns it into EngineFor when that
+	// is unset) and --engine-timeout, the bound of each engine query.
+	cmdutil.EngineFlags
 	// ListEngineTimeout bounds each StatefulSet's engine in a list (-A);
 	// zero means status.DefaultListEngineTimeout.
 	ListEngineTimeout time.Duration
@@ -90,6 +88,7 @@ func NewCmdStatus(parent *cmdutil.Options) *cobra.Command {
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
 		Options:             parent,
+		EngineFlags:         *cmdutil.NewEngineFlags(),
 		Output:              cmdutil.NewOutputFlags(OutputTable, OutputWide),
 		StuckAfter:          status.DefaultStuckAfter,
 		WatchMinInterval:    500 * time.Millisecond,
@@ -164,7 +163,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
 	f.StringVar(&o.MaxLag, "max-lag", "", "Name replicas whose replication lag exceeds this, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
 	f.StringVar(&o.MaxSlotWAL, "max-slot-wal", "256Mi", "Name inactive replication slots that retain more WAL than this")
-	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
+	o.EngineFlags.AddFlags(cmd, all.New().Names(), cmdutil.EngineTimeoutFlag)
 	return cmd
 }
 
@@ -220,12 +219,8 @@ func (o *Options) Validate() error {
 	}
 	if o.EngineFor == nil {
 		engines := all.New()
-		switch o.Engine {
-		case "", "auto", "none":
-		default:
-			if _, ok := engines.Lookup(o.Engine); !ok {
-				return cmdutil.UsageErrorf("unknown --engine %q: use auto, none or one of %s", o.Engine, strings.Join(engines.Names(), ", "))
-			}
+		if err := o.EngineFlags.Validate(engines); err != nil {
+			return err
 		}
 		engine := o.Engine
 		o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) { return engines.Detect(sts, engine) }
@@ -275,7 +270,7 @@ func (o *Options) buildOptions() status.BuildOptions {
 		Now:               o.Now,
 		EngineFor:         o.EngineFor,
 		Exec:              o.client.Exec,
-		EngineTimeout:     o.EngineTimeout,
+		EngineTimeout:     o.EngineFlags.Timeout,
 		ListEngineTimeout: o.ListEngineTimeout,
 		Selector:          o.Selector,
 	}

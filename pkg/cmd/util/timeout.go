@@ -24,9 +24,14 @@ type TimeoutFlags struct {
 // says what one step is).
 func (f *TimeoutFlags) AddFlags(cmd *cobra.Command, stepDefault time.Duration, step string) {
 	f.StepTimeout = stepDefault
-	fl := cmd.Flags()
-	fl.DurationVar(&f.Timeout, "timeout", 0, "How long the whole operation may take (0: no limit); when it runs out the command stops cleanly as on Ctrl-C, keeps the record and exits 5: run it again to continue")
-	fl.DurationVar(&f.StepTimeout, "step-timeout", f.StepTimeout, "How long "+step+" may take")
+	f.AddTimeoutFlag(cmd)
+	cmd.Flags().DurationVar(&f.StepTimeout, "step-timeout", f.StepTimeout, "How long "+step+" may take")
+}
+
+// AddTimeoutFlag binds --timeout alone, for a command that continues a
+// recorded operation whose steps keep their recorded bounds.
+func (f *TimeoutFlags) AddTimeoutFlag(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&f.Timeout, "timeout", 0, "How long the whole operation may take (0: no limit); when it runs out the command stops cleanly as on Ctrl-C, keeps the record and exits 5: run it again to continue")
 }
 
 // Validate refuses negative and zero bounds.
