@@ -46,7 +46,7 @@ type Options struct {
 	GateCmd         string
 	// EngineFlags is --engine, whose health gates the steps.
 	cmdutil.EngineFlags
-	MaxLag          string
+	MaxLag string
 
 	PauseAfter     []int
 	Interactive    bool

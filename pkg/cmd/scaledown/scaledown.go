@@ -41,10 +41,10 @@ type Options struct {
 	SnapshotClass string
 	// EngineFlags is --engine (whose removal steps run) and --container.
 	cmdutil.EngineFlags
-	SlotNames     []string
-	AllowZero     bool
-	Force         bool
-	Abort         bool
+	SlotNames []string
+	AllowZero bool
+	Force     bool
+	Abort     bool
 	cmdutil.ChangeFlags
 	cmdutil.TimeoutFlags
 	// Output is -o: text, JSON lines, or a kubectl printer of the plan
@@ -62,11 +62,11 @@ type Options struct {
 // NewOptions returns the defaults of both commands.
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
-		Options: parent,
+		Options:     parent,
 		EngineFlags: *cmdutil.NewEngineFlags(),
-		Output:  cmdutil.NewWorkflowOutputFlags(),
-		Engines: all.New(),
-		Holder:  journal.DefaultHolder(),
+		Output:      cmdutil.NewWorkflowOutputFlags(),
+		Engines:     all.New(),
+		Holder:      journal.DefaultHolder(),
 	}
 }
 
