@@ -191,6 +191,25 @@ func TestServerDryRunSendsTheFirstStepsWrites(t *testing.T) {
 	assert.Contains(t, r.errOut, `Invalid dry-run value (sometimes)`)
 }
 
+func TestKubectlPrintersPrintThePlanAndTheResult(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--dry-run", "--engine", "none", "-o", "jsonpath={.steps[*].pod}")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "db-4 db-3", r.out)
+
+	f = cmdtesting.NewFakeOptions(fixture(4).Objects()...)
+	controller(t, f.Client.Kube)
+	r = runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--engine", "none", "-o", "jsonpath={.removed[*]} {.deleted[*]}")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "db-3 data-db-3", r.out)
+	assert.Contains(t, r.errOut, "pod/db-3", "progress goes to standard error")
+
+	f = cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	r = runCmd(t, f, "cleanup-pvcs", "db", "--dry-run", "-o", "name")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "statefulset.apps/db\n", r.out)
+}
+
 func TestDryRunJSON(t *testing.T) {
 	f := cmdtesting.NewFakeOptions(fixture(5).Objects()...)
 	r := runCmd(t, f, "scale-down", "db", "--replicas", "4", "--dry-run", "--engine", "none", "-o", "json")
