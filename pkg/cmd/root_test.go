@@ -113,6 +113,8 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.Equal(t, []string{"app=cache", "app=db", "app=dbx"}, complete("status", "-l", ""))
 	assert.Equal(t, []string{"app=db", "app=dbx"}, complete("status", "--selector", "app=d"))
 	assert.Equal(t, []string{"app=other"}, complete("status", "-A", "-l", "app=o"))
+	assert.Subset(t, complete("status", "db", "-o", ""), []string{"table", "wide", "json", "yaml", "name", "jsonpath", "go-template"})
+	assert.Equal(t, "text", complete("rollout", "status", "db", "-o", "")[0], "the command's own format first")
 }
 
 // pflag turns the first `quoted` word of a usage string into the flag's

@@ -62,6 +62,21 @@ func (f *OutputFlags) AddFlags(cmd *cobra.Command) {
 	f.print.TemplatePrinterFlags.AddFlags(cmd)
 	fl.StringVarP(&f.Format, "output", "o", f.Format, f.usage())
 	f.print.OutputFlagSpecified = func() bool { return cmd.Flag("output").Changed }
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return f.formats(), cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// formats are the values -o accepts, the command's own first, for
+// completion as kubectl offers them.
+func (f *OutputFlags) formats() []string {
+	out := append([]string(nil), f.Own...)
+	for _, x := range f.print.AllowedFormats() {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func (f *OutputFlags) usage() string {
