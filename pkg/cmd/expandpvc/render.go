@@ -3,6 +3,7 @@ package expandpvc
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -47,8 +48,13 @@ func (o *Options) planDocument(plan *expand.Plan) planDocument {
 func (o *Options) printPlan(theme ui.Theme, plan *expand.Plan) error {
 	if !o.Output.Human() {
 		if !o.Output.JSON() {
-			// A kubectl printer prints the plan or the result at the end.
-			return nil
+			// A kubectl printer prints the plan or the result at the end
+			// on standard output; a question about the plan shows it on
+			// standard error.
+			if o.Yes || o.DryRun {
+				return nil
+			}
+			return o.writePlan(o.ErrOut, ui.NewTheme(false), plan)
 		}
 		b, err := json.Marshal(o.planDocument(plan))
 		if err != nil {
@@ -57,7 +63,10 @@ func (o *Options) printPlan(theme ui.Theme, plan *expand.Plan) error {
 		_, err = fmt.Fprintf(o.Out, "%s\n", b)
 		return err
 	}
-	w := o.Out
+	return o.writePlan(o.Out, theme, plan)
+}
+
+func (o *Options) writePlan(w io.Writer, theme ui.Theme, plan *expand.Plan) error {
 	title := fmt.Sprintf("Plan: grow claim %s of statefulset %s (namespace %s) to %s, one ordinal at a time", plan.Claim, plan.StatefulSet, plan.Namespace, plan.Size)
 	if plan.Resumed {
 		title += " (continuing an interrupted run)"

@@ -21,6 +21,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
@@ -352,10 +353,15 @@ func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rol
 	if change.DryRun {
 		return printPreview(o, pv, output, true)
 	}
-	if output.Human() {
+	switch {
+	case output.Human():
 		if err := printPreview(o, pv, output, false); err != nil {
 			return err
 		}
+	case !change.Yes:
+		// The document goes to standard output at the end; the plan the
+		// question is about goes to standard error.
+		writePlan(o.ErrOut, ui.NewTheme(false), pv, false)
 	}
 	if err := o.Confirm(change.Yes, question); err != nil {
 		return err

@@ -219,6 +219,17 @@ func TestKubectlPrintersPrintThePlan(t *testing.T) {
 	assert.Contains(t, f.Out.String(), "\nkind: RolloutPlan\n")
 }
 
+// With a kubectl printer the document is standard output's alone: the plan
+// a confirmation is about goes to standard error.
+func TestAPrinterKeepsThePlanOffStandardOutput(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "db", "--staged", "-o", "name"))
+	assert.Empty(t, f.Out.String())
+	assert.Contains(t, f.ErrOut.String(), "Rollout plan for statefulset db")
+	assert.Contains(t, f.ErrOut.String(), "re-run with --yes")
+	noRecord(t, f)
+}
+
 // TestTheSubcommandsShareOneShape: every subcommand takes the same -o and
 // refuses bad input the same way, before any request.
 func TestTheSubcommandsShareOneShape(t *testing.T) {

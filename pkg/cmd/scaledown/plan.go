@@ -33,7 +33,12 @@ func (o *Options) printPlan(p *scaledown.Plan) {
 		o.printJSON(p)
 		return
 	case !o.Output.Human():
-		// A kubectl printer prints the plan or the result at the end.
+		// A kubectl printer prints the plan or the result at the end on
+		// standard output; a question about the plan shows it on
+		// standard error.
+		if !o.Yes && !o.DryRun {
+			writePlan(o.ErrOut, ui.NewTheme(false), p)
+		}
 		return
 	}
 	theme, err := o.Theme()
