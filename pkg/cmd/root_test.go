@@ -113,6 +113,8 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 	assert.Equal(t, []string{"app=cache", "app=db", "app=dbx"}, complete("status", "-l", ""))
 	assert.Equal(t, []string{"app=db", "app=dbx"}, complete("status", "--selector", "app=d"))
 	assert.Equal(t, []string{"app=other"}, complete("status", "-A", "-l", "app=o"))
+	assert.Subset(t, complete("status", "db", "-o", ""), []string{"table", "wide", "json", "yaml", "name", "jsonpath", "go-template"})
+	assert.Equal(t, "text", complete("rollout", "status", "db", "-o", "")[0], "the command's own format first")
 }
 
 // pflag turns the first `quoted` word of a usage string into the flag's
@@ -151,5 +153,49 @@ func TestEveryWritingCommandTakesFieldManager(t *testing.T) {
 		if assert.NotNil(t, fl, "%v", path) {
 			assert.Equal(t, "kubectl-sts", fl.DefValue, "%v", path)
 		}
+	}
+}
+
+// The flags every command repeats come from the shared groups of
+// pkg/cmd/util: one implementation and one help text each, and -o on every
+// command with kubectl's printers.
+func TestSharedFlagGroupsHaveOneHelpText(t *testing.T) {
+	f := cmdtesting.NewFakeOptions()
+	root := NewCmdRoot(f.Options)
+	groups := map[string][]string{
+		"engine":         {"status", "rollout", "scale-down", "expand-pvc"},
+		"engine-timeout": {"status", "expand-pvc"},
+		"yes":            {"rollout", "rollout resume", "rollout undo", "scale-down", "cleanup-pvcs", "expand-pvc"},
+		"dry-run":        {"rollout", "rollout resume", "rollout undo", "scale-down", "cleanup-pvcs", "expand-pvc"},
+		"field-manager":  {"rollout", "rollout resume", "rollout undo", "rollout abort", "scale-down", "cleanup-pvcs", "expand-pvc"},
+		"timeout":        {"rollout", "rollout resume", "rollout undo", "scale-down", "cleanup-pvcs", "expand-pvc"},
+		"step-timeout":   {"rollout", "scale-down", "cleanup-pvcs", "expand-pvc"},
+		"template":       {"status", "rollout", "rollout resume", "rollout undo", "rollout abort", "rollout status", "scale-down", "cleanup-pvcs", "expand-pvc"},
+	}
+	for flag, paths := range groups {
+		usage := ""
+		for _, path := range paths {
+			c, _, err := root.Find(strings.Fields(path))
+			require.NoError(t, err)
+			fl := c.Flags().Lookup(flag)
+			if !assert.NotNil(t, fl, "%s --%s", path, flag) {
+				continue
+			}
+			if flag == "step-timeout" {
+				assert.True(t, strings.HasPrefix(fl.Usage, "How long "), "%s --%s: %q", path, flag, fl.Usage)
+				continue
+			}
+			if usage == "" {
+				usage = fl.Usage
+			}
+			assert.Equal(t, usage, fl.Usage, "%s --%s has its own help text", path, flag)
+		}
+	}
+	for _, path := range []string{"status", "rollout", "rollout resume", "rollout undo", "rollout abort", "rollout status", "scale-down", "cleanup-pvcs", "expand-pvc"} {
+		c, _, err := root.Find(strings.Fields(path))
+		require.NoError(t, err)
+		fl := c.Flags().Lookup("output")
+		require.NotNil(t, fl, path)
+		assert.Contains(t, fl.Usage, "json, yaml, name, jsonpath=..., jsonpath-file=..., go-template=..., go-template-file=...", path)
 	}
 }

@@ -28,6 +28,9 @@ type Event struct {
 	// event belongs to no step (preflight, summary).
 	Step  int `json:"step,omitempty"`
 	Steps int `json:"steps,omitempty"`
+	// Total is, on a step-started event, how many pods the step moves, so
+	// a renderer can count them done.
+	Total int `json:"total,omitempty"`
 	// Kind is a stable machine-readable name, e.g. "step-started",
 	// "pod-ready", "gate-failed", "rollback-started", "pvc-resized".
 	Kind  string `json:"kind"`

@@ -542,7 +542,7 @@ func (x *execution) stepMessage(i int) string {
 func (x *execution) emitStepStarted(i int) {
 	st := x.st
 	step := st.Plan.Steps[i]
-	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Kind: "step-started", Object: "statefulset/" + x.r.Name,
+	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Total: len(step.Pods), Kind: "step-started", Object: "statefulset/" + x.r.Name,
 		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas)})
 }
 

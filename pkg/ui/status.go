@@ -142,9 +142,19 @@ func hasMembers(r *status.Report) bool {
 	return false
 }
 
+// ordinalTable is one row per ordinal (and per further claim). The default
+// columns fit DefaultWidth (120) characters: the pod name carries the
+// ordinal, CLAIM names the claim's template and SIZE merges capacity and
+// request; long node, claim and pod names are shortened in the middle.
+// Wide adds ORDINAL, HASH, IP, IMAGES, the claim's full name, its storage
+// class and volume, and REQUESTED and CAPACITY apart, at any width.
 func (t Theme) ordinalTable(r *status.Report, opts StatusOptions) Table {
 	members := hasMembers(r)
-	h := []string{"ORDINAL", "POD", "STATUS", "READY", "REVISION"}
+	var h []string
+	if opts.Wide {
+		h = append(h, "ORDINAL")
+	}
+	h = append(h, "POD", "STATUS", "READY", "REVISION")
 	if opts.Wide {
 		h = append(h, "HASH")
 	}
@@ -157,15 +167,24 @@ func (t Theme) ordinalTable(r *status.Report, opts StatusOptions) Table {
 		h = append(h, "ROLE", "LAG", "SLOTS")
 	}
 	if opts.Wide {
-		h = append(h, "IMAGES")
+		h = append(h, "IMAGES", "PVC", "STORAGECLASS", "VOLUME", "REQUESTED", "CAPACITY", "RESIZE")
+	} else {
+		h = append(h, "CLAIM", "SIZE", "RESIZE")
 	}
-	h = append(h, "PVC")
-	if opts.Wide {
-		h = append(h, "STORAGECLASS", "VOLUME")
-	}
-	h = append(h, "REQUESTED", "CAPACITY", "RESIZE")
 
 	tb := Table{Headers: h}
+	if !opts.Wide {
+		col := func(name string) int {
+			for i, x := range h {
+				if x == name {
+					return i
+				}
+			}
+			return -1
+		}
+		tb.MaxWidth = DefaultWidth
+		tb.Shrink = []Shrink{{col("NODE"), 6}, {col("POD"), 10}, {col("CLAIM"), 6}, {col("STATUS"), 10}}
+	}
 	s := r.StatefulSet
 	for _, o := range r.Ordinals {
 		podCells := t.podCells(r, o, opts, members)
@@ -191,11 +210,19 @@ func (t Theme) ordinalTable(r *status.Report, opts StatusOptions) Table {
 
 func (t Theme) podCells(r *status.Report, o status.OrdinalStatus, opts StatusOptions, members bool) []Cell {
 	ord := strconv.Itoa(o.Ordinal)
+	name := o.PodName
 	if !o.Desired {
 		ord += "*"
+		if !opts.Wide {
+			name += "*"
+		}
 	}
 	p := o.Pod
-	cells := []Cell{Plain(ord), Plain(o.PodName)}
+	var cells []Cell
+	if opts.Wide {
+		cells = append(cells, Plain(ord))
+	}
+	cells = append(cells, Plain(name))
 	if p == nil {
 		cells = append(cells, Cell{Text: "Missing", Tone: ToneBad}, Plain("-"), Plain("-"))
 		if opts.Wide {
@@ -274,11 +301,16 @@ func (t Theme) memberCells(m *plugins.Member, opts StatusOptions) []Cell {
 	if role == "" {
 		role = string(plugins.RoleUnknown)
 	}
-	return []Cell{{Text: role, Tone: roleTone}, Plain(lag(m)), Plain(slots(m.Slots, opts.Wide))}
+	return []Cell{{Text: role, Tone: roleTone}, Plain(lag(m, opts.Wide)), Plain(slots(m.Slots, opts.Wide))}
 }
 
-// lag renders bytes and seconds behind, e.g. "2KiB/0.5s".
-func lag(m *plugins.Member) string {
+// lag renders how far behind a member is: wide shows bytes and seconds
+// ("2KiB/0.5s"), the default table the seconds when the engine knows them,
+// else the bytes.
+func lag(m *plugins.Member, wide bool) string {
+	if !wide && m.LagSeconds != nil {
+		return strconv.FormatFloat(*m.LagSeconds, 'f', -1, 64) + "s"
+	}
 	var parts []string
 	if m.LagBytes != nil {
 		parts = append(parts, plugins.Bytes(*m.LagBytes))
@@ -297,16 +329,14 @@ func slots(ss []plugins.Slot, wide bool) string {
 		return "-"
 	}
 	if !wide {
-		inactive := 0
+		// active/total, as READY counts containers.
+		active := 0
 		for _, s := range ss {
-			if !s.Active {
-				inactive++
+			if s.Active {
+				active++
 			}
 		}
-		if inactive > 0 {
-			return fmt.Sprintf("%d (%d inactive)", len(ss), inactive)
-		}
-		return strconv.Itoa(len(ss))
+		return fmt.Sprintf("%d/%d", active, len(ss))
 	}
 	names := make([]string, len(ss))
 	for i, s := range ss {
@@ -320,7 +350,7 @@ func slots(ss []plugins.Slot, wide bool) string {
 
 func (t Theme) claimCells(c status.PVCStatus, opts StatusOptions, stsName string) []Cell {
 	if c.Name == "" {
-		n := 4
+		n := 3
 		if opts.Wide {
 			n = 6
 		}
@@ -330,26 +360,42 @@ func (t Theme) claimCells(c status.PVCStatus, opts StatusOptions, stsName string
 		}
 		return cells
 	}
-	if c.Missing {
-		cells := []Cell{Plain(c.Name)}
-		if opts.Wide {
-			cells = append(cells, Plain("-"), Plain("-"))
+	if !opts.Wide {
+		claim := c.Template
+		if claim == "" {
+			claim = c.Name
 		}
-		return append(cells, Cell{Text: "(missing)", Tone: ToneWarn}, Plain("-"), Plain("-"))
+		if c.Missing {
+			return []Cell{Plain(claim), {Text: "(missing)", Tone: ToneWarn}, Plain("-")}
+		}
+		return []Cell{Plain(claim), t.sizeCell(c), t.resizeCell(c, opts)}
 	}
-	cells := []Cell{Plain(c.Name)}
-	if opts.Wide {
-		cells = append(cells, Plain(orDash(c.StorageClass)), Plain(orDash(c.VolumeName)))
+	if c.Missing {
+		return []Cell{Plain(c.Name), Plain("-"), Plain("-"), {Text: "(missing)", Tone: ToneWarn}, Plain("-"), Plain("-")}
 	}
 	capTone := ToneNone
 	if c.Capacity != c.Requested {
 		capTone = ToneWarn
 	}
+	return []Cell{Plain(c.Name), Plain(orDash(c.StorageClass)), Plain(orDash(c.VolumeName)),
+		Plain(requested(c)), {Text: orDash(c.Capacity), Tone: capTone}, t.resizeCell(c, opts)}
+}
+
+func requested(c status.PVCStatus) string {
 	req := orDash(c.Requested)
 	if c.Phase != "" && c.Phase != "Bound" {
 		req += "(" + c.Phase + ")"
 	}
-	return append(cells, Plain(req), Cell{Text: orDash(c.Capacity), Tone: capTone}, t.resizeCell(c, opts))
+	return req
+}
+
+// sizeCell is the capacity, then "->" and the request while they differ
+// (a resize under way or pending), e.g. "1Gi->2Gi".
+func (t Theme) sizeCell(c status.PVCStatus) Cell {
+	if c.Capacity == "" || c.Capacity == c.Requested {
+		return Plain(requested(c))
+	}
+	return Cell{Text: c.Capacity + "->" + requested(c), Tone: ToneWarn}
 }
 
 func (t Theme) resizeCell(c status.PVCStatus, opts StatusOptions) Cell {

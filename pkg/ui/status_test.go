@@ -3,10 +3,12 @@ package ui_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,6 +46,21 @@ func TestRenderStatusGolden(t *testing.T) {
 		}, status.Options{})
 		return r
 	}
+	// Names as clusters give them: long pod, node and claim names, and a
+	// pod in a crash loop. The default table still fits 120 columns.
+	longNames := func() *status.Report {
+		f := statustest.New("production", "postgres-primary", 3, now).CrashLoop(2, 14)
+		for i, p := range f.Pods {
+			p.Spec.NodeName = fmt.Sprintf("ip-10-0-12-%d.eu-west-1.compute.internal", 30+i)
+		}
+		r := report(f)
+		status.SetMembers(r, status.EngineStatus{Name: "postgres", Healthy: false, Reason: "replica postgres-primary-2 is not streaming"}, []plugins.Member{
+			{Pod: "postgres-primary-0", Ordinal: 0, Role: plugins.RolePrimary, State: "primary", Slots: []plugins.Slot{{Name: "pg_1", Active: true}, {Name: "pg_2", Active: false}}},
+			{Pod: "postgres-primary-1", Ordinal: 1, Role: plugins.RoleReplica, State: "streaming", LagBytes: ptr.To(int64(13107200)), LagSeconds: ptr.To(3.25)},
+			{Pod: "postgres-primary-2", Ordinal: 2, Role: plugins.RoleUnknown, Error: "could not connect to server"},
+		}, status.Options{})
+		return r
+	}
 	twoClaims := func() *status.Report {
 		f := statustest.New("prod", "db", 2, now)
 		f.StatefulSet.Spec.VolumeClaimTemplates = append(f.StatefulSet.Spec.VolumeClaimTemplates, *f.StatefulSet.Spec.VolumeClaimTemplates[0].DeepCopy())
@@ -70,6 +87,8 @@ func TestRenderStatusGolden(t *testing.T) {
 		"members":          {report: withMembers()},
 		"members-wide":     {report: withMembers(), opts: ui.StatusOptions{Wide: true}},
 		"two-claims":       {report: twoClaims()},
+		"long-names":       {report: longNames()},
+		"long-names-wide":  {report: longNames(), opts: ui.StatusOptions{Wide: true}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -77,6 +96,15 @@ func TestRenderStatusGolden(t *testing.T) {
 			assert.NotContains(t, got, "\x1b[", "no escape codes without colour")
 			for i, l := range strings.Split(got, "\n") {
 				assert.Equal(t, strings.TrimRight(l, " "), l, "line %d has trailing blanks", i+1)
+			}
+			if !tc.opts.Wide {
+				table := false
+				for _, l := range strings.Split(got, "\n") {
+					table = strings.HasPrefix(l, "POD ") || strings.HasPrefix(l, "ORDINAL ") || (table && l != "")
+					if table {
+						assert.LessOrEqual(t, utf8.RuneCountInString(l), ui.DefaultWidth, "table line wider than 120 columns: %q", l)
+					}
+				}
 			}
 			statustest.Golden(t, "status-"+name, got, *update)
 		})
@@ -92,14 +120,14 @@ func TestPlainTableColumnsLineUp(t *testing.T) {
 	var header string
 	var rows []string
 	for i, l := range lines {
-		if strings.HasPrefix(l, "ORDINAL") {
+		if strings.HasPrefix(l, "POD") {
 			header = l
 			rows = lines[i+1 : i+13]
 			break
 		}
 	}
 	require.NotEmpty(t, header)
-	for _, col := range []string{"POD", "STATUS", "READY", "AGE", "PVC", "CAPACITY"} {
+	for _, col := range []string{"STATUS", "READY", "AGE", "CLAIM", "SIZE"} {
 		at := strings.Index(header, col)
 		require.GreaterOrEqual(t, at, 0, col)
 		for _, r := range rows {
@@ -110,11 +138,11 @@ func TestPlainTableColumnsLineUp(t *testing.T) {
 	// db-11 greps to exactly its row, with every column in place.
 	var row11 []string
 	for _, r := range rows {
-		if strings.Contains(r, " db-11 ") {
+		if strings.HasPrefix(r, "db-11 ") {
 			row11 = columns(r)
 		}
 	}
-	assert.Equal(t, []string{"11", "db-11", "Running", "0/1", "current", "0", "node-2", "3h", "data-db-11", "1Gi", "1Gi", "-"}, row11)
+	assert.Equal(t, []string{"db-11", "Running", "0/1", "current", "0", "node-2", "3h", "data", "1Gi", "-"}, row11)
 }
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
@@ -124,7 +152,7 @@ func TestColourTableUsesStylesAndKeepsTheCells(t *testing.T) {
 	got := render(t, ui.NewTheme(true), r, ui.StatusOptions{})
 	assert.Contains(t, got, "\x1b[", "colour output is styled")
 	plain := ansi.ReplaceAllString(got, "")
-	for _, s := range []string{"db-2", "Running", "0/1", "update", "RolloutStuck", "kubectl delete pod db-2 -n prod", "data-db-2"} {
+	for _, s := range []string{"db-2", "Running", "0/1", "update", "RolloutStuck", "kubectl delete pod db-2 -n prod", "data"} {
 		assert.Contains(t, plain, s)
 	}
 	// The lipgloss table draws a rule under the header.

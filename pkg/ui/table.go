@@ -33,29 +33,73 @@ func Plain(s string) Cell { return Cell{Text: s} }
 type Table struct {
 	Headers []string
 	Rows    [][]Cell
+	// MaxWidth bounds the rendered width when positive: the Shrink
+	// columns give up width, in order, down to their minimum, and their
+	// longer cells are shortened in the middle with "…".
+	MaxWidth int
+	Shrink   []Shrink
 }
 
-// columnGap separates plain columns, as kubectl's printers do.
-const columnGap = "   "
+// Shrink lets column Col of a table narrow to Min characters.
+type Shrink struct{ Col, Min int }
 
-// RenderTable writes t: with colour, a lipgloss table with styled cells;
-// without, plain columns separated by spaces that grep and awk handle
-// well (no borders, no trailing blanks).
-func (t Theme) RenderTable(w io.Writer, tb Table) error {
-	var out string
-	if t.color {
-		out = t.lipglossTable(tb)
-	} else {
-		out = plainTable(tb)
+// DefaultWidth is the width a default (not wide) table fits.
+const DefaultWidth = 120
+
+// fit returns tb with cells shortened so that it renders within MaxWidth,
+// as far as its Shrink columns allow.
+func fit(tb Table) Table {
+	if tb.MaxWidth <= 0 || len(tb.Shrink) == 0 {
+		return tb
 	}
-	if out == "" {
-		return nil
+	widths := columnWidths(tb)
+	total := len(columnGap) * (len(widths) - 1)
+	for _, w := range widths {
+		total += w
 	}
-	_, err := io.WriteString(w, out+"\n")
-	return err
+	over := total - tb.MaxWidth
+	if over <= 0 {
+		return tb
+	}
+	limit := map[int]int{}
+	for _, sh := range tb.Shrink {
+		if over <= 0 || sh.Col >= len(widths) {
+			continue
+		}
+		give := min(over, widths[sh.Col]-sh.Min)
+		if give <= 0 {
+			continue
+		}
+		widths[sh.Col] -= give
+		limit[sh.Col] = widths[sh.Col]
+		over -= give
+	}
+	out := Table{Headers: tb.Headers, Rows: make([][]Cell, len(tb.Rows))}
+	for i, r := range tb.Rows {
+		row := append([]Cell(nil), r...)
+		for col, w := range limit {
+			if col < len(row) {
+				row[col].Text = elide(row[col].Text, w)
+			}
+		}
+		out.Rows[i] = row
+	}
+	return out
 }
 
-func plainTable(tb Table) string {
+// elide shortens s to w characters, keeping its start and its end (where
+// names keep their ordinal).
+func elide(s string, w int) string {
+	r := []rune(s)
+	if len(r) <= w || w < 3 {
+		return s
+	}
+	tail := (w - 1) / 2
+	head := w - 1 - tail
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+func columnWidths(tb Table) []int {
 	cols := len(tb.Headers)
 	for _, r := range tb.Rows {
 		cols = max(cols, len(r))
@@ -70,6 +114,32 @@ func plainTable(tb Table) string {
 			measure(i, c.Text)
 		}
 	}
+	return widths
+}
+
+// columnGap separates plain columns, as kubectl's printers do.
+const columnGap = "   "
+
+// RenderTable writes t: with colour, a lipgloss table with styled cells;
+// without, plain columns separated by spaces that grep and awk handle
+// well (no borders, no trailing blanks).
+func (t Theme) RenderTable(w io.Writer, tb Table) error {
+	tb = fit(tb)
+	var out string
+	if t.color {
+		out = t.lipglossTable(tb)
+	} else {
+		out = plainTable(tb)
+	}
+	if out == "" {
+		return nil
+	}
+	_, err := io.WriteString(w, out+"\n")
+	return err
+}
+
+func plainTable(tb Table) string {
+	widths := columnWidths(tb)
 	var b strings.Builder
 	line := func(cells []string) {
 		var l strings.Builder

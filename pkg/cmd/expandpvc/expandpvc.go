@@ -22,12 +22,6 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
-// Output formats of -o.
-const (
-	OutputText = "text"
-	OutputJSON = "json"
-)
-
 // Options holds the flags of `kubectl sts expand-pvc`.
 type Options struct {
 	*cmdutil.Options
@@ -38,16 +32,17 @@ type Options struct {
 	Restart          string
 	UpdateTemplate   bool
 	NoUpdateTemplate bool
-	Timeout          time.Duration
+	cmdutil.TimeoutFlags
 	OnlineResizeWait time.Duration
 	DisableEviction  bool
-	DryRun           bool
-	ServerDryRun     bool
-	Yes              bool
-	Force            bool
-	Engine           string
-	EngineTimeout    time.Duration
-	Output           string
+	cmdutil.ChangeFlags
+	Force bool
+	// EngineFlags is --engine (whose roles order the ordinals, primary
+	// last) and --engine-timeout.
+	cmdutil.EngineFlags
+	// Output is -o: text, JSON lines (plan, events, result), or a kubectl
+	// printer of the plan (dry run) or the result.
+	Output *cmdutil.OutputFlags
 
 	// Engines are the database engines --engine can name and detect; nil
 	// knows none, so the plan orders ordinals by number only.
@@ -63,10 +58,9 @@ func NewCmdExpandPVC(parent *cmdutil.Options) *cobra.Command {
 		Options:          parent,
 		Restart:          string(expand.RestartAuto),
 		UpdateTemplate:   true,
-		Timeout:          expand.DefaultTimeout,
 		OnlineResizeWait: expand.DefaultOnlineResizeWait,
-		Engine:           plugins.EngineAuto,
-		Output:           OutputText,
+		EngineFlags:      *cmdutil.NewEngineFlags(),
+		Output:           cmdutil.NewWorkflowOutputFlags(),
 		Engines:          all.New(),
 	}
 	cmd := &cobra.Command{
@@ -98,9 +92,13 @@ that holds the old manifest must be updated, or it will try to put the old size 
 Progress is recorded in the cluster: if the command is interrupted, run it again to
 continue from the first ordinal that is not verified.
 
+--timeout bounds the whole expansion, --step-timeout each ordinal (and the template
+step). When --timeout runs out the command stops cleanly as on Ctrl-C and keeps the
+record.
+
 Exit codes: 0 done; 1 refused by the preflight, not confirmed, or failed before any
-change; 2 bad flags; 5 stopped after changes (a failed resize, a timeout) or claims
-left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
+change; 2 bad flags; 5 stopped after changes (a failed resize, a step timeout, --timeout
+ran out) or claims left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 		Example: `  # See the plan without changing anything
   kubectl sts expand-pvc db --size 50Gi --dry-run=client
 
@@ -126,8 +124,7 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
   kubectl sts expand-pvc db --size 50Gi`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if o.DryRun, o.ServerDryRun, err = cmdutil.DryRunStrategy(cmd); err != nil {
+			if err := o.ChangeFlags.Complete(cmd); err != nil {
 				return err
 			}
 			if err := o.Complete(cmd, args); err != nil {
@@ -145,17 +142,14 @@ left waiting for a pod restart; 130 interrupted. See docs/expand-pvc.md.`,
 	f.StringVar(&o.Restart, "restart", o.Restart, "When to restart a pod: auto (only when its file system resize waits for one), always, or never")
 	f.BoolVar(&o.UpdateTemplate, "update-template", o.UpdateTemplate, "Make the volumeClaimTemplate say the new size (recreates the StatefulSet, keeping pods and claims)")
 	f.BoolVar(&o.NoUpdateTemplate, "no-update-template", false, "Leave the volumeClaimTemplate and the StatefulSet object alone")
-	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long one ordinal (and the template step) may take")
+	o.TimeoutFlags.AddFlags(cmd, expand.DefaultTimeout, "one ordinal (and the template step)")
 	f.BoolVar(&o.DisableEviction, "disable-eviction", false, "Restart pods by deleting them instead of evicting them: bypasses PodDisruptionBudgets, as kubectl drain --disable-eviction does")
 	f.DurationVar(&o.OnlineResizeWait, "online-resize-wait", o.OnlineResizeWait, "How long to let a node grow the file system under a running pod before restarting it (--restart auto)")
-	cmdutil.AddDryRunFlag(cmd)
-	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
+	o.ChangeFlags.AddFlags(o.Options, cmd)
 	cmdutil.AddTakeOverFlag(f, o.Options)
-	o.AddFieldManagerFlag(cmd)
 	f.BoolVar(&o.Force, "force", false, "Go ahead while a rollout is under way or pods are not Ready (the refusal says what each risks)")
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose roles order the ordinals (primary last): auto, none, or an engine name")
-	f.DurationVar(&o.EngineTimeout, "engine-timeout", 0, "Bound on each database query (0: the engine's default)")
-	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format: text, or json (the plan, then one JSON object per event, then the result)")
+	o.EngineFlags.AddFlags(cmd, o.engines().Names(), cmdutil.EngineTimeoutFlag)
+	o.Output.AddFlags(cmd)
 	return cmd
 }
 
@@ -192,24 +186,17 @@ func (o *Options) Validate() error {
 		return cmdutil.UsageErrorf("--restart %q is not valid: use auto, always or never", o.Restart)
 	}
 	o.restart = restart
-	if o.Timeout <= 0 {
-		return cmdutil.UsageErrorf("--timeout must be positive, got %s", o.Timeout)
+	if err := o.TimeoutFlags.Validate(); err != nil {
+		return err
 	}
 	if o.OnlineResizeWait <= 0 {
 		return cmdutil.UsageErrorf("--online-resize-wait must be positive, got %s", o.OnlineResizeWait)
 	}
-	if o.EngineTimeout < 0 {
-		return cmdutil.UsageErrorf("--engine-timeout must not be negative, got %s", o.EngineTimeout)
+	if err := o.Output.Validate(); err != nil {
+		return err
 	}
-	switch o.Output {
-	case OutputText, OutputJSON:
-	case "":
-		o.Output = OutputText
-	default:
-		return cmdutil.UsageErrorf("invalid output format %q: use text or json", o.Output)
-	}
-	if _, err := o.engines().Detect(nil, o.Engine); err != nil {
-		return cmdutil.UsageErrorf("%v", err)
+	if err := o.EngineFlags.Validate(o.engines()); err != nil {
+		return err
 	}
 	return nil
 }
@@ -243,7 +230,7 @@ func (o *Options) Run(ctx context.Context) error {
 		Name:      o.Name,
 		Params: expand.Params{
 			Size: o.size, Claim: o.Claim, Restart: o.restart, UpdateTemplate: o.UpdateTemplate,
-			Force: o.Force, Timeout: o.Timeout, OnlineResizeWait: o.OnlineResizeWait, DisableEviction: o.DisableEviction,
+			Force: o.Force, Timeout: o.StepTimeout, OnlineResizeWait: o.OnlineResizeWait, DisableEviction: o.DisableEviction,
 		},
 		EngineFor: func(sts *appsv1.StatefulSet) (plugins.Engine, error) {
 			e, err := o.engines().Detect(sts, o.Engine)
@@ -252,7 +239,7 @@ func (o *Options) Run(ctx context.Context) error {
 			}
 			return e, nil
 		},
-		EngineTimeout: o.EngineTimeout,
+		EngineTimeout: o.EngineFlags.Timeout,
 		Journal:       journal.New(c.Kube, c.Namespace, o.Name, journal.DefaultHolder()).WithClock(o.Now, journal.DefaultLeaseDuration).WithTakeOver(o.TakeOver),
 		Events:        kube.APIEventRecorder{Client: c.Kube, Now: o.Now},
 		Sink:          printer,
@@ -270,17 +257,17 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := o.printPlan(theme, plan); err != nil {
 		return err
 	}
-	if o.DryRun {
-		if o.Output == OutputText {
+	if o.DryRun || !plan.Changes() {
+		switch {
+		case o.Output.Printer():
+			return o.Output.Print(o.Out, "ExpandPVCPlan", o.planDocument(plan), cmdutil.StatefulSetRef(plan.Namespace, plan.StatefulSet))
+		case !o.Output.Human():
+		case o.DryRun:
 			if o.ServerDryRun {
 				cmdutil.WriteDryRunWrites(o.Out, serverDryRunWrites(plan))
 			}
 			fmt.Fprintln(o.Out, "Dry run: nothing was changed.")
-		}
-		return nil
-	}
-	if !plan.Changes() {
-		if o.Output == OutputText {
+		default:
 			fmt.Fprintf(o.Out, "Nothing to do: every claim already has %s.\n", plan.Size)
 		}
 		return nil
@@ -289,11 +276,19 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 
+	rctx, cancel := o.TimeoutFlags.Context(ctx)
+	defer cancel()
 	printer.Start()
-	res, err := ex.Run(ctx, plan)
+	res, err := ex.Run(rctx, plan)
 	printer.Stop()
-	if o.Output == OutputJSON {
+	err = o.TimeoutFlags.Explain(rctx, err)
+	switch {
+	case o.Output.JSON():
 		o.printResult(res, err)
+	case o.Output.Printer() && res != nil:
+		if perr := o.Output.Print(o.Out, "ExpandPVCResult", res, cmdutil.StatefulSetRef(plan.Namespace, plan.StatefulSet)); perr != nil {
+			return errors.Join(exitError(res, err), perr)
+		}
 	}
 	return exitError(res, err)
 }

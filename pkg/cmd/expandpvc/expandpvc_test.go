@@ -134,8 +134,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"db", "--size", "2Gi", "--restart", "sometimes"}, `--restart "sometimes" is not valid: use auto, always or never`},
 		{[]string{"db", "--size", "2Gi", "--update-template", "--no-update-template"}, "contradict each other"},
 		{[]string{"db", "--size", "2Gi", "--engine", "oracle"}, `unknown engine "oracle"`},
-		{[]string{"db", "--size", "2Gi", "-o", "yaml"}, `invalid output format "yaml"`},
-		{[]string{"db", "--size", "2Gi", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"db", "--size", "2Gi", "-o", "xml"}, `unable to match a printer suitable for the output format "xml"`},
+		{[]string{"db", "--size", "2Gi", "--step-timeout", "0s"}, "--step-timeout must be positive"},
+		{[]string{"db", "--size", "2Gi", "--timeout", "-1m"}, "--timeout cannot be negative"},
 		{[]string{"db", "--size", "2Gi", "--claim", "Bad_Name"}, "is not a valid volumeClaimTemplate name"},
 		{[]string{"DB", "--size", "2Gi"}, "is not a valid StatefulSet name"},
 	} {
@@ -290,4 +291,28 @@ func TestRunJSONLines(t *testing.T) {
 	assert.Equal(t, "ExpandPVCPlan", kinds[0])
 	assert.Equal(t, "ExpandPVCResult", kinds[len(kinds)-1])
 	assert.Contains(t, kinds, "pvc-resized")
+}
+
+// kubectl's printers print the plan of a dry run, and the result of a run;
+// progress then goes to standard error, so standard output holds the
+// document alone.
+func TestKubectlPrinters(t *testing.T) {
+	f := newFake(objects(2, "fast")...)
+	require.Equal(t, 0, run(f, "db", "--size", "2Gi", "--dry-run", "-o", "jsonpath={.plan.ordinals[*].pvc} {.plan.size}"), f.ErrOut.String())
+	assert.Equal(t, "data-db-1 data-db-0 2Gi", f.Out.String())
+
+	f = newFake(objects(2, "fast")...)
+	require.Equal(t, 0, run(f, "db", "--size", "2Gi", "--dry-run", "-o", "name"), f.ErrOut.String())
+	assert.Equal(t, "statefulset.apps/db\n", f.Out.String())
+	assert.Equal(t, "1Gi", request(t, f, "data-db-0"))
+
+	f = newFake(objects(2, "fast")...)
+	require.Equal(t, 0, run(f, "db", "--size", "2Gi", "--yes", "--no-update-template", "-o", "name"), f.ErrOut.String())
+	assert.Equal(t, "statefulset.apps/db\n", f.Out.String())
+	assert.Contains(t, f.ErrOut.String(), "step 1/2 pvc/data-db-1 requested 2Gi for pvc data-db-1 (was 1Gi)", "progress goes to standard error")
+	assert.Equal(t, "2Gi", request(t, f, "data-db-0"))
+
+	f = newFake(objects(1, "fast")...)
+	require.Equal(t, 0, run(f, "db", "--size", "2Gi", "--yes", "--no-update-template", "-o", "go-template={{.kind}}"), f.ErrOut.String())
+	assert.Equal(t, "ExpandPVCResult", f.Out.String())
 }

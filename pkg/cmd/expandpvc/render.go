@@ -3,6 +3,7 @@ package expandpvc
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -25,28 +26,47 @@ func serverDryRunWrites(plan *expand.Plan) []kube.DryRunWrite {
 
 // printPlan writes the plan: a table on text output, one JSON line on -o
 // json.
+// planDocument is the plan as -o json and the kubectl printers show it.
+type planDocument struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Plan       *expand.Plan `json:"plan"`
+	DryRun     bool         `json:"dryRun,omitempty"`
+	// ServerDryRun lists the writes the preflight sent with dryRun=All; a
+	// refusal ends the preflight with an error.
+	ServerDryRun []kube.DryRunWrite `json:"serverDryRun,omitempty"`
+}
+
+func (o *Options) planDocument(plan *expand.Plan) planDocument {
+	doc := planDocument{APIVersion: apiVersion, Kind: "ExpandPVCPlan", Plan: plan, DryRun: o.DryRun}
+	if o.ServerDryRun {
+		doc.ServerDryRun = serverDryRunWrites(plan)
+	}
+	return doc
+}
+
 func (o *Options) printPlan(theme ui.Theme, plan *expand.Plan) error {
-	if o.Output == OutputJSON {
-		doc := struct {
-			APIVersion string       `json:"apiVersion"`
-			Kind       string       `json:"kind"`
-			Plan       *expand.Plan `json:"plan"`
-			DryRun     bool         `json:"dryRun,omitempty"`
-			// ServerDryRun lists the writes the preflight sent with
-			// dryRun=All; a refusal ends the preflight with an error.
-			ServerDryRun []kube.DryRunWrite `json:"serverDryRun,omitempty"`
-		}{APIVersion: apiVersion, Kind: "ExpandPVCPlan", Plan: plan, DryRun: o.DryRun}
-		if o.ServerDryRun {
-			doc.ServerDryRun = serverDryRunWrites(plan)
+	if !o.Output.Human() {
+		if !o.Output.JSON() {
+			// A kubectl printer prints the plan or the result at the end
+			// on standard output; a question about the plan shows it on
+			// standard error.
+			if o.Yes || o.DryRun {
+				return nil
+			}
+			return o.writePlan(o.ErrOut, ui.NewTheme(false), plan)
 		}
-		b, err := json.Marshal(doc)
+		b, err := json.Marshal(o.planDocument(plan))
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(o.Out, "%s\n", b)
 		return err
 	}
-	w := o.Out
+	return o.writePlan(o.Out, theme, plan)
+}
+
+func (o *Options) writePlan(w io.Writer, theme ui.Theme, plan *expand.Plan) error {
 	title := fmt.Sprintf("Plan: grow claim %s of statefulset %s (namespace %s) to %s, one ordinal at a time", plan.Claim, plan.StatefulSet, plan.Namespace, plan.Size)
 	if plan.Resumed {
 		title += " (continuing an interrupted run)"

@@ -21,14 +21,9 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
-)
-
-// Output formats of -o.
-const (
-	OutputText = ""
-	OutputJSON = "json"
 )
 
 // Options holds the flags of `kubectl sts rollout NAME --staged`.
@@ -45,13 +40,14 @@ type Options struct {
 	Patch     string
 	Filename  string
 
-	StepTimeout     time.Duration
+	cmdutil.TimeoutFlags
 	Soak            time.Duration
 	RollbackTimeout time.Duration
 	GateExec        string
 	GateCmd         string
-	Engine          string
-	MaxLag          string
+	// EngineFlags is --engine, whose health gates the steps.
+	cmdutil.EngineFlags
+	MaxLag string
 
 	PauseAfter     []int
 	Interactive    bool
@@ -59,10 +55,8 @@ type Options struct {
 	FinalPartition int32
 	Force          bool
 
-	DryRun       bool
-	ServerDryRun bool
-	Yes          bool
-	Output       string
+	cmdutil.ChangeFlags
+	Output *cmdutil.OutputFlags
 
 	// Engines resolves --engine; nil knows no engine (auto finds none).
 	Engines *plugins.Registry
@@ -74,9 +68,9 @@ type Options struct {
 func NewCmdRollout(parent *cmdutil.Options) *cobra.Command {
 	o := &Options{
 		Options:         parent,
-		StepTimeout:     rollout.DefaultStepTimeout,
 		RollbackTimeout: rollout.DefaultRollbackTimeout,
-		Engine:          plugins.EngineAuto,
+		Output:          cmdutil.NewWorkflowOutputFlags(),
+		EngineFlags:     *cmdutil.NewEngineFlags(),
 		Engines:         all.New(),
 	}
 	cmd := &cobra.Command{
@@ -96,9 +90,13 @@ applies the template and a partition holding every pod in one update.
 Progress is recorded in the cluster (ConfigMap kubectl-sts.NAME), so an interrupted run
 continues where it stopped when run again, from any machine, and two runs never overlap.
 
+--timeout bounds the whole rollout (as kubectl's --timeout does); --step-timeout
+bounds each step. When --timeout runs out the rollout stops cleanly as on Ctrl-C,
+without rolling back, and keeps its record: run it again, or resume it, to continue.
+
 Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
-5 needs attention (stopped part-way, rollback off or failed, aborted), 6 paused,
-130 interrupted. See docs/rollout.md.`,
+5 needs attention (stopped part-way, --timeout ran out, rollback off or failed,
+aborted), 6 paused, 130 interrupted. See docs/rollout.md.`,
 		Example: `  # Roll out the template already applied with the partition at the replica count
   kubectl sts rollout db --staged
 
@@ -127,7 +125,7 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 			if err := cmdutil.ExactlyOneName(cmd, args); err != nil {
 				return err
 			}
-			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
+			if err := o.ChangeFlags.Complete(cmd); err != nil {
 				return err
 			}
 			if err := o.Complete(cmd, args); err != nil {
@@ -147,19 +145,20 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 	f.StringVarP(&o.Container, "container", "c", "", "Container for --env and --gate-exec (default: every container for --env, the first for --gate-exec)")
 	f.StringVar(&o.Patch, "patch", "", "Strategic merge patch of the StatefulSet (JSON or YAML) that changes only spec.template")
 	f.StringVarP(&o.Filename, "filename", "f", "", "StatefulSet manifest whose pod template to roll out ('-' reads standard input)")
-	f.DurationVar(&o.StepTimeout, "step-timeout", o.StepTimeout, "How long a step may take for its pods to become Ready and its gates to pass (the soak comes on top)")
+	o.TimeoutFlags.AddFlags(cmd, rollout.DefaultStepTimeout, "a step may take for its pods to become Ready and its gates to pass (the soak comes on top)")
 	f.DurationVar(&o.Soak, "soak", 0, "After each step, the updated pods must stay Ready with unchanged restart counts this long")
 	f.DurationVar(&o.RollbackTimeout, "rollback-timeout", o.RollbackTimeout, "How long a rollback may take for every pod to be Ready on the previous revision")
 	f.StringVar(&o.GateExec, "gate-exec", "", "Command (sh -c) run in each pod a step updated; exit 0 passes")
 	f.StringVar(&o.GateCmd, "gate-cmd", "", "Command (sh -c) run on this machine after each step, with KUBECTL_STS_* variables; exit 0 passes")
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine whose health gates the steps: auto, none, or an engine name")
+	o.EngineFlags.AddFlags(cmd, o.Engines.Names(), 0)
 	f.StringVar(&o.MaxLag, "max-lag", "", "Engine gate: largest replication lag allowed, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
 	f.IntSliceVar(&o.PauseAfter, "pause-after", nil, "Pause after these steps until kubectl sts rollout resume (or Enter on a terminal)")
 	f.BoolVar(&o.Interactive, "interactive", false, "Pause after every step but the last")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "On a failed gate, stop and leave the pods as they are instead of rolling back")
 	f.Int32Var(&o.FinalPartition, "final-partition", 0, "Partition to leave when the rollout succeeds (e.g. the replica count, to hold the next template back)")
 	f.BoolVar(&o.Force, "force", false, "Start although the engine reports the replica set unhealthy before the first change")
-	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
+	o.ChangeFlags.AddFlags(parent, cmd)
+	o.Output.AddFlags(cmd)
 	cmdutil.AddTakeOverFlag(cmd.PersistentFlags(), parent)
 
 	cmd.AddCommand(
@@ -169,20 +168,6 @@ Exit codes: 0 rolled out, 1 error, 2 bad input (nothing changed), 4 rolled back,
 		newCmdStatus(parent),
 	)
 	return cmd
-}
-
-func addCommonFlags(o *cmdutil.Options, cmd *cobra.Command, dryRun, yes *bool, output *string) {
-	f := cmd.Flags()
-	if yes != nil {
-		o.AddFieldManagerFlag(cmd)
-	}
-	if dryRun != nil {
-		cmdutil.AddDryRunFlag(cmd)
-	}
-	if yes != nil {
-		f.BoolVarP(yes, "yes", "y", false, "Do not ask for confirmation")
-	}
-	f.StringVarP(output, "output", "o", OutputText, "Output format: text (default) or json (JSON lines)")
 }
 
 // Complete reads the arguments and flags into the workflow request.
@@ -276,12 +261,16 @@ func (o *Options) Validate() error {
 	if err := validateName(o.Name); err != nil {
 		return err
 	}
-	if err := validateOutput(o.Output); err != nil {
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	if err := o.TimeoutFlags.Validate(); err != nil {
+		return err
+	}
+	if err := o.EngineFlags.Validate(o.Engines); err != nil {
 		return err
 	}
 	switch {
-	case o.StepTimeout <= 0:
-		return cmdutil.UsageErrorf("--step-timeout must be positive, got %s", o.StepTimeout)
 	case o.RollbackTimeout <= 0:
 		return cmdutil.UsageErrorf("--rollback-timeout must be positive, got %s", o.RollbackTimeout)
 	case o.Soak < 0:
@@ -310,14 +299,6 @@ func validateName(name string) error {
 		return cmdutil.UsageErrorf("%q is not a valid StatefulSet name: %s", name, strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-func validateOutput(output string) error {
-	switch output {
-	case OutputText, "text", OutputJSON:
-		return nil
-	}
-	return cmdutil.UsageErrorf("invalid output format %q: use text or json", output)
 }
 
 // runner builds the workflow over the shared client.
@@ -353,7 +334,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if pv.Mode == rollout.ModeResume {
 		question = fmt.Sprintf("Resume the rollout of statefulset %s/%s at step %d of %d?", pv.Namespace, pv.StatefulSet, pv.Done+1, len(pv.Plan.Steps))
 	}
-	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, withLeaderRestart(question, pv))
+	return execute(ctx, o.Options, r, pv, o.ChangeFlags, o.TimeoutFlags, o.Output, withLeaderRestart(question, pv))
 }
 
 // withLeaderRestart names, in the question, the extra restart of the
@@ -365,30 +346,33 @@ func withLeaderRestart(question string, pv *rollout.Preview) string {
 	return question
 }
 
-// dryRunMode is --dry-run: change nothing, and ask the server or not.
-type dryRunMode struct{ on, server bool }
+// Kinds of the documents -o prints.
+const (
+	kindPlan   = "RolloutPlan"
+	kindStatus = "RolloutStatus"
+	kindAbort  = "RolloutAbort"
+)
 
-// parseDryRun reads --dry-run with kubectl's rules.
-func parseDryRun(cmd *cobra.Command, dryRun, server *bool) error {
-	var err error
-	*dryRun, *server, err = cmdutil.DryRunStrategy(cmd)
-	return err
-}
-
-// execute is shared by run, resume and undo: plan, confirmation, progress.
-func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, dry dryRunMode, yes bool, output, question string) error {
-	if dry.server {
+// execute is shared by run, resume and undo: plan, confirmation, progress,
+// and with a kubectl printer the recorded operation at the end.
+func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, change cmdutil.ChangeFlags, timeout cmdutil.TimeoutFlags, output *cmdutil.OutputFlags, question string) error {
+	if change.ServerDryRun {
 		return serverDryRun(ctx, o, r, pv, output)
 	}
-	if dry.on {
+	if change.DryRun {
 		return printPreview(o, pv, output, true)
 	}
-	if output != OutputJSON {
+	switch {
+	case output.Human():
 		if err := printPreview(o, pv, output, false); err != nil {
 			return err
 		}
+	case !change.Yes:
+		// The document goes to standard output at the end; the plan the
+		// question is about goes to standard error.
+		writePlan(o.ErrOut, ui.NewTheme(false), pv, false)
 	}
-	if err := o.Confirm(yes, question); err != nil {
+	if err := o.Confirm(change.Yes, question); err != nil {
 		return err
 	}
 	printer, err := o.ProgressPrinter(output)
@@ -396,38 +380,46 @@ func execute(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rol
 		return cmdutil.UsageErrorf("%v", err)
 	}
 	r.Sink = printer
-	if output == OutputJSON {
+	if output.JSON() {
 		progress.Reporter{Sink: printer, Operation: rollout.Operation, Now: o.Now}.Emit(progress.Event{
 			Kind: "plan", Object: "statefulset/" + pv.StatefulSet, Message: planSummary(pv)})
 	}
 	if o.StdinIsTerminal != nil && o.StdinIsTerminal() {
 		r.Prompt = prompt(o, pv.StatefulSet)
 	}
+	rctx, cancel := timeout.Context(ctx)
+	defer cancel()
 	printer.Start()
-	err = r.Run(ctx, pv)
+	err = r.Run(rctx, pv)
 	printer.Stop()
-	return explain(err)
+	err = timeout.Explain(rctx, explain(err))
+	if output.Printer() {
+		if rep, serr := r.Status(context.WithoutCancel(ctx)); serr == nil && rep != nil {
+			if perr := output.Print(o.Out, kindStatus, rep, cmdutil.StatefulSetRef(r.Namespace, r.Name)); perr != nil && err == nil {
+				err = perr
+			}
+		}
+	}
+	return err
 }
 
 // serverDryRun prints the plan, sends the first writes with dryRun=All and
 // reports the API server's answers; a refusal is an error (exit 1).
-func serverDryRun(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, output string) error {
+func serverDryRun(ctx context.Context, o *cmdutil.Options, r *rollout.Runner, pv *rollout.Preview, output *cmdutil.OutputFlags) error {
 	writes, err := r.ServerDryRun(ctx, pv)
 	if err != nil {
 		return explain(err)
 	}
-	if output == OutputJSON {
-		if err := writeJSON(o.Out, struct {
-			*rollout.Preview
-			ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
-		}{pv, writes}); err != nil {
-			return err
-		}
-	} else {
+	if output.Human() {
 		if err := printPreview(o, pv, output, true); err != nil {
 			return err
 		}
 		cmdutil.WriteDryRunWrites(o.Out, writes)
+	} else if err := output.Print(o.Out, kindPlan, struct {
+		*rollout.Preview
+		ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
+	}{pv, writes}, cmdutil.StatefulSetRef(pv.Namespace, pv.StatefulSet)); err != nil {
+		return err
 	}
 	return kube.CheckDryRun(writes)
 }
@@ -484,10 +476,14 @@ func revisionLabel(rev string) string {
 	return rev
 }
 
-// printPreview renders the plan: text, or one JSON object for -o json.
-func printPreview(o *cmdutil.Options, pv *rollout.Preview, output string, dryRun bool) error {
-	if output == OutputJSON {
+// printPreview renders the plan: text, or the document with kubectl's
+// printer (for -o json, the first JSON line).
+func printPreview(o *cmdutil.Options, pv *rollout.Preview, output *cmdutil.OutputFlags, dryRun bool) error {
+	switch {
+	case output.JSON():
 		return writeJSON(o.Out, pv)
+	case !output.Human():
+		return output.Print(o.Out, kindPlan, pv, cmdutil.StatefulSetRef(pv.Namespace, pv.StatefulSet))
 	}
 	theme, err := o.Theme()
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
@@ -120,7 +121,9 @@ func TestBadInputIsUsageErrorAndChangesNothing(t *testing.T) {
 		{[]string{"db", "--staged", "--image", "db=Postgres 17"}, "not a valid image reference"},
 		{[]string{"db", "--staged", "--env", "1BAD"}, "NAME=VALUE"},
 		{[]string{"db", "--staged", "--max-lag", "lots"}, "neither a duration"},
-		{[]string{"db", "--staged", "-o", "yaml"}, "invalid output format"},
+		{[]string{"db", "--staged", "-o", "xml"}, `unable to match a printer suitable for the output format "xml", allowed formats are: go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,kyaml,name,template,templatefile,text,yaml`},
+		{[]string{"db", "--staged", "-o", "go-template"}, "-o go-template: template format specified but no template given"},
+		{[]string{"db", "--staged", "--timeout", "-1s"}, "--timeout cannot be negative"},
 		{[]string{"db", "--staged", "--interactive", "--pause-after", "1"}, "cannot be combined"},
 		{[]string{"db", "--staged", "--interactive"}, "needs a terminal"},
 		{[]string{"db", "--staged", "--pause-after", "3"}, "--pause-after 3"},
@@ -187,6 +190,79 @@ func TestDryRunJSON(t *testing.T) {
 	require.Len(t, pv.Plan.Steps, 4)
 	assert.Equal(t, []string{"db-3"}, pv.Plan.Steps[0].Pods)
 	assert.Equal(t, int32(0), pv.Plan.Steps[3].Partition)
+}
+
+// TestKubectlPrintersPrintThePlan: on a dry run kubectl's printers print
+// the plan document; -o name the StatefulSet.
+func TestKubectlPrintersPrintThePlan(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "jsonpath={.plan.steps[*].partition}"}, "3 2 1 0"},
+		{[]string{"-o", "go-template={{.kind}} {{.mode}} {{len .plan.steps}}"}, "RolloutPlan pending 4"},
+		{[]string{"-o", "name"}, "statefulset.apps/db\n"},
+		{[]string{"-o", "jsonpath={.serverDryRun[*].write}", "--dry-run=server"}, "create configmap kubectl-sts.db (the operation record) patch statefulset db (partition 3)"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := cmdtesting.NewFakeOptions(pending(4)...)
+			f.AnswerServerDryRun(func(k8stesting.Action) error { return nil })
+			args := append([]string{"db", "--staged", "--dry-run"}, tc.args...)
+			require.Equal(t, cmdutil.ExitOK, run(f, args...), f.ErrOut.String())
+			assert.Equal(t, tc.want, f.Out.String())
+			assert.Equal(t, "7", resourceVersion(t, f))
+		})
+	}
+	f := cmdtesting.NewFakeOptions(pending(4)...)
+	require.Equal(t, cmdutil.ExitOK, run(f, "db", "--staged", "--dry-run", "-o", "yaml"), f.ErrOut.String())
+	assert.True(t, strings.HasPrefix(f.Out.String(), "apiVersion: kubectl-sts.io/v1alpha1\n"), f.Out.String())
+	assert.Contains(t, f.Out.String(), "\nkind: RolloutPlan\n")
+}
+
+// With a kubectl printer the document is standard output's alone: the plan
+// a confirmation is about goes to standard error.
+func TestAPrinterKeepsThePlanOffStandardOutput(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	assert.Equal(t, cmdutil.ExitUsage, run(f, "db", "--staged", "-o", "name"))
+	assert.Empty(t, f.Out.String())
+	assert.Contains(t, f.ErrOut.String(), "Rollout plan for statefulset db")
+	assert.Contains(t, f.ErrOut.String(), "re-run with --yes")
+	noRecord(t, f)
+}
+
+// TestTheSubcommandsShareOneShape: every subcommand takes the same -o and
+// refuses bad input the same way, before any request.
+func TestTheSubcommandsShareOneShape(t *testing.T) {
+	for _, sub := range []string{"resume", "undo", "abort", "status"} {
+		f := cmdtesting.NewFakeOptions(pending(3)...)
+		f.Client.Kube.(*fake.Clientset).ClearActions()
+		assert.Equal(t, cmdutil.ExitUsage, run(f, sub, "db", "-o", "xml"), sub)
+		assert.Contains(t, f.ErrOut.String(), `error: unable to match a printer suitable for the output format "xml"`, sub)
+		assert.Contains(t, f.ErrOut.String(), "See 'kubectl sts rollout "+sub+" --help' for usage.", sub)
+		assert.Empty(t, f.Client.Kube.(*fake.Clientset).Actions(), sub)
+
+		f = cmdtesting.NewFakeOptions(pending(3)...)
+		assert.Equal(t, cmdutil.ExitUsage, run(f, sub, "Not_A_Name"), sub)
+		assert.Contains(t, f.ErrOut.String(), `"Not_A_Name" is not a valid StatefulSet name`, sub)
+	}
+}
+
+// TestTheWholeRolloutTimeoutStopsCleanly: --timeout bounds the whole
+// rollout; when it runs out the run stops as on Ctrl-C (no rollback, the
+// record kept for resume) and exits 5.
+func TestTheWholeRolloutTimeoutStopsCleanly(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(pending(3)...)
+	// No controller: the first step's pod never turns Ready.
+	code := run(f, "db", "--staged", "--yes", "--timeout", "300ms", "--step-timeout", "10m")
+	assert.Equal(t, cmdutil.ExitNeedsAttention, code, f.ErrOut.String())
+	assert.Contains(t, f.ErrOut.String(), "error: the operation did not finish within --timeout 300ms and stopped cleanly, keeping its record: ")
+	assert.NotContains(t, f.ErrOut.String(), "context canceled")
+	rec, err := journal.New(f.Client.Kube, ns, "db", "other/1").Load(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, rec, "the record is kept")
+	assert.False(t, rec.Phase.Finished(), "phase %s", rec.Phase)
+	assert.Empty(t, rec.Holder, "the lease is released, so resume starts at once")
+	assert.NotContains(t, f.Out.String(), "rollback", "a timeout of the whole operation does not roll back")
 }
 
 func TestDryRunOfAChange(t *testing.T) {

@@ -13,61 +13,127 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
-// ResumeOptions holds the flags of `kubectl sts rollout resume NAME`.
-type ResumeOptions struct {
+// SubOptions holds the flags of the subcommands resume, undo, abort and
+// status: they share one Complete / Validate / Run shape, and differ only
+// in the flags they bind and the step they run.
+type SubOptions struct {
 	*cmdutil.Options
-	Name         string
-	DryRun       bool
-	ServerDryRun bool
-	Yes          bool
-	Output       string
-	Engines      *plugins.Registry
+	Name   string
+	Output *cmdutil.OutputFlags
+	// Change is --dry-run, --yes and --field-manager, for subcommands that
+	// change the rollout (resume, undo).
+	Change cmdutil.ChangeFlags
+	// Timeout is --timeout and --step-timeout of the workflow a
+	// subcommand continues (resume, undo).
+	Timeout cmdutil.TimeoutFlags
+	// RollbackTimeout is undo's --rollback-timeout.
+	RollbackTimeout time.Duration
+	// Engines resolves the recorded engine of a resumed rollout.
+	Engines *plugins.Registry
+
+	changes bool
+	run     func(ctx context.Context, o *SubOptions, r *rollout.Runner) error
 }
 
-func newCmdResume(parent *cmdutil.Options) *cobra.Command {
-	o := &ResumeOptions{Options: parent, Engines: all.New()}
-	cmd := &cobra.Command{
-		Use:   "resume NAME",
-		Short: "Continue a paused or interrupted staged rollout",
-		Long: `Continue the rollout recorded for a StatefulSet. When a process waits at a pause
-(on a terminal, anywhere), it is approved and continues there. Otherwise this command
-continues the rollout itself from the step where it stopped, with the recorded plan and gates.`,
-		Example: `  # Approve the pause, or continue an interrupted rollout here
-  kubectl sts rollout resume db --yes
+// subcommand describes one subcommand: its help, whether it changes the
+// rollout, its extra flags, and the step it runs.
+type subcommand struct {
+	cmd     cobra.Command
+	changes bool
+	flags   func(o *SubOptions, cmd *cobra.Command)
+	run     func(ctx context.Context, o *SubOptions, r *rollout.Runner) error
+}
 
-  # Show what is left of the plan
-  kubectl sts rollout resume db --dry-run=client`,
-		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			if err := validateName(o.Name); err != nil {
-				return err
-			}
-			if err := validateOutput(o.Output); err != nil {
-				return err
-			}
-			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+func newSubcommand(parent *cmdutil.Options, s subcommand) *cobra.Command {
+	o := &SubOptions{Options: parent, Output: cmdutil.NewWorkflowOutputFlags(), Engines: all.New(), changes: s.changes, run: s.run}
+	cmd := &s.cmd
+	cmd.Args = cmdutil.ExactlyOneName
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
 	}
-	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
+	if s.changes {
+		o.Change.AddFlags(parent, cmd)
+	}
+	o.Output.AddFlags(cmd)
+	if s.flags != nil {
+		s.flags(o, cmd)
+	}
 	return cmd
 }
 
-// Run approves a waiting process or resumes the rollout here.
-func (o *ResumeOptions) Run(ctx context.Context) error {
+// Complete takes the name and parses --dry-run.
+func (o *SubOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.Name = args[0]
+	if o.changes {
+		return o.Change.Complete(cmd)
+	}
+	return nil
+}
+
+// Validate checks the flags before anything is read from the cluster.
+func (o *SubOptions) Validate() error {
+	if err := validateName(o.Name); err != nil {
+		return err
+	}
+	if err := o.Output.Validate(); err != nil {
+		return err
+	}
+	if o.RollbackTimeout < 0 {
+		return cmdutil.UsageErrorf("--rollback-timeout cannot be negative")
+	}
+	if o.Timeout.Timeout < 0 {
+		return cmdutil.UsageErrorf("--timeout cannot be negative, got %s (0 means no limit)", o.Timeout.Timeout)
+	}
+	return nil
+}
+
+// Run runs the subcommand's step over the shared client.
+func (o *SubOptions) Run(ctx context.Context) error {
 	r, err := runner(o.Options, o.Name, o.Engines)
 	if err != nil {
 		return err
 	}
-	if !o.DryRun {
+	return o.run(ctx, o, r)
+}
+
+func newCmdResume(parent *cmdutil.Options) *cobra.Command {
+	return newSubcommand(parent, subcommand{
+		cmd: cobra.Command{
+			Use:   "resume NAME",
+			Short: "Continue a paused or interrupted staged rollout",
+			Long: `Continue the rollout recorded for a StatefulSet. When a process waits at a pause
+(on a terminal, anywhere), it is approved and continues there. Otherwise this command
+continues the rollout itself from the step where it stopped, with the recorded plan and gates.
+--timeout bounds this run as a whole; each step keeps its recorded step timeout.`,
+			Example: `  # Approve the pause, or continue an interrupted rollout here
+  kubectl sts rollout resume db --yes
+
+  # Show what is left of the plan
+  kubectl sts rollout resume db --dry-run=client`,
+		},
+		changes: true,
+		flags:   func(o *SubOptions, cmd *cobra.Command) { o.Timeout.AddTimeoutFlag(cmd) },
+		run:     runResume,
+	})
+}
+
+// runResume approves a waiting process or resumes the rollout here.
+func runResume(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
+	if !o.Change.DryRun {
 		a, err := r.Approve(ctx)
 		if err != nil {
 			return explain(err)
 		}
 		if a != nil {
+			if !o.Output.Human() {
+				return o.printRecord(ctx, r)
+			}
 			fmt.Fprintf(o.Out, "approved: the rollout of statefulset %s continues after step %d of %d in %s\n", o.Name, a.Step, a.Steps, a.Holder)
 			return nil
 		}
@@ -80,123 +146,76 @@ func (o *ResumeOptions) Run(ctx context.Context) error {
 	if pv.State().Stage == rollout.StageRollback {
 		question = fmt.Sprintf("Continue the rollback of statefulset %s/%s to revision %s?", pv.Namespace, pv.StatefulSet, pv.From)
 	}
-	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
-}
-
-// UndoOptions holds the flags of `kubectl sts rollout undo NAME`.
-type UndoOptions struct {
-	*cmdutil.Options
-	Name            string
-	DryRun          bool
-	ServerDryRun    bool
-	Yes             bool
-	Output          string
-	RollbackTimeout time.Duration
+	return execute(ctx, o.Options, r, pv, o.Change, o.Timeout, o.Output, question)
 }
 
 func newCmdUndo(parent *cmdutil.Options) *cobra.Command {
-	o := &UndoOptions{Options: parent}
-	cmd := &cobra.Command{
-		Use:   "undo NAME",
-		Short: "Roll back to the previous revision and replace the pods stuck on the bad one",
-		Long: `Roll a StatefulSet back to the revision before its rollout: the revision the recorded
+	return newSubcommand(parent, subcommand{
+		cmd: cobra.Command{
+			Use:   "undo NAME",
+			Short: "Roll back to the previous revision and replace the pods stuck on the bad one",
+			Long: `Roll a StatefulSet back to the revision before its rollout: the revision the recorded
 rollout started from, else the current revision of a rollout in progress, else the revision
 before the current one. The previous pod template is restored with the partition at 0, pods
 that are stuck off that revision (not Ready: the controller would wait for them forever) are
 deleted so the controller recreates them, and the command waits until every pod is Ready on
 the previous revision. Then the partition is set back to its value before the rollout.
 
-Exit codes: 4 rolled back, 5 the rollback did not finish, 1 error, 2 bad input.`,
-		Example: `  # Roll back, replacing pods stuck on the bad revision
+Exit codes: 4 rolled back, 5 the rollback did not finish (or --timeout ran out), 1 error,
+2 bad input.`,
+			Example: `  # Roll back, replacing pods stuck on the bad revision
   kubectl sts rollout undo db --yes
 
   # Show what would be done
   kubectl sts rollout undo db --dry-run=client`,
-		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			if err := validateName(o.Name); err != nil {
-				return err
-			}
-			if err := validateOutput(o.Output); err != nil {
-				return err
-			}
-			if err := parseDryRun(cmd, &o.DryRun, &o.ServerDryRun); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
 		},
-	}
-	addCommonFlags(parent, cmd, &o.DryRun, &o.Yes, &o.Output)
-	cmd.Flags().DurationVar(&o.RollbackTimeout, "rollback-timeout", 0, "How long the rollback may take for every pod to be Ready on the previous revision (default: the recorded value, or 10m)")
-	return cmd
+		changes: true,
+		flags: func(o *SubOptions, cmd *cobra.Command) {
+			cmd.Flags().DurationVar(&o.RollbackTimeout, "rollback-timeout", 0, "How long the rollback may take for every pod to be Ready on the previous revision (default: the recorded value, or 10m)")
+			o.Timeout.AddTimeoutFlag(cmd)
+		},
+		run: runUndo,
+	})
 }
 
-// Run rolls back.
-func (o *UndoOptions) Run(ctx context.Context) error {
-	r, err := runner(o.Options, o.Name, nil)
-	if err != nil {
-		return err
-	}
-	if o.RollbackTimeout < 0 {
-		return cmdutil.UsageErrorf("--rollback-timeout cannot be negative")
-	}
+// runUndo rolls back.
+func runUndo(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
 	pv, err := r.PrepareUndo(ctx, o.RollbackTimeout)
 	if err != nil {
 		return explain(err)
 	}
 	question := fmt.Sprintf("Roll back statefulset %s/%s to revision %s?", pv.Namespace, pv.StatefulSet, pv.From)
-	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
-}
-
-// AbortOptions holds the flags of `kubectl sts rollout abort NAME`.
-type AbortOptions struct {
-	*cmdutil.Options
-	Name   string
-	Output string
+	return execute(ctx, o.Options, r, pv, o.Change, o.Timeout, o.Output, question)
 }
 
 func newCmdAbort(parent *cmdutil.Options) *cobra.Command {
-	o := &AbortOptions{Options: parent}
-	cmd := &cobra.Command{
-		Use:   "abort NAME",
-		Short: "Stop a staged rollout and leave the pods as they are, the partition holding",
-		Long: `Stop the rollout recorded for a StatefulSet. The partition is raised to hold exactly
+	return newSubcommand(parent, subcommand{
+		cmd: cobra.Command{
+			Use:   "abort NAME",
+			Short: "Stop a staged rollout and leave the pods as they are, the partition holding",
+			Long: `Stop the rollout recorded for a StatefulSet. The partition is raised to hold exactly
 the pods already on the new revision, so no further pod moves; nothing is rolled back. A
 process running the rollout (on any machine) is told to stop and does this itself.
 Afterwards start the rollout again to continue from there, or undo it.`,
-		Example: `  kubectl sts rollout abort db`,
-		Args:    cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			if err := validateName(o.Name); err != nil {
-				return err
-			}
-			if err := validateOutput(o.Output); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+			Example: `  kubectl sts rollout abort db`,
 		},
-	}
-	addCommonFlags(parent, cmd, nil, nil, &o.Output)
-	parent.AddFieldManagerFlag(cmd)
-	return cmd
+		flags: func(o *SubOptions, cmd *cobra.Command) { parent.AddFieldManagerFlag(cmd) },
+		run:   runAbort,
+	})
 }
 
-// Run aborts.
-func (o *AbortOptions) Run(ctx context.Context) error {
-	r, err := runner(o.Options, o.Name, nil)
-	if err != nil {
-		return err
-	}
+// runAbort aborts.
+func runAbort(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
 	out, err := r.Abort(ctx)
 	if err != nil {
 		return explain(err)
 	}
-	if o.Output == OutputJSON {
+	switch {
+	case o.Output.JSON():
 		return writeJSON(o.Out, out)
-	}
-	if out.Requested {
+	case !o.Output.Human():
+		return o.Output.Print(o.Out, kindAbort, out, cmdutil.StatefulSetRef(r.Namespace, o.Name))
+	case out.Requested:
 		fmt.Fprintf(o.Out, "abort requested: %s stops the rollout of statefulset %s (step %d of %d) and holds the partition\n", out.Holder, o.Name, out.Step, out.Steps)
 		return nil
 	}
@@ -204,43 +223,22 @@ func (o *AbortOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// StatusOptions holds the flags of `kubectl sts rollout status NAME`.
-type StatusOptions struct {
-	*cmdutil.Options
-	Name   string
-	Output string
-}
-
 func newCmdStatus(parent *cmdutil.Options) *cobra.Command {
-	o := &StatusOptions{Options: parent}
-	cmd := &cobra.Command{
-		Use:     "status NAME",
-		Aliases: []string{"history"},
-		Short:   "Show the recorded rollout: plan, step states, holder and history",
-		Example: `  kubectl sts rollout status db
-  kubectl sts rollout status db -o json`,
-		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			if err := validateName(o.Name); err != nil {
-				return err
-			}
-			if err := validateOutput(o.Output); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
+	return newSubcommand(parent, subcommand{
+		cmd: cobra.Command{
+			Use:     "status NAME",
+			Aliases: []string{"history"},
+			Short:   "Show the recorded rollout: plan, step states, holder and history",
+			Example: `  kubectl sts rollout status db
+  kubectl sts rollout status db -o json
+  kubectl sts rollout status db -o jsonpath='{.record.phase}'`,
 		},
-	}
-	addCommonFlags(parent, cmd, nil, nil, &o.Output)
-	return cmd
+		run: runStatus,
+	})
 }
 
-// Run prints the record.
-func (o *StatusOptions) Run(ctx context.Context) error {
-	r, err := runner(o.Options, o.Name, nil)
-	if err != nil {
-		return err
-	}
+// runStatus prints the record.
+func runStatus(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
 	rep, err := r.Status(ctx)
 	if err != nil {
 		return err
@@ -248,8 +246,11 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if rep == nil {
 		return cmdutil.WithExitCode(cmdutil.ExitFailed, fmt.Errorf("no operation is recorded for statefulset %s in namespace %s", o.Name, r.Namespace))
 	}
-	if o.Output == OutputJSON {
+	switch {
+	case o.Output.JSON():
 		return writeJSON(o.Out, rep)
+	case !o.Output.Human():
+		return o.Output.Print(o.Out, kindStatus, rep, cmdutil.StatefulSetRef(r.Namespace, o.Name))
 	}
 	theme, err := o.Theme()
 	if err != nil {
@@ -257,4 +258,13 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	}
 	writeReport(o.Out, theme, rep, o.Now())
 	return nil
+}
+
+// printRecord prints the recorded operation with the selected printer.
+func (o *SubOptions) printRecord(ctx context.Context, r *rollout.Runner) error {
+	rep, err := r.Status(ctx)
+	if err != nil || rep == nil {
+		return err
+	}
+	return o.Output.Print(o.Out, kindStatus, rep, cmdutil.StatefulSetRef(r.Namespace, o.Name))
 }

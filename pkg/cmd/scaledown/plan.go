@@ -27,9 +27,18 @@ func (o *Options) printPlan(p *scaledown.Plan) {
 	if p == nil {
 		return
 	}
-	if o.Output == "json" {
+	switch {
+	case o.Output.JSON():
 		p.DryRun = o.DryRun
 		o.printJSON(p)
+		return
+	case !o.Output.Human():
+		// A kubectl printer prints the plan or the result at the end on
+		// standard output; a question about the plan shows it on
+		// standard error.
+		if !o.Yes && !o.DryRun {
+			writePlan(o.ErrOut, ui.NewTheme(false), p)
+		}
 		return
 	}
 	theme, err := o.Theme()

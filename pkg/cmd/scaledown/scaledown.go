@@ -39,18 +39,17 @@ type Options struct {
 	PVC           string
 	PVCSet        bool
 	SnapshotClass string
-	Engine        string
-	SlotNames     []string
-	Container     string
-	AllowZero     bool
-	Force         bool
-	DryRun        bool
-	ServerDryRun  bool
-	Yes           bool
-	Abort         bool
-	Timeout       time.Duration
-	// Output is "" (text) or "json".
-	Output string
+	// EngineFlags is --engine (whose removal steps run) and --container.
+	cmdutil.EngineFlags
+	SlotNames []string
+	AllowZero bool
+	Force     bool
+	Abort     bool
+	cmdutil.ChangeFlags
+	cmdutil.TimeoutFlags
+	// Output is -o: text, JSON lines, or a kubectl printer of the plan
+	// (dry run) or the result.
+	Output *cmdutil.OutputFlags
 
 	// Engines is the registry --engine picks from.
 	Engines *plugins.Registry
@@ -63,11 +62,11 @@ type Options struct {
 // NewOptions returns the defaults of both commands.
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
-		Options: parent,
-		Engine:  plugins.EngineAuto,
-		Timeout: scaledown.DefaultTimeout,
-		Engines: all.New(),
-		Holder:  journal.DefaultHolder(),
+		Options:     parent,
+		EngineFlags: *cmdutil.NewEngineFlags(),
+		Output:      cmdutil.NewWorkflowOutputFlags(),
+		Engines:     all.New(),
+		Holder:      journal.DefaultHolder(),
 	}
 }
 
@@ -96,9 +95,12 @@ inactive), then the PVC action for that ordinal's claims only.
 Progress is recorded in the cluster (ConfigMap kubectl-sts.NAME): run the same
 command again to resume an interrupted scale-down; --abort drops the record.
 
+--timeout bounds the whole scale-down, --step-timeout each wait of a step. When
+--timeout runs out the command stops cleanly as on Ctrl-C and keeps the record.
+
 Exit codes: 0 done (or dry run), 1 refused or failed before any change,
-2 bad input, 5 stopped part-way (re-run to resume), 130 interrupted.
-See docs/scale-down.md.`,
+2 bad input, 5 stopped part-way or --timeout ran out (re-run to resume),
+130 interrupted. See docs/scale-down.md.`,
 		Example: `  # Plan only: print which pods and PVCs would go, change nothing
   kubectl sts scale-down db --replicas 3 --dry-run=client
 
@@ -141,9 +143,8 @@ See docs/scale-down.md.`,
 	f.StringVar(&o.SnapshotClass, "snapshot-class", "", "VolumeSnapshotClass for --pvc snapshot (default: the cluster's default class)")
 	f.BoolVar(&o.AllowZero, "allow-zero", false, "Allow --replicas 0, which removes every pod")
 	AddCommonFlags(o, cmd)
-	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine for the removal steps: auto, postgres, mysql, mongodb, redis, etcd, zookeeper or none")
+	o.EngineFlags.AddFlags(cmd, o.Engines.Names(), cmdutil.EngineContainerFlag)
 	f.StringArrayVar(&o.SlotNames, "slot-name", nil, "Replication slot of a removed member (repeatable); {ordinal} and {pod} are replaced per ordinal (default: the engine's naming rules)")
-	f.StringVarP(&o.Container, "container", "c", "", "Container to run engine commands in (default: the engine's)")
 	f.BoolVar(&o.Force, "force", false, "Proceed although a rollout is in progress or the StatefulSet is not healthy (never skips the primary, PDB or PVC checks)")
 	f.BoolVar(&o.Abort, "abort", false, "Drop the record of an interrupted scale-down instead of resuming it; changes nothing else")
 	return cmd
@@ -151,20 +152,15 @@ See docs/scale-down.md.`,
 
 // CompleteDryRun reads --dry-run with kubectl's rules.
 func (o *Options) CompleteDryRun(cmd *cobra.Command) error {
-	var err error
-	o.DryRun, o.ServerDryRun, err = cmdutil.DryRunStrategy(cmd)
-	return err
+	return o.ChangeFlags.Complete(cmd)
 }
 
 // AddCommonFlags binds the flags both commands share.
 func AddCommonFlags(o *Options, cmd *cobra.Command) {
-	f := cmd.Flags()
-	cmdutil.AddDryRunFlag(cmd)
-	f.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation")
-	o.AddFieldManagerFlag(cmd)
-	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each step (pod gone, slot inactive, snapshot ready, PVC deleted)")
-	f.StringVarP(&o.Output, "output", "o", "", "Output format: empty for text, or json (the plan, then one JSON event per line)")
-	cmdutil.AddTakeOverFlag(f, o.Options)
+	o.ChangeFlags.AddFlags(o.Options, cmd)
+	o.TimeoutFlags.AddFlags(cmd, scaledown.DefaultTimeout, "each wait of a step may take (pod gone, slot inactive, snapshot ready, PVC deleted)")
+	o.Output.AddFlags(cmd)
+	cmdutil.AddTakeOverFlag(cmd.Flags(), o.Options)
 }
 
 // Complete takes the StatefulSet name.
@@ -178,13 +174,14 @@ func (o *Options) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
 		return cmdutil.UsageErrorf("%q is not a valid StatefulSet name: %s", o.Name, strings.Join(errs, "; "))
 	}
-	switch o.Output {
-	case "", "json":
-	default:
-		return cmdutil.UsageErrorf("invalid output format %q: use json, or leave it out for text", o.Output)
+	if err := o.Output.Validate(); err != nil {
+		return err
 	}
-	if o.Timeout <= 0 {
-		return cmdutil.UsageErrorf("--timeout must be positive, got %s", o.Timeout)
+	if err := o.TimeoutFlags.Validate(); err != nil {
+		return err
+	}
+	if err := o.EngineFlags.Validate(o.Engines); err != nil {
+		return err
 	}
 	if o.Abort {
 		return nil
@@ -258,7 +255,10 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 
 	if len(plan.Steps) == 0 {
-		if o.Output != "json" {
+		if o.Output.Printer() {
+			return o.printDocument(kindPlan, plan)
+		}
+		if o.Output.Human() {
 			fmt.Fprintln(o.Out, "Nothing to do.")
 		}
 		return nil
@@ -274,7 +274,13 @@ func (o *Options) Run(ctx context.Context) error {
 		if o.ServerDryRun {
 			writes := scaledown.ServerDryRun(ctx, plan, deps)
 			refused = kube.CheckDryRun(writes)
-			if o.Output == "json" {
+			switch {
+			case o.Output.Printer():
+				return errors.Join(o.printDocument(kindPlan, struct {
+					*scaledown.Plan
+					ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
+				}{plan, writes}), refused)
+			case o.Output.JSON():
 				b, err := json.Marshal(struct {
 					ServerDryRun []kube.DryRunWrite `json:"serverDryRun"`
 				}{writes})
@@ -282,11 +288,14 @@ func (o *Options) Run(ctx context.Context) error {
 					return err
 				}
 				fmt.Fprintf(o.Out, "%s\n", b)
-			} else {
+			default:
 				cmdutil.WriteDryRunWrites(o.Out, writes)
 			}
 		}
-		if o.Output != "json" {
+		if o.Output.Printer() {
+			return o.printDocument(kindPlan, plan)
+		}
+		if o.Output.Human() {
 			fmt.Fprintln(o.Out, "Dry run: nothing was changed.")
 		}
 		return refused
@@ -294,11 +303,38 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := o.Confirm(o.Yes, o.question(plan)); err != nil {
 		return err
 	}
-	return o.withProgress(func(sink progress.Sink) error {
+	rctx, cancel := o.TimeoutFlags.Context(ctx)
+	defer cancel()
+	var res *scaledown.Result
+	err = o.withProgress(func(sink progress.Sink) error {
 		deps.Sink = sink
-		_, err := scaledown.Execute(ctx, plan, deps)
-		return mapRunError(err)
+		var err error
+		res, err = scaledown.Execute(rctx, plan, deps)
+		return o.TimeoutFlags.Explain(rctx, mapRunError(err))
 	})
+	if o.Output.Printer() && res != nil {
+		return errors.Join(err, o.printDocument(kindResult, res))
+	}
+	return err
+}
+
+// Kinds of the documents a kubectl printer prints.
+const (
+	kindPlan   = "ScaleDownPlan"
+	kindResult = "ScaleDownResult"
+)
+
+// printDocument prints the plan or the result with the kubectl printer -o
+// selects (-o name prints the StatefulSet).
+func (o *Options) printDocument(kind string, doc any) error {
+	ns := ""
+	if c, err := o.Client(); err == nil {
+		ns = c.Namespace
+	}
+	if o.Cleanup {
+		kind = strings.Replace(kind, "ScaleDown", "CleanupPVCs", 1)
+	}
+	return o.Output.Print(o.Out, kind, doc, cmdutil.StatefulSetRef(ns, o.Name))
 }
 
 func (o *Options) config(c *kube.Client) scaledown.Config {
@@ -312,7 +348,7 @@ func (o *Options) config(c *kube.Client) scaledown.Config {
 		SnapshotClass: o.SnapshotClass,
 		AllowZero:     o.AllowZero,
 		Force:         o.Force,
-		Timeout:       o.Timeout,
+		Timeout:       o.StepTimeout,
 		SlotNames:     o.SlotNames,
 		Container:     o.Container,
 	}
@@ -422,7 +458,7 @@ func (o *Options) question(p *scaledown.Plan) string {
 
 // canAsk reports whether a question can be answered on a terminal.
 func (o *Options) canAsk() bool {
-	return o.Output != "json" && o.StdinIsTerminal != nil && o.StdinIsTerminal()
+	return o.Output.Human() && o.StdinIsTerminal != nil && o.StdinIsTerminal()
 }
 
 func (o *Options) askPVCAction(p *scaledown.Plan) (scaledown.PVCAction, error) {

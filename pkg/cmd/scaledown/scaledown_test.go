@@ -123,8 +123,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"scale-down", "db", "--replicas", "0"}, "add --allow-zero"},
 		{[]string{"scale-down", "db", "--replicas", "-1"}, "must not be negative"},
 		{[]string{"scale-down", "db", "--replicas", "3", "--snapshot-class", "x"}, "--snapshot-class applies only with --pvc snapshot"},
-		{[]string{"scale-down", "db", "--replicas", "3", "--timeout", "0s"}, "--timeout must be positive"},
-		{[]string{"scale-down", "db", "--replicas", "3", "-o", "yaml"}, "invalid output format"},
+		{[]string{"scale-down", "db", "--replicas", "3", "--step-timeout", "0s"}, "--step-timeout must be positive"},
+		{[]string{"scale-down", "db", "--replicas", "3", "--timeout", "-1s"}, "--timeout cannot be negative"},
+		{[]string{"scale-down", "db", "--replicas", "3", "-o", "xml"}, `unable to match a printer suitable for the output format "xml"`},
+		{[]string{"scale-down", "db", "--replicas", "3", "-o", "jsonpath={.to"}, "-o jsonpath={.to: "},
 		{[]string{"scale-down", "Not_A_Name", "--replicas", "3"}, "is not a valid StatefulSet name"},
 		{[]string{"scale-down", "db", "--replicas", "5", "--engine", "none"}, "--replicas 5 is not lower than the current 5 replicas"},
 		{[]string{"scale-down", "db", "--replicas", "3", "--engine", "cassandra"}, `unknown engine "cassandra"`},
@@ -187,6 +189,25 @@ func TestServerDryRunSendsTheFirstStepsWrites(t *testing.T) {
 	r = runCmd(t, f, "scale-down", "db", "--replicas", "3", "--dry-run=sometimes")
 	assert.Equal(t, cmdutil.ExitUsage, r.code)
 	assert.Contains(t, r.errOut, `Invalid dry-run value (sometimes)`)
+}
+
+func TestKubectlPrintersPrintThePlanAndTheResult(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--dry-run", "--engine", "none", "-o", "jsonpath={.steps[*].pod}")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "db-4 db-3", r.out)
+
+	f = cmdtesting.NewFakeOptions(fixture(4).Objects()...)
+	controller(t, f.Client.Kube)
+	r = runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--engine", "none", "-o", "jsonpath={.removed[*]} {.deleted[*]}")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "db-3 data-db-3", r.out)
+	assert.Contains(t, r.errOut, "pod/db-3", "progress goes to standard error")
+
+	f = cmdtesting.NewFakeOptions(fixture(5).Objects()...)
+	r = runCmd(t, f, "cleanup-pvcs", "db", "--dry-run", "-o", "name")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Equal(t, "statefulset.apps/db\n", r.out)
 }
 
 func TestDryRunJSON(t *testing.T) {
@@ -288,7 +309,7 @@ func TestAPDBThatForbidsItRefuses(t *testing.T) {
 func TestAStuckStepExitsNeedsAttentionAndResumes(t *testing.T) {
 	f := cmdtesting.NewFakeOptions(fixture(4).Objects()...)
 	// No controller: pod 3 never goes.
-	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--engine", "none", "--timeout", "300ms")
+	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--engine", "none", "--step-timeout", "300ms")
 	assert.Equal(t, cmdutil.ExitNeedsAttention, r.code, r.errOut)
 	assert.Contains(t, r.errOut, "timed out after 300ms waiting for")
 	assert.Contains(t, r.errOut, "run the same command again to resume")
@@ -306,6 +327,37 @@ func TestAStuckStepExitsNeedsAttentionAndResumes(t *testing.T) {
 	require.Equal(t, 0, r.code, r.errOut)
 	assert.Contains(t, r.out, "an interrupted run is resumed")
 	assert.NotContains(t, pvcNames(t, f.Client.Kube), "data-db-3", "the recorded --pvc delete is kept on resume")
+}
+
+// TestTheWholeOperationTimeoutStopsCleanlyAndResumes: --timeout bounds the
+// whole scale-down, as kubectl's --timeout does; when it runs out the run
+// stops as on Ctrl-C (record kept, lease released) and exits 5.
+func TestTheWholeOperationTimeoutStopsCleanlyAndResumes(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(fixture(4).Objects()...)
+	// No controller: pod 3 never goes, and the step may wait 10 minutes.
+	r := runCmd(t, f, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--yes", "--engine", "none", "--timeout", "300ms", "--step-timeout", "10m")
+	assert.Equal(t, cmdutil.ExitNeedsAttention, r.code, r.errOut)
+	assert.Contains(t, r.errOut, "error: the operation did not finish within --timeout 300ms and stopped cleanly, keeping its record: ")
+	assert.Contains(t, r.errOut, "run the same command again to resume")
+	assert.NotContains(t, r.errOut, "context canceled")
+	assert.NotContains(t, r.errOut, "interrupted: the operation", "not reported as Ctrl-C")
+	assert.Contains(t, pvcNames(t, f.Client.Kube), "data-db-3")
+	rec, err := journal.New(f.Client.Kube, ns, "db", "other/1").Load(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, rec, "the record is kept")
+	assert.False(t, rec.Phase.Finished(), "phase %s", rec.Phase)
+	assert.Empty(t, rec.Holder, "the lease is released, so the next run starts at once")
+
+	f.Out.Reset()
+	f.ErrOut.Reset()
+	controller(t, f.Client.Kube)
+	if err := f.Client.Kube.CoreV1().Pods(ns).Delete(context.Background(), "db-3", metav1.DeleteOptions{}); err != nil {
+		require.True(t, apierrors.IsNotFound(err), err)
+	}
+	r = runCmd(t, f, "scale-down", "db", "--replicas", "3", "--yes", "--engine", "none", "--timeout", "1m")
+	require.Equal(t, 0, r.code, r.errOut)
+	assert.Contains(t, r.out, "an interrupted run is resumed")
+	assert.NotContains(t, pvcNames(t, f.Client.Kube), "data-db-3")
 }
 
 func TestAbort(t *testing.T) {

@@ -3,7 +3,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
@@ -28,12 +26,11 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 )
 
-// Output formats of -o.
+// The command's own formats of -o; kubectl's printers (json, yaml, name,
+// jsonpath, go-template) print the JSON document.
 const (
 	OutputTable = "table"
 	OutputWide  = "wide"
-	OutputJSON  = "json"
-	OutputYAML  = "yaml"
 )
 
 // Options holds the flags of `kubectl sts status`.
@@ -41,8 +38,9 @@ type Options struct {
 	*cmdutil.Options
 
 	// Name is the StatefulSet; empty lists every StatefulSet in scope.
-	Name          string
-	Output        string
+	Name string
+	// Output is -o: the table, wide, or a kubectl printer of the document.
+	Output        *cmdutil.OutputFlags
 	Watch         bool
 	AllNamespaces bool
 	// Selector is -l: a label selector over the listed StatefulSets.
@@ -58,11 +56,9 @@ type Options struct {
 	// LAG and SLOTS columns. Nil (or a nil engine) means no engine: the
 	// report has Kubernetes facts only. The --engine flag sets it.
 	EngineFor func(sts *appsv1.StatefulSet) (plugins.Engine, error)
-	// Engine is --engine; Validate turns it into EngineFor when that is unset.
-	Engine string
-	// EngineTimeout bounds each engine query; zero means the engine's
-	// default.
-	EngineTimeout time.Duration
+	// EngineFlags is --engine (Validate turns it into EngineFor when that
+	// is unset) and --engine-timeout, the bound of each engine query.
+	cmdutil.EngineFlags
 	// ListEngineTimeout bounds each StatefulSet's engine in a list (-A);
 	// zero means status.DefaultListEngineTimeout.
 	ListEngineTimeout time.Duration
@@ -92,7 +88,8 @@ func NewCmdStatus(parent *cmdutil.Options) *cobra.Command {
 func NewOptions(parent *cmdutil.Options) *Options {
 	return &Options{
 		Options:             parent,
-		Output:              OutputTable,
+		EngineFlags:         *cmdutil.NewEngineFlags(),
+		Output:              cmdutil.NewOutputFlags(OutputTable, OutputWide),
 		StuckAfter:          status.DefaultStuckAfter,
 		WatchMinInterval:    500 * time.Millisecond,
 		WatchRefresh:        5 * time.Second,
@@ -125,6 +122,9 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
   # The model as JSON (schema in docs/status.md)
   kubectl sts status db -o json
 
+  # One field of it, as kubectl's jsonpath prints it
+  kubectl sts status db -o jsonpath='{.verdict.state}'
+
   # Redraw on every change until Ctrl-C
   kubectl sts status db --watch
 
@@ -156,14 +156,14 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Output, "output", "o", o.Output, "Output format: table, wide, json or yaml")
+	o.Output.AddFlags(cmd)
 	f.BoolVarP(&o.Watch, "watch", "w", false, "Redraw whenever the StatefulSet, its pods or its PVCs change, until interrupted")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List the StatefulSets of every namespace")
 	f.StringVarP(&o.Selector, "selector", "l", "", "Label selector over the listed StatefulSets (e.g. -l 'tier=db,env!=dev'); supports '=', '==', '!=', 'in', 'notin'")
 	f.DurationVar(&o.StuckAfter, "stuck-after", o.StuckAfter, "How long a pod may stay not Ready before it counts as stuck")
 	f.StringVar(&o.MaxLag, "max-lag", "", "Name replicas whose replication lag exceeds this, as a duration (10s), a byte size (64Mi), or both (10s,64Mi)")
 	f.StringVar(&o.MaxSlotWAL, "max-slot-wal", "256Mi", "Name inactive replication slots that retain more WAL than this")
-	f.StringVar(&o.Engine, "engine", "auto", "Database engine for the ROLE, LAG and SLOTS columns: auto (annotation, then image), none, or "+strings.Join(all.New().Names(), ", "))
+	o.EngineFlags.AddFlags(cmd, all.New().Names(), cmdutil.EngineTimeoutFlag)
 	return cmd
 }
 
@@ -180,12 +180,8 @@ func (o *Options) Complete(args []string) error {
 
 // Validate checks the flags before anything is read from the cluster.
 func (o *Options) Validate() error {
-	switch o.Output {
-	case OutputTable, OutputWide, OutputJSON, OutputYAML:
-	case "":
-		o.Output = OutputTable
-	default:
-		return cmdutil.UsageErrorf("invalid output format %q: use table, wide, json or yaml", o.Output)
+	if err := o.Output.Validate(); err != nil {
+		return err
 	}
 	if o.Name != "" {
 		if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
@@ -223,12 +219,8 @@ func (o *Options) Validate() error {
 	}
 	if o.EngineFor == nil {
 		engines := all.New()
-		switch o.Engine {
-		case "", "auto", "none":
-		default:
-			if _, ok := engines.Lookup(o.Engine); !ok {
-				return cmdutil.UsageErrorf("unknown --engine %q: use auto, none or one of %s", o.Engine, strings.Join(engines.Names(), ", "))
-			}
+		if err := o.EngineFlags.Validate(engines); err != nil {
+			return err
 		}
 		engine := o.Engine
 		o.EngineFor = func(sts *appsv1.StatefulSet) (plugins.Engine, error) { return engines.Detect(sts, engine) }
@@ -278,7 +270,7 @@ func (o *Options) buildOptions() status.BuildOptions {
 		Now:               o.Now,
 		EngineFor:         o.EngineFor,
 		Exec:              o.client.Exec,
-		EngineTimeout:     o.EngineTimeout,
+		EngineTimeout:     o.EngineFlags.Timeout,
 		ListEngineTimeout: o.ListEngineTimeout,
 		Selector:          o.Selector,
 	}
@@ -293,9 +285,13 @@ func (o *Options) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch o.Output {
-	case OutputJSON, OutputYAML:
-		if err := o.marshal(o.Out, status.NewList(reports)); err != nil {
+	switch {
+	case !o.Output.Human():
+		refs := make([]cmdutil.Ref, len(reports))
+		for i, r := range reports {
+			refs[i] = cmdutil.StatefulSetRef(r.StatefulSet.Namespace, r.StatefulSet.Name)
+		}
+		if err := o.Output.Print(o.Out, status.KindList, status.NewList(reports), refs...); err != nil {
 			return err
 		}
 	default:
@@ -311,7 +307,7 @@ func (o *Options) list(ctx context.Context) error {
 			}
 			return nil
 		}
-		opts := ui.StatusOptions{Wide: o.Output == OutputWide, AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
+		opts := ui.StatusOptions{Wide: o.Output.Is(OutputWide), AllNamespaces: o.AllNamespaces, EnginesNotRead: o.Engine == "none"}
 		if err := o.theme.RenderStatusList(o.Out, reports, opts); err != nil {
 			return err
 		}
@@ -325,28 +321,10 @@ func (o *Options) list(ctx context.Context) error {
 }
 
 func (o *Options) print(w io.Writer, r *status.Report) error {
-	switch o.Output {
-	case OutputJSON, OutputYAML:
-		return o.marshal(w, r)
+	if !o.Output.Human() {
+		return o.Output.Print(w, status.KindReport, r, cmdutil.StatefulSetRef(r.StatefulSet.Namespace, r.StatefulSet.Name))
 	}
-	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output == OutputWide, EngineStaleAfter: o.WatchRefresh})
-}
-
-func (o *Options) marshal(w io.Writer, v any) error {
-	if o.Output == OutputYAML {
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	return o.theme.RenderStatus(w, r, ui.StatusOptions{Wide: o.Output.Is(OutputWide), EngineStaleAfter: o.WatchRefresh})
 }
 
 // explainNotFound adds what a missing StatefulSet most likely means: the

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +132,58 @@ func TestStatusYAML(t *testing.T) {
 	assert.Contains(t, f.Out.String(), "apiVersion: kubectl-sts.io/v1alpha1\n")
 }
 
+// TestKubectlPrinters runs every printer of kubectl's -o on one status:
+// each prints the JSON document, as kubectl prints an object.
+func TestKubectlPrinters(t *testing.T) {
+	dir := t.TempDir()
+	pathFile := filepath.Join(dir, "state.jsonpath")
+	require.NoError(t, os.WriteFile(pathFile, []byte(`{.verdict.state} {.statefulSet.replicas.ready}`), 0o600))
+	tmplFile := filepath.Join(dir, "state.tmpl")
+	require.NoError(t, os.WriteFile(tmplFile, []byte(`{{.statefulSet.name}}={{.verdict.state}}`), 0o600))
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+		code int
+	}{
+		"jsonpath":             {[]string{"-o", "jsonpath={.verdict.state}"}, "Degraded", cmdutil.ExitDegraded},
+		"jsonpath of a list":   {[]string{"-o", "jsonpath={.ordinals[*].pod.name}"}, "db-0 db-1 db-2", cmdutil.ExitDegraded},
+		"jsonpath-file":        {[]string{"-o", "jsonpath-file=" + pathFile}, "Degraded 2", cmdutil.ExitDegraded},
+		"go-template":          {[]string{"-o", "go-template={{.verdict.state}}/{{len .ordinals}}"}, "Degraded/3", cmdutil.ExitDegraded},
+		"go-template-file":     {[]string{"-o", "go-template-file=" + tmplFile}, "db=Degraded", cmdutil.ExitDegraded},
+		"template flag":        {[]string{"-o", "go-template", "--template", "{{.kind}}"}, "StatefulSetStatus", cmdutil.ExitDegraded},
+		"name":                 {[]string{"-o", "name"}, "statefulset.apps/db\n", cmdutil.ExitDegraded},
+		"jsonpath missing key": {[]string{"-o", "jsonpath={.nothing}", "--allow-missing-template-keys=false"}, "", cmdutil.ExitFailed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := cmdtesting.NewFakeOptions(newFixture("db", 3).StartRollout(0).Recreate(2, statustest.UpdateHash, 6*time.Minute, false).Objects()...)
+			code := run(t, f, append([]string{"db"}, tc.args...)...)
+			assert.Equal(t, tc.code, code, f.ErrOut.String())
+			assert.Equal(t, tc.want, f.Out.String())
+			if tc.code == cmdutil.ExitFailed {
+				assert.Contains(t, f.ErrOut.String(), "nothing is not found")
+			}
+		})
+	}
+}
+
+func TestKubectlPrintersOfAList(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 2), newFixture("kv", 1))...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-o", "name"), f.ErrOut.String())
+	assert.Equal(t, "statefulset.apps/db\nstatefulset.apps/kv\n", f.Out.String())
+
+	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 2), newFixture("kv", 1))...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-o", `jsonpath={range .items[*]}{.statefulSet.name} {.verdict.state}{"\n"}{end}`), f.ErrOut.String())
+	assert.Equal(t, "db Healthy\nkv Healthy\n", f.Out.String())
+
+	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 2))...)
+	require.Equal(t, cmdutil.ExitOK, run(t, f, "-o", "json"), f.ErrOut.String())
+	var l status.List
+	require.NoError(t, json.Unmarshal(f.Out.Bytes(), &l))
+	assert.Equal(t, status.KindList, l.Kind)
+	require.Len(t, l.Items, 1)
+	assert.Equal(t, "db", l.Items[0].StatefulSet.Name)
+}
+
 func TestListInNamespace(t *testing.T) {
 	other := statustest.New("prod", "elsewhere", 1, cmdtesting.FakeNow)
 	f := cmdtesting.NewFakeOptions(objects(newFixture("db", 3), newFixture("cache", 1), newFixture("pg", 2).StartRollout(1, 1), other)...)
@@ -229,7 +283,9 @@ func TestBadInputIsRefusedBeforeAnyRequest(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		"invalid output":         {[]string{"db", "-o", "xml"}, `invalid output format "xml": use table, wide, json or yaml`},
+		"invalid output":         {[]string{"db", "-o", "xml"}, `error: unable to match a printer suitable for the output format "xml", allowed formats are: go-template,go-template-file,json,jsonpath,jsonpath-as-json,jsonpath-file,kyaml,name,table,template,templatefile,wide,yaml` + "\n"},
+		"jsonpath without path":  {[]string{"db", "-o", "jsonpath"}, "-o jsonpath: template format specified but no template given"},
+		"bad jsonpath":           {[]string{"db", "-o", "jsonpath={.verdict"}, "-o jsonpath={.verdict: error parsing jsonpath {.verdict"},
 		"invalid name":           {[]string{"DB_1"}, `"DB_1" is not a valid StatefulSet name`},
 		"empty name":             {[]string{""}, "the StatefulSet name is empty"},
 		"two names":              {[]string{"a", "b"}, "takes at most one StatefulSet name, got 2"},

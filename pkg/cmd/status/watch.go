@@ -35,7 +35,7 @@ func (o *Options) watch(ctx context.Context) error {
 		return o.explainNotFound(ctx, err)
 	}
 
-	tty := o.OutIsTerminal() && o.Output != OutputJSON && o.Output != OutputYAML
+	tty := o.OutIsTerminal() && o.Output.Human()
 	refresh := time.NewTicker(o.WatchRefresh)
 	defer refresh.Stop()
 	members := &memberCache{interval: o.WatchEngineInterval}
@@ -84,11 +84,11 @@ func (o *Options) watch(ctx context.Context) error {
 func (o *Options) drawFrame(r *status.Report, tty bool, n int) error {
 	var buf bytes.Buffer
 	switch {
-	case o.Output == OutputYAML:
+	case o.Output.Is("yaml"):
 		if n > 0 {
 			buf.WriteString("---\n")
 		}
-	case o.Output == OutputJSON:
+	case !o.Output.Human():
 	case tty:
 		buf.WriteString(clearScreen)
 		fmt.Fprintf(&buf, "%s\n\n", o.theme.Faint(fmt.Sprintf("Watching statefulset %s/%s at %s (Ctrl-C to stop)",
@@ -101,6 +101,10 @@ func (o *Options) drawFrame(r *status.Report, tty bool, n int) error {
 	}
 	if err := o.print(&buf, r); err != nil {
 		return err
+	}
+	if b := buf.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
+		// jsonpath and templates print no newline; frames are lines.
+		buf.WriteString("\n")
 	}
 	_, err := o.Out.Write(buf.Bytes())
 	return err

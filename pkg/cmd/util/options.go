@@ -136,19 +136,27 @@ func (o *Options) OutIsTerminal() bool { return ui.IsTerminal(o.Out) }
 // ProgressPrinter returns the renderer for a workflow's events: JSON lines
 // for -o json, a live footer on a terminal, plain lines otherwise. The
 // caller Starts and Stops it around the workflow.
-func (o *Options) ProgressPrinter(output string) (*ui.ProgressPrinter, error) {
+//
+// When a kubectl printer (yaml, name, jsonpath, go-template) prints the
+// document the command ends with, progress goes to standard error as plain
+// lines, so standard output holds the document alone.
+func (o *Options) ProgressPrinter(output *OutputFlags) (*ui.ProgressPrinter, error) {
 	theme, err := o.Theme()
 	if err != nil {
 		return nil, err
 	}
-	mode := ui.ProgressPlain
+	out, mode := o.Out, ui.ProgressPlain
 	switch {
-	case output == "json":
+	case output.Printer():
+		out, theme = o.ErrOut, ui.NewTheme(false)
+	case output.JSON():
 		mode = ui.ProgressJSON
 	case o.OutIsTerminal():
 		mode = ui.ProgressLive
 	}
-	return ui.NewProgressPrinter(o.Out, theme, mode, o.Now), nil
+	p := ui.NewProgressPrinter(out, theme, mode, o.Now)
+	p.Verbose = o.Verbosity > 0
+	return p, nil
 }
 
 // AddTakeOverFlag binds --take-over, offered by every command that holds an
@@ -172,4 +180,28 @@ func DryRunStrategy(cmd *cobra.Command) (dryRun, server bool, err error) {
 		return false, false, UsageErrorf("%v", err)
 	}
 	return s != kcmdutil.DryRunNone, s == kcmdutil.DryRunServer, nil
+}
+
+// ChangeFlags is the flag group of every command that changes the cluster:
+// kubectl's --dry-run, --yes to skip the confirmation, and --field-manager.
+type ChangeFlags struct {
+	// DryRun changes nothing; ServerDryRun also sends the first writes
+	// with dryRun=All.
+	DryRun, ServerDryRun bool
+	// Yes is --yes: do not ask for confirmation.
+	Yes bool
+}
+
+// AddFlags binds the group to cmd.
+func (f *ChangeFlags) AddFlags(o *Options, cmd *cobra.Command) {
+	AddDryRunFlag(cmd)
+	cmd.Flags().BoolVarP(&f.Yes, "yes", "y", false, "Do not ask for confirmation")
+	o.AddFieldManagerFlag(cmd)
+}
+
+// Complete parses --dry-run with kubectl's rules.
+func (f *ChangeFlags) Complete(cmd *cobra.Command) error {
+	var err error
+	f.DryRun, f.ServerDryRun, err = DryRunStrategy(cmd)
+	return err
 }

@@ -63,7 +63,7 @@ func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
 	s := newPGSet(t)
 	s.primary.Query(t, "SELECT pg_create_physical_replication_slot('standby_pg_2', true)")
 
-	stdout, _, code := runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--engine", "postgres", "--pvc", "keep", "--yes", "--timeout", "2m")
+	stdout, _, code := runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--engine", "postgres", "--pvc", "keep", "--yes", "--step-timeout", "2m")
 	require.Equal(t, cmdutil.ExitOK, code)
 	assert.Contains(t, stdout, "left in place of removed members: slot standby_pg_2")
 	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))

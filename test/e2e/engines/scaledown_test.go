@@ -25,7 +25,7 @@ func TestScaleDownCommandDropsTheRemovedMembersSlot(t *testing.T) {
 	// pg-2 has no server: the set is judged on the members that stay, so
 	// the broken member being removed does not block its own removal.
 	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
-	code := cmd.Run(context.Background(), f.Options, []string{"scale-down", "pg", "--replicas", "2", "--engine", "postgres", "--pvc", "keep", "--yes", "--timeout", "2m"})
+	code := cmd.Run(context.Background(), f.Options, []string{"scale-down", "pg", "--replicas", "2", "--engine", "postgres", "--pvc", "keep", "--yes", "--step-timeout", "2m"})
 	require.Equal(t, cmdutil.ExitOK, code, "stdout:\n%s\nstderr:\n%s", f.Out, f.ErrOut)
 
 	assert.ElementsMatch(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary), "only pg-2's slot is dropped")

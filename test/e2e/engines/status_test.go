@@ -72,16 +72,16 @@ func TestStatusShowsPostgresRolesLagAndSlots(t *testing.T) {
 	assert.Contains(t, out, "postgres")
 	header := ""
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "ORDINAL") {
+		if strings.HasPrefix(line, "POD") {
 			header = line
 		}
 	}
 	for _, col := range []string{"ROLE", "LAG", "SLOTS"} {
 		assert.Contains(t, header, col)
 	}
-	assert.Regexp(t, `(?m)^0\s+pg-0\s.*\bprimary\b`, out)
-	assert.Regexp(t, `(?m)^1\s+pg-1\s.*\breplica\b`, out)
-	assert.Regexp(t, `(?m)^2\s+pg-2\s.*\bunknown\b`, out)
+	assert.Regexp(t, `(?m)^pg-0\s.*\bprimary\b`, out)
+	assert.Regexp(t, `(?m)^pg-1\s.*\breplica\b`, out)
+	assert.Regexp(t, `(?m)^pg-2\s.*\bunknown\b`, out)
 	assert.NotContains(t, out, pgPassword)
 
 	// Once pg-2 is gone and its slot dropped, the set is healthy.

@@ -37,7 +37,7 @@ func TestEvictionWaitsForAPodDisruptionBudgetAndResumes(t *testing.T) {
 	require.NoError(t, err)
 	history := watchPods(t, ns)
 
-	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "2s", "--timeout", "20s")
+	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "2s", "--step-timeout", "20s")
 	assert.Equal(t, cmdutil.ExitNeedsAttention, r.Code)
 	assert.Contains(t, r.Out, "waiting to evict pod db-1: PodDisruptionBudget db-pdb does not allow it now")
 	assert.Contains(t, r.ErrOut, "pod db-1 was not evicted: PodDisruptionBudget db-pdb refused it until the time ran out")

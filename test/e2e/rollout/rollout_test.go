@@ -224,12 +224,15 @@ func TestStagedRolloutMovesPodsInPlannedOrder(t *testing.T) {
 		events = append(events, e)
 	}
 	var stepPods [][]string
+	var totals []int
 	for _, e := range events {
 		if e.Kind == "step-started" {
 			stepPods = append(stepPods, []string{e.Message})
+			totals = append(totals, e.Total)
 		}
 	}
 	require.Len(t, stepPods, 3)
+	assert.Equal(t, []int{1, 2, 2}, totals, "each step-started says how many pods the step moves")
 	assert.Contains(t, stepPods[0][0], "partition 4: updating db-4 ")
 	assert.Contains(t, stepPods[1][0], "partition 2: updating db-3, db-2 ")
 	assert.Contains(t, stepPods[2][0], "partition 0: updating db-1, db-0 ")

@@ -224,6 +224,14 @@ func TestHealthy(t *testing.T) {
 	assert.Contains(t, res.Out, "Verdict: Healthy")
 	statustest.Golden(t, "healthy", normalize(res.Out, ns, sts), *update)
 
+	// kubectl's printers print the document, as for any object.
+	res = runIn(t, ns, "db", "-o", "jsonpath={.verdict.state} {.statefulSet.replicas.ready}")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, "Healthy 3", res.Out)
+	res = runIn(t, ns, "db", "-o", "name")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, "statefulset.apps/db\n", res.Out)
+
 	res = runIn(t, ns, "db", "-o", "json")
 	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
 	var r status.Report
@@ -272,8 +280,8 @@ func TestRolloutPausedByPartition(t *testing.T) {
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.Contains(t, res.Out, "Verdict: Progressing")
 	assert.Contains(t, res.Out, "RolloutPaused: rollout paused by partition 2")
-	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+1/1\s+update\s`, res.Out)
-	assert.Regexp(t, `(?m)^0\s+db-0\s+Running\s+1/1\s+current\s`, res.Out)
+	assert.Regexp(t, `(?m)^db-2\s+Running\s+1/1\s+update\s`, res.Out)
+	assert.Regexp(t, `(?m)^db-0\s+Running\s+1/1\s+current\s`, res.Out)
 	statustest.Golden(t, "rollout-paused", normalize(res.Out, ns, sts), *update)
 
 	// Lowering the partition continues the rollout to the end.
@@ -314,8 +322,11 @@ func TestStuckRollout(t *testing.T) {
 	assert.Contains(t, res.Out, "RolloutStuck: rollout stuck: pod db-2 on update revision "+status.ShortRevision("db", bad))
 	assert.Contains(t, res.Out, "Reverting the template alone will not replace db-2")
 	assert.Contains(t, res.Out, "kubectl delete pod db-2 -n "+ns)
-	assert.Regexp(t, `(?m)^2\s+db-2\s+Running\s+0/1\s+update\s`, res.Out)
+	assert.Regexp(t, `(?m)^db-2\s+Running\s+0/1\s+update\s`, res.Out)
 	statustest.Golden(t, "rollout-stuck", normalize(res.Out, ns, sts), *update)
+	res = runIn(t, ns, "db", "--stuck-after", "1s", "-o", "jsonpath={.verdict.state} {.verdict.reasons[0].code}")
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut)
+	assert.Equal(t, "Degraded RolloutStuck", res.Out)
 
 	// The trap is real: revert the template, and db-2 stays on the bad
 	// revision, not Ready; status now points at the abandoned revision.
@@ -389,7 +400,7 @@ func TestBadInput(t *testing.T) {
 
 	res = runIn(t, ns, "orders", "-o", "xml")
 	assert.Equal(t, cmdutil.ExitUsage, res.Code)
-	assert.Contains(t, res.ErrOut, `invalid output format "xml"`)
+	assert.Contains(t, res.ErrOut, `error: unable to match a printer suitable for the output format "xml", allowed formats are: `)
 	assert.Empty(t, res.Out)
 }
 
