@@ -45,6 +45,16 @@ func drift(base, cur *appsv1.StatefulSet) string {
 	return strings.Join(what, ", ")
 }
 
+// withPartition is s as this run's own partition patch leaves it.
+func withPartition(s *appsv1.StatefulSet, p int32) *appsv1.StatefulSet {
+	out := s.DeepCopy()
+	if out.Spec.UpdateStrategy.RollingUpdate == nil {
+		out.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
+	}
+	out.Spec.UpdateStrategy.RollingUpdate.Partition = &p
+	return out
+}
+
 // driftGate fails as soon as the watch shows a change by someone else.
 func driftGate(name string, base *appsv1.StatefulSet) wait.Gate {
 	return wait.NewGate("statefulset "+name, "not to be changed by anyone else", func(_ context.Context, s wait.Snapshot) (wait.Verdict, string, error) {

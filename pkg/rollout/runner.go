@@ -522,6 +522,11 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
+		// The answer carries whatever someone else stored just before the
+		// patch, which the watch may not have shown yet.
+		if d := drift(withPartition(sts, step.Partition), updated); d != "" {
+			return 0, x.changedElsewhere(d)
+		}
 		x.base = updated
 		return updated.Generation, nil
 	case live < step.Partition && (i+1 >= len(st.Plan.Steps) || live < st.Plan.Steps[i+1].Partition):
