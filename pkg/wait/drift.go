@@ -80,28 +80,28 @@ func SpecChanges(a, b *appsv1.StatefulSet, claims bool) []string {
 	return what
 }
 
-// ChangedBy names the field managers whose record of the StatefulSet's
-// main resource (not its status) is new or different in cur compared with
-// base: who wrote its spec in between.
+// ChangedBy names the field managers that wrote the StatefulSet's main
+// resource (not its status) between base and cur: those whose managedFields
+// entry is new or carries a new time. A manager that only lost fields to
+// another keeps its time and is not named.
 func ChangedBy(base, cur *appsv1.StatefulSet) []string {
 	var by []string
 	for _, e := range cur.ManagedFields {
 		if e.Subresource != "" || slices.Contains(by, e.Manager) {
 			continue
 		}
-		if !sameEntry(base.ManagedFields, e) {
+		if !sameWrite(base.ManagedFields, e) {
 			by = append(by, e.Manager)
 		}
 	}
 	return by
 }
 
-func sameEntry(entries []metav1.ManagedFieldsEntry, e metav1.ManagedFieldsEntry) bool {
+func sameWrite(entries []metav1.ManagedFieldsEntry, e metav1.ManagedFieldsEntry) bool {
 	for _, b := range entries {
-		if b.Manager != e.Manager || b.Operation != e.Operation || b.Subresource != e.Subresource {
-			continue
+		if b.Manager == e.Manager && b.Operation == e.Operation && b.Subresource == e.Subresource {
+			return equality.Semantic.DeepEqual(b.Time, e.Time)
 		}
-		return equality.Semantic.DeepEqual(b.Time, e.Time) && equality.Semantic.DeepEqual(b.FieldsV1, e.FieldsV1)
 	}
 	return false
 }
