@@ -99,7 +99,7 @@ func setKlogVerbosity(v int) error {
 func Execute(args []string, streams genericiooptions.IOStreams) int {
 	ctx, stop := cmdutil.SignalContext(context.Background(), streams.ErrOut, os.Exit)
 	defer stop()
-	return Run(ctx, cmdutil.NewOptions(streams), args)
+	return Run(ctx, cmdutil.NewOptions(cmdutil.WithKillHook(streams, os.Getenv)), args)
 }
 
 // Run executes args against o under ctx and reports errors on o.ErrOut; it
