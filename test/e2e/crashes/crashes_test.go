@@ -53,9 +53,9 @@ func TestMain(m *testing.M) {
 // generous bounds every wait of a test; a passing run stays far below.
 const generous = 4 * time.Minute
 
-// parallel is how many kill points of a workflow run at once: most of a
+// slots bounds the kill points run at once, over all workflows: most of a
 // case is waiting for the killed process's lease to lapse.
-const parallel = 6
+var slots = make(chan struct{}, 12)
 
 var poll = e2eutil.Poll{Timeout: generous}
 
@@ -84,7 +84,7 @@ func TestKilledAtEveryStepRollout(t *testing.T) {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 		},
 		args:       []string{"rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--yes"},
-		boundaries: []string{"revision", "step-started", "step-passed"},
+		boundaries: []string{"started", "template-applied", "revision", "step-started", "step-passed"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 3)
 			pods := list(t, ns)
@@ -105,7 +105,7 @@ func TestKilledAtEveryStepScaleDown(t *testing.T) {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 4, "registry.example/app:v1", "data"))
 		},
 		args:       []string{"scale-down", "db", "--replicas", "2", "--pvc", "delete", "--engine", "none", "--yes"},
-		boundaries: []string{"scaled", "pod-gone", "pvc-deleted", "step-done"},
+		boundaries: []string{"started", "scaled", "pod-gone", "pvc-deleted", "step-done"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 2)
 			assert.Equal(t, int32(2), *sts.Spec.Replicas)
@@ -137,7 +137,7 @@ func TestKilledAtEveryStepExpandPVC(t *testing.T) {
 			create(t, sts)
 		},
 		args: []string{"expand-pvc", "db", "--size", "2Gi", "--engine", "none", "--yes", "--online-resize-wait", "1s"},
-		boundaries: []string{"pvc-patched", "pod-restarting", "pod-ready", "pvc-resized",
+		boundaries: []string{"expand-started", "pvc-patched", "pod-restarting", "pod-ready", "pvc-resized",
 			"template-saved", "statefulset-deleted", "statefulset-created"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 3)
@@ -164,6 +164,7 @@ func TestKilledAtEveryStepExpandPVC(t *testing.T) {
 // runAllKills runs the workflow once cleanly to find its kill points,
 // then, for each, kills a run there and runs the same command again.
 func runAllKills(t *testing.T, w workflow) {
+	t.Parallel()
 	bin := e2eutil.BuildPlugin(t)
 	events := reference(t, bin, w)
 	var kills []int
@@ -175,14 +176,13 @@ func runAllKills(t *testing.T, w workflow) {
 	require.NotEmpty(t, kills, "no kill point among %d events", len(events))
 	t.Logf("%d kill points among %d events of a clean run: %v", len(kills), len(events), kills)
 
-	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, k := range kills {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			ev := events[k-1]
 			t.Run(fmt.Sprintf("after event %d %s step %d", k, ev.Kind, ev.Step), func(t *testing.T) {
 				killedAt(t, bin, w, k)
