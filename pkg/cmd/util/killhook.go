@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -13,19 +14,25 @@ import (
 
 // KillAfterEventEnv is the crash-test hook: set to K, a process running
 // with -o json kills itself with SIGKILL right after printing its K-th
-// progress event, as `kill -9` would at that point. The tests that prove
-// every workflow resumes from any step use it; it is not for users.
+// progress event, as `kill -9` would at that point; set to KIND:N, after
+// its N-th event of that kind (e.g. pod-restarting:2). The tests that
+// prove every workflow resumes from any step use it; it is not for users.
 const KillAfterEventEnv = "KUBECTL_STS_TEST_KILL_AFTER_EVENT"
 
-// WithKillHook returns streams whose Out kills the process after the K-th
-// progress event when getenv(KillAfterEventEnv) is a positive K; streams
-// unchanged otherwise.
+// WithKillHook returns streams whose Out kills the process as
+// getenv(KillAfterEventEnv) asks; streams unchanged when it is unset or
+// not of either form.
 func WithKillHook(streams genericiooptions.IOStreams, getenv func(string) string) genericiooptions.IOStreams {
-	k, err := strconv.Atoi(getenv(KillAfterEventEnv))
-	if err != nil || k <= 0 {
+	v := getenv(KillAfterEventEnv)
+	kind, count, found := strings.Cut(v, ":")
+	if !found {
+		kind, count = "", v
+	}
+	k, err := strconv.Atoi(count)
+	if err != nil || k <= 0 || (found && kind == "") {
 		return streams
 	}
-	streams.Out = &killAfter{out: streams.Out, left: k, kill: killSelf}
+	streams.Out = &killAfter{out: streams.Out, kind: kind, left: k, kill: killSelf}
 	return streams
 }
 
@@ -44,6 +51,8 @@ type killAfter struct {
 	mu   sync.Mutex
 	out  io.Writer
 	line []byte
+	// kind, when set, counts only events of that kind.
+	kind string
 	left int
 	kill func()
 }
@@ -57,7 +66,7 @@ func (w *killAfter) Write(p []byte) (int, error) {
 			w.line = append(w.line, b)
 			continue
 		}
-		if isProgressEvent(w.line) {
+		if kind, ok := progressKind(w.line); ok && (w.kind == "" || w.kind == kind) {
 			w.left--
 			if w.left == 0 {
 				if f, ok := w.out.(interface{ Sync() error }); ok {
@@ -71,15 +80,18 @@ func (w *killAfter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func isProgressEvent(line []byte) bool {
+// progressKind returns the kind of a progress event line; false for any
+// other line (plan and result documents carry an apiVersion).
+func progressKind(line []byte) (string, bool) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
-		return false
+		return "", false
 	}
 	var ev struct {
 		APIVersion string `json:"apiVersion"`
 		Operation  string `json:"operation"`
 		Kind       string `json:"kind"`
 	}
-	return json.Unmarshal(line, &ev) == nil && ev.APIVersion == "" && ev.Operation != "" && ev.Kind != ""
+	ok := json.Unmarshal(line, &ev) == nil && ev.APIVersion == "" && ev.Operation != "" && ev.Kind != ""
+	return ev.Kind, ok
 }

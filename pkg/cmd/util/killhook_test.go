@@ -22,10 +22,24 @@ func TestKillHookFiresAfterTheKthProgressEvent(t *testing.T) {
 	assert.Contains(t, out.String(), "step-started", "the event is written before the kill")
 }
 
+func TestKillHookOfAKindCountsOnlyThatKind(t *testing.T) {
+	var out bytes.Buffer
+	kills := 0
+	got := WithKillHook(genericiooptions.IOStreams{Out: &out}, func(string) string { return "pod-ready:2" })
+	w := got.Out.(*killAfter)
+	w.kill = func() { kills++ }
+	for _, kind := range []string{"pod-ready", "waiting", "waiting", "pvc-resized"} {
+		_, _ = w.Write([]byte(`{"operation":"expand-pvc","kind":"` + kind + `"}` + "\n"))
+	}
+	assert.Zero(t, kills)
+	_, _ = w.Write([]byte(`{"operation":"expand-pvc","kind":"pod-ready"}` + "\n"))
+	assert.Equal(t, 1, kills)
+}
+
 func TestKillHookIsOffUnlessSet(t *testing.T) {
 	var out bytes.Buffer
 	streams := genericiooptions.IOStreams{Out: &out}
-	for _, v := range []string{"", "0", "-1", "x"} {
+	for _, v := range []string{"", "0", "-1", "x", ":2", "pod-ready:0", "pod-ready:x"} {
 		got := WithKillHook(streams, func(string) string { return v })
 		assert.Same(t, &out, got.Out, "value %q", v)
 	}

@@ -7,9 +7,9 @@
 //
 // The kill points come from a clean reference run of each workflow: every
 // progress event that follows a change in the cluster or a write of the
-// record. The process kills itself right after printing that event
-// (KUBECTL_STS_TEST_KILL_AFTER_EVENT), so each point is exact and
-// replayable.
+// record, named by kind and count (pod-restarting:2). The process kills
+// itself right after printing that event (KUBECTL_STS_TEST_KILL_AFTER_EVENT),
+// so each point is exact and replayable.
 package crashes
 
 import (
@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -167,10 +166,14 @@ func runAllKills(t *testing.T, w workflow) {
 	t.Parallel()
 	bin := e2eutil.BuildPlugin(t)
 	events := reference(t, bin, w)
-	var kills []int
+	// A kill point is the n-th event of a boundary kind: the "waiting"
+	// events between them vary from run to run.
+	var kills []string
+	seen := map[string]int{}
 	for i, ev := range events {
+		seen[ev.Kind]++
 		if slices.Contains(w.boundaries, ev.Kind) && i+1 < len(events) {
-			kills = append(kills, i+1)
+			kills = append(kills, fmt.Sprintf("%s:%d", ev.Kind, seen[ev.Kind]))
 		}
 	}
 	require.NotEmpty(t, kills, "no kill point among %d events", len(events))
@@ -183,8 +186,7 @@ func runAllKills(t *testing.T, w workflow) {
 			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			ev := events[k-1]
-			t.Run(fmt.Sprintf("after event %d %s step %d", k, ev.Kind, ev.Step), func(t *testing.T) {
+			t.Run("killed after "+k, func(t *testing.T) {
 				killedAt(t, bin, w, k)
 			})
 		}()
@@ -198,7 +200,7 @@ func reference(t *testing.T, bin string, w workflow) []progress.Event {
 	w.setup(t, ns)
 	before := list(t, ns)
 	h := watchPods(t, ns)
-	out, err := command(bin, ns, 0, w.args).Output()
+	out, err := command(bin, ns, "", w.args).Output()
 	require.NoError(t, err, "the clean run: %s", out)
 	var events []progress.Event
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -216,9 +218,10 @@ func reference(t *testing.T, bin string, w workflow) []progress.Event {
 	return events
 }
 
-// killedAt kills a run right after its k-th event, runs the same command
-// again once the dead process's lease has lapsed, and checks the end state.
-func killedAt(t *testing.T, bin string, w workflow, k int) {
+// killedAt kills a run right after its event k (KIND:N), runs the same
+// command again once the dead process's lease has lapsed, and checks the
+// end state.
+func killedAt(t *testing.T, bin string, w workflow, k string) {
 	ns := cluster.NewNamespace(t)
 	w.setup(t, ns)
 	before := list(t, ns)
@@ -251,12 +254,12 @@ func killedAt(t *testing.T, bin string, w workflow, k int) {
 }
 
 // command runs the built plugin in ns with -o json, killing itself after
-// its k-th event when k > 0.
-func command(bin, ns string, k int, args []string) *exec.Cmd {
+// event k (KIND:N) when k is set.
+func command(bin, ns, k string, args []string) *exec.Cmd {
 	c := exec.Command(bin, append([]string{"--kubeconfig", cluster.Kubeconfig, "-n", ns}, append(args, "-o", "json")...)...)
 	c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
-	if k > 0 {
-		c.Env = append(c.Env, cmdutil.KillAfterEventEnv+"="+strconv.Itoa(k))
+	if k != "" {
+		c.Env = append(c.Env, cmdutil.KillAfterEventEnv+"="+k)
 	}
 	return c
 }
