@@ -54,7 +54,7 @@ const generous = 4 * time.Minute
 
 // slots bounds the kill points run at once, over all workflows: most of a
 // case is waiting for the killed process's lease to lapse.
-var slots = make(chan struct{}, 12)
+var slots = make(chan struct{}, 32)
 
 var poll = e2eutil.Poll{Timeout: generous}
 
@@ -77,8 +77,8 @@ type state struct {
 	claims map[string]*corev1.PersistentVolumeClaim
 }
 
-func TestKilledAtEveryStepRollout(t *testing.T) {
-	runAllKills(t, workflow{
+func rolloutWorkflow() workflow {
+	return workflow{
 		setup: func(t *testing.T, ns string) {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 		},
@@ -95,11 +95,11 @@ func TestKilledAtEveryStepRollout(t *testing.T) {
 				assert.Equal(t, []types.UID{uid, p.UID}, h.of(name), "pod %s replaced exactly once", name)
 			}
 		},
-	})
+	}
 }
 
-func TestKilledAtEveryStepScaleDown(t *testing.T) {
-	runAllKills(t, workflow{
+func scaleDownWorkflow() workflow {
+	return workflow{
 		setup: func(t *testing.T, ns string) {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 4, "registry.example/app:v1", "data"))
 		},
@@ -125,13 +125,13 @@ func TestKilledAtEveryStepScaleDown(t *testing.T) {
 				assert.Equal(t, 1, h.deletions(name), "pod %s deleted once", name)
 			}
 		},
-	})
+	}
 }
 
-func TestKilledAtEveryStepExpandPVC(t *testing.T) {
-	runAllKills(t, workflow{
+func expandPVCWorkflow() workflow {
+	return workflow{
 		setup: func(t *testing.T, ns string) {
-			sts := e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1", "data")
+			sts := e2eutil.NewStatefulSet(ns, "db", 2, "registry.example/app:v1", "data")
 			sts.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To("testbed-offline")
 			create(t, sts)
 		},
@@ -139,11 +139,11 @@ func TestKilledAtEveryStepExpandPVC(t *testing.T) {
 		boundaries: []string{"expand-started", "pvc-patched", "pod-restarting", "pod-ready", "pvc-resized",
 			"template-saved", "statefulset-deleted", "statefulset-created"},
 		check: func(t *testing.T, ns string, before state, h *history) {
-			sts := settled(t, ns, "db", 3)
+			sts := settled(t, ns, "db", 2)
 			q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
 			assert.Equal(t, "2Gi", q.String(), "the template says the new size")
 			after := list(t, ns)
-			require.Len(t, after.claims, 3)
+			require.Len(t, after.claims, 2)
 			for name, c := range after.claims {
 				assert.Equal(t, before.claims[name].UID, c.UID, "pvc %s is the same claim", name)
 				assert.Equal(t, "2Gi", c.Spec.Resources.Requests.Storage().String(), "pvc %s request", name)
@@ -157,14 +157,28 @@ func TestKilledAtEveryStepExpandPVC(t *testing.T) {
 				assert.True(t, ref != nil && ref.UID == sts.UID, "pod %s owned by the recreated StatefulSet", name)
 			}
 		},
-	})
+	}
+}
+
+// TestKilledAtEveryStep runs the three workflows side by side, whatever
+// -parallel says: most of each case is waiting for a lease to lapse.
+func TestKilledAtEveryStep(t *testing.T) {
+	bin := e2eutil.BuildPlugin(t)
+	workflows := map[string]workflow{"rollout": rolloutWorkflow(), "scale-down": scaleDownWorkflow(), "expand-pvc": expandPVCWorkflow()}
+	var wg sync.WaitGroup
+	for name, w := range workflows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(name, func(t *testing.T) { runAllKills(t, bin, w) })
+		}()
+	}
+	wg.Wait()
 }
 
 // runAllKills runs the workflow once cleanly to find its kill points,
 // then, for each, kills a run there and runs the same command again.
-func runAllKills(t *testing.T, w workflow) {
-	t.Parallel()
-	bin := e2eutil.BuildPlugin(t)
+func runAllKills(t *testing.T, bin string, w workflow) {
 	events := reference(t, bin, w)
 	// A kill point is the n-th event of a boundary kind: the "waiting"
 	// events between them vary from run to run.
