@@ -58,3 +58,37 @@ func TestChangeBySomeoneElseStopsTheExpansion(t *testing.T) {
 		assert.Len(t, history.of(name), 1, "pod %s was not restarted", name)
 	}
 }
+
+// A change made after the template step saved its copy of the StatefulSet
+// is never undone by recreating it from that copy: the delete carries the
+// resourceVersion the copy was made from, and the run stops.
+func TestChangeDuringTheTemplateStepIsNotUndone(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	create(t, newStatefulSet(ns, "db", 2, "testbed-online"))
+	before := e2eutil.StatefulSet(t, cluster, ns, "db")
+
+	var once sync.Once
+	patch := func(ev progress.Event) {
+		if ev.Kind != "template-saved" {
+			return
+		}
+		once.Do(func() {
+			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.MergePatchType,
+				[]byte(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}},"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`),
+				metav1.PatchOptions{FieldManager: "colleague"})
+			require.NoError(t, err)
+		})
+	}
+	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, patch,
+		"expand-pvc", "db", "--size", "2Gi", "--yes", "-o", "json")
+	require.Equal(t, cmdutil.ExitNeedsAttention, r.Code, r.ErrOut)
+	assert.Contains(t, r.ErrOut, "statefulset db was changed by someone else during the expansion: the pod template, partition 0 → 2 (changed by colleague)")
+
+	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
+	assert.Equal(t, before.UID, sts.UID, "the StatefulSet was not deleted")
+	assert.Equal(t, "was-here", sts.Spec.Template.Annotations["colleague"], "the colleague's change is kept")
+	assert.Equal(t, int32(2), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
+	for _, c := range []string{"data-db-0", "data-db-1"} {
+		assert.Equal(t, "2Gi", capacityOf(pvc(t, ns, c)), "pvc %s was expanded before the template step", c)
+	}
+}
