@@ -7,7 +7,8 @@
 //
 // The kill points come from a clean reference run of each workflow: every
 // progress event that follows a change in the cluster or a write of the
-// record, named by kind and count (pod-restarting:2). The process kills
+// record, named by kind and count (pod-restarting:2), and the last event
+// (the record may not be closed yet). The process kills
 // itself right after printing that event (KUBECTL_STS_TEST_KILL_AFTER_EVENT),
 // so each point is exact and replayable.
 package crashes
@@ -83,7 +84,7 @@ func rolloutWorkflow() workflow {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 		},
 		args:       []string{"rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--yes"},
-		boundaries: []string{"started", "template-applied", "revision", "step-started", "step-passed"},
+		boundaries: []string{"started", "template-applied", "revision", "step-started", "step-passed", "done"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 3)
 			pods := list(t, ns)
@@ -104,7 +105,7 @@ func scaleDownWorkflow() workflow {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 4, "registry.example/app:v1", "data"))
 		},
 		args:       []string{"scale-down", "db", "--replicas", "2", "--pvc", "delete", "--engine", "none", "--yes"},
-		boundaries: []string{"started", "scaled", "pod-gone", "pvc-deleted", "step-done"},
+		boundaries: []string{"started", "scaled", "pod-gone", "pvc-deleted", "step-done", "succeeded"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 2)
 			assert.Equal(t, int32(2), *sts.Spec.Replicas)
@@ -137,7 +138,7 @@ func expandPVCWorkflow() workflow {
 		},
 		args: []string{"expand-pvc", "db", "--size", "2Gi", "--engine", "none", "--yes", "--online-resize-wait", "1s"},
 		boundaries: []string{"expand-started", "pvc-patched", "pod-restarting", "pod-ready", "pvc-resized",
-			"template-saved", "statefulset-deleted", "statefulset-created"},
+			"template-saved", "statefulset-deleted", "statefulset-created", "pods-adopted", "expand-done"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 2)
 			q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
@@ -184,9 +185,9 @@ func runAllKills(t *testing.T, bin string, w workflow) {
 	// events between them vary from run to run.
 	var kills []string
 	seen := map[string]int{}
-	for i, ev := range events {
+	for _, ev := range events {
 		seen[ev.Kind]++
-		if slices.Contains(w.boundaries, ev.Kind) && i+1 < len(events) {
+		if slices.Contains(w.boundaries, ev.Kind) {
 			kills = append(kills, fmt.Sprintf("%s:%d", ev.Kind, seen[ev.Kind]))
 		}
 	}
@@ -283,6 +284,22 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
 	settled(t, sts.Namespace, sts.Name, *sts.Spec.Replicas)
+	// Pods turn Ready before the storage simulator reports every claim
+	// Bound; the preflights rightly refuse unbound claims.
+	want := int(*sts.Spec.Replicas) * len(sts.Spec.VolumeClaimTemplates)
+	poll.Until(t, "every claim Bound", func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().PersistentVolumeClaims(sts.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		bound := 0
+		for _, c := range list.Items {
+			if c.Status.Phase == corev1.ClaimBound {
+				bound++
+			}
+		}
+		return bound == want, nil
+	})
 }
 
 // settled waits until the StatefulSet has n Ready pods, all on one revision.
