@@ -16,7 +16,7 @@ func driftBase() *appsv1.StatefulSet {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "db", UID: "u1", Generation: 3, ManagedFields: []metav1.ManagedFieldsEntry{
-			{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, Time: &t0, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}},
+			{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, Time: &t0},
 			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: &t0},
 		}},
 		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(3))},
