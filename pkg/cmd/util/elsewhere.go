@@ -27,7 +27,7 @@ func Elsewhere(ctx context.Context, client kubernetes.Interface, namespace strin
 	}
 	name := d.Name
 	if _, nsErr := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{}); apierrors.IsNotFound(nsErr) {
-		return fmt.Errorf("namespace %q does not exist, so statefulset %q is not there either (list namespaces with: kubectl get namespaces)", namespace, name)
+		return fmt.Errorf("statefulset %q not found: namespace %q does not exist (list namespaces with: kubectl get namespaces, or pick another with -n)", name, namespace)
 	}
 	others, listErr := client.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(),
