@@ -18,10 +18,13 @@ import (
 
 // A colleague's change of the pod template while the scale-down runs stops
 // it at once: the next ordinal is not removed, its claims stay, and the
-// change is kept.
+// change is kept. The colleague's partition above every ordinal keeps the
+// controller from rolling the new template out, so every pod that goes
+// would be the run's.
 func TestChangeBySomeoneElseStopsTheScaleDown(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 4))
+	before := snapshot(t, ns)
 
 	var once sync.Once
 	patch := func(ev progress.Event) {
@@ -30,14 +33,14 @@ func TestChangeBySomeoneElseStopsTheScaleDown(t *testing.T) {
 		}
 		once.Do(func() {
 			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.MergePatchType,
-				[]byte(`{"spec":{"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`), metav1.PatchOptions{FieldManager: "colleague"})
+				[]byte(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":3}},"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`), metav1.PatchOptions{FieldManager: "colleague"})
 			require.NoError(t, err)
 		})
 	}
 	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, patch,
 		"scale-down", "db", "--replicas", "1", "--pvc", "delete", "--yes", "-o", "json")
 	require.Equal(t, cmdutil.ExitNeedsAttention, r.Code, r.ErrOut)
-	assert.Contains(t, r.ErrOut, "statefulset db was changed by someone else during the scale-down: the pod template (changed by colleague)")
+	assert.Contains(t, r.ErrOut, "statefulset db was changed by someone else during the scale-down: the pod template, partition 0 → 3 (changed by colleague)")
 	assert.Contains(t, r.ErrOut, "changed nothing more and undid nothing")
 	assert.Contains(t, r.ErrOut, "kubectl sts status db")
 
@@ -45,7 +48,9 @@ func TestChangeBySomeoneElseStopsTheScaleDown(t *testing.T) {
 	assert.Equal(t, "was-here", sts.Spec.Template.Annotations["colleague"], "the colleague's change is kept")
 	assert.Equal(t, int32(3), *sts.Spec.Replicas, "only the first ordinal was scaled away")
 	after := snapshot(t, ns)
-	assert.Contains(t, keys(after.pods), "db-2", "the next ordinal was not removed")
+	for _, p := range []string{"db-0", "db-1", "db-2"} {
+		assert.Equal(t, before.pods[p], after.pods[p], "pod %s untouched: the next ordinal was not removed", p)
+	}
 	assert.Contains(t, keys(after.pvcs), "data-db-2")
 	assert.Contains(t, keys(after.pvcs), "wal-db-2")
 	rec := operationRecord(t, ns, "db")
