@@ -9,8 +9,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
@@ -99,7 +101,7 @@ func setKlogVerbosity(v int) error {
 func Execute(args []string, streams genericiooptions.IOStreams) int {
 	ctx, stop := cmdutil.SignalContext(context.Background(), streams.ErrOut, os.Exit)
 	defer stop()
-	return Run(ctx, cmdutil.NewOptions(streams), args)
+	return Run(ctx, cmdutil.NewOptions(cmdutil.WithKillHook(streams, os.Getenv)), args)
 }
 
 // Run executes args against o under ctx and reports errors on o.ErrOut; it
@@ -144,6 +146,15 @@ func HandleError(o *cmdutil.Options, cmd *cobra.Command, err error) int {
 		fmt.Fprintf(o.ErrOut, "error: %s\n", msg)
 		return cmdutil.ExitInterrupted
 	}
+	if c, cerr := o.Client(); cerr == nil && apierrors.IsNotFound(err) {
+		ctx, cancel := context.WithTimeout(context.Background(), elsewhereTimeout)
+		err = cmdutil.Elsewhere(ctx, c.Kube, c.Namespace, err)
+		cancel()
+	}
 	fmt.Fprintf(o.ErrOut, "error: %v\n", cmdutil.Explain(err, o.Namespace()))
 	return code
 }
+
+// elsewhereTimeout bounds the look-up of where a StatefulSet that was not
+// found exists.
+const elsewhereTimeout = 5 * time.Second

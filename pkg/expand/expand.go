@@ -238,6 +238,29 @@ type run struct {
 	steps   int
 	// current describes what the run is doing, for interruption messages.
 	current string
+	// base is the StatefulSet as this run first read it: a newer spec is
+	// someone else's change.
+	base *appsv1.StatefulSet
+}
+
+// unchanged stops the run when the StatefulSet's spec was changed by
+// someone else since the run read it; cur is a fresher copy than the
+// tracker's when the caller has one.
+func (r *run) unchanged(cur *appsv1.StatefulSet) error {
+	if cur == nil && r.tracker != nil {
+		cur = r.tracker.Snapshot().StatefulSet
+	}
+	if d := wait.DetectDrift(r.base, cur); d != nil {
+		return r.changedElsewhere(d)
+	}
+	return nil
+}
+
+func (r *run) changedElsewhere(d *wait.Drift) error {
+	return &AttentionError{Err: fmt.Errorf("statefulset %s was changed by someone else during the expansion: %s", r.cfg.Name, d),
+		Hint: fmt.Sprintf("the expansion stopped at once %s, changed nothing more and undid nothing (claims already expanded keep their size). "+
+			"Look at it with: kubectl sts status %s -n %s; if the change is wanted, run the same command again to continue from the new state",
+			r.where(), r.cfg.Name, r.cfg.Namespace)}
 }
 
 func (r *run) execute(ctx context.Context) error {

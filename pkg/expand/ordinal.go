@@ -36,6 +36,7 @@ func (r *run) claims(ctx context.Context) error {
 			Hint: "run the command again to plan against the new object"}
 	}
 	r.tracker = tr
+	r.base = tr.Snapshot().StatefulSet
 	var remaining []OrdinalPlan
 	for _, o := range r.plan.Ordinals {
 		if o.Action == ActionDone {
@@ -118,6 +119,9 @@ func (r *run) ordinal(ctx context.Context, op OrdinalPlan, untouched []string) e
 		r.warn(ctx, obj, fmt.Sprintf("cannot follow the events of pvc %s (%v): resize failures are detected from its status only", op.PVC, err))
 	}
 
+	if err := r.unchanged(nil); err != nil {
+		return err
+	}
 	if req, ok := requestOf(pvc); !ok || req.Cmp(size) < 0 || (op.Action == ActionRetry && req.Cmp(size) != 0) {
 		c.Status, c.Patched = ClaimPatched, true
 		if err := r.save(ctx, fmt.Sprintf("raising the request of pvc %s to %s", op.PVC, r.plan.Size)); err != nil {
@@ -197,6 +201,9 @@ func (r *run) restart(ctx, octx context.Context, op OrdinalPlan, c *ClaimState, 
 	obj := "pod/" + op.Pod
 	if err := r.waitTracker(octx, othersReady(r.cfg.Name, op.Pod)); err != nil {
 		return fmt.Errorf("not restarting pod %s while another pod is not Ready: %w", op.Pod, err)
+	}
+	if err := r.unchanged(nil); err != nil {
+		return err
 	}
 	pod := r.tracker.Snapshot().Pod(op.Pod)
 	if pod == nil {
@@ -350,11 +357,24 @@ func (r *run) resizeError(ctx context.Context, op OrdinalPlan, err error, untouc
 }
 
 func (r *run) waitPVC(ctx context.Context, name string, gates ...wait.Gate) error {
-	return wait.Waiter{Observer: r.observer()}.WaitPVC(ctx, r.cfg.Client, r.cfg.Namespace, name, gates...)
+	err := wait.Waiter{Observer: r.observer()}.WaitPVC(ctx, r.cfg.Client, r.cfg.Namespace, name, gates...)
+	if derr := r.unchanged(nil); derr != nil {
+		return derr
+	}
+	return err
 }
 
+// waitTracker waits for gates on the StatefulSet's watch, stopping at once
+// when someone else changes the StatefulSet.
 func (r *run) waitTracker(ctx context.Context, gates ...wait.Gate) error {
-	return wait.Waiter{Observer: r.observer()}.Wait(ctx, r.tracker, gates...)
+	if r.base != nil {
+		gates = append(gates, wait.NotChangedElsewhere(r.cfg.Name, r.base, "the expansion"))
+	}
+	err := wait.Waiter{Observer: r.observer()}.Wait(ctx, r.tracker, gates...)
+	if derr := r.unchanged(nil); err != nil && derr != nil {
+		return derr
+	}
+	return err
 }
 
 // othersReady passes when every desired pod but exclude exists and is

@@ -183,7 +183,7 @@ func (p *Plan) Restarts() []string {
 
 // Changes reports whether running the plan changes anything.
 func (p *Plan) Changes() bool {
-	return len(p.Pending()) > 0 || p.Template.Update || p.Template.Verify || p.Recreate
+	return len(p.Pending()) > 0 || p.Template.Update || p.Template.Verify || p.Recreate || p.Resumed
 }
 
 // Problem is one reason to refuse the plan.

@@ -66,6 +66,12 @@ func (r *run) template(ctx context.Context) error {
 			r.stepEvent(KindStepSkipped, progress.Info, obj, "the volumeClaimTemplate already requests "+r.plan.Size)
 			return nil
 		default:
+			if r.base == nil || r.base.UID != cur.UID {
+				r.base = cur
+			}
+			if err := r.unchanged(cur); err != nil {
+				return err
+			}
 			if err := r.deleteOrphaning(ctx, tctx, cur); err != nil {
 				return err
 			}
@@ -92,6 +98,11 @@ func (r *run) deleteOrphaning(ctx, tctx context.Context, cur *appsv1.StatefulSet
 		r.stepEvent(KindTemplateSaved, progress.Info, obj, fmt.Sprintf("saved the StatefulSet with the new template in configmap %s; if this run stops, running it again finishes the step", journal.ConfigMapName(r.cfg.Name)))
 		r.event(ctx, corev1.EventTypeNormal, ReasonTemplateSaved, "recreating the StatefulSet to update volumeClaimTemplate "+r.plan.Claim+" to "+r.plan.Size+"; pods and claims are kept")
 	}
+	if what := wait.SpecChanges(ts.Desired, cur, false); len(what) > 0 && cur.DeletionTimestamp == nil {
+		// Saved by an earlier pass or run: recreating from that copy would
+		// undo the change made since.
+		return r.changedElsewhere(&wait.Drift{What: what})
+	}
 	r.warn(ctx, obj, gitOpsWarning(managedBy(cur), r.plan.Claim, r.plan.Size))
 
 	tr := wait.NewTracker(r.cfg.Client, r.cfg.Namespace, r.cfg.Name)
@@ -109,15 +120,16 @@ func (r *run) deleteOrphaning(ctx, tctx context.Context, cur *appsv1.StatefulSet
 	if tr.UID() != cur.UID {
 		return nil
 	}
-	uid := cur.UID
+	uid, rv := cur.UID, cur.ResourceVersion
 	orphan := metav1.DeletePropagationOrphan
 	err := r.cfg.Client.AppsV1().StatefulSets(r.cfg.Namespace).Delete(tctx, r.cfg.Name, metav1.DeleteOptions{
 		PropagationPolicy: &orphan,
-		Preconditions:     &metav1.Preconditions{UID: &uid},
+		Preconditions:     &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
 	})
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		// Gone already, or replaced: the next pass looks again.
+		// Gone already, replaced, or changed since it was read (and
+		// saved): the next pass looks again.
 		return nil
 	case err != nil:
 		return fmt.Errorf("deleting statefulset %s (orphaning its pods): %w", r.cfg.Name, err)

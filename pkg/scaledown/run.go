@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -112,6 +113,9 @@ type runner struct {
 	done        []string
 	// generation is the StatefulSet's generation after the last scale.
 	generation int64
+	// base is the StatefulSet as this run last wrote or read it: a newer
+	// spec is someone else's change.
+	base *appsv1.StatefulSet
 }
 
 func (r *runner) startMessage(verb string) string {
@@ -147,6 +151,7 @@ func (r *runner) run(ctx context.Context) error {
 	if uid := r.tracker.UID(); uid != r.plan.UID {
 		return fmt.Errorf("statefulset %s was deleted and recreated since the plan was made", r.plan.StatefulSet)
 	}
+	r.base = r.tracker.Snapshot().StatefulSet
 	steps := len(r.plan.Steps)
 	for i, s := range r.plan.Steps {
 		if err := r.removeOrdinal(ctx, i+1, steps, s); err != nil {
@@ -178,6 +183,9 @@ func (r *runner) removeOrdinal(ctx context.Context, step, steps int, s PlanStep)
 	r.emit(step, "step-started", progress.Info, obj, fmt.Sprintf("removing %s (ordinal %d): replicas %d → %d", pod, s.Ordinal, index+1, index))
 
 	if !st.Stage.reached(StagePrepared) {
+		if err := r.unchanged(); err != nil {
+			return err
+		}
 		if engine != nil {
 			if err := engine.BeforeRemove(ctx, r.target(), s.Ordinal, r.removeOptions(ctx, step, s)); err != nil {
 				return r.stepFailed(ctx, fmt.Errorf("%s pre-removal step for %s: %w", engine.Name(), pod, err))
@@ -209,11 +217,14 @@ func (r *runner) removeOrdinal(ctx context.Context, step, steps int, s PlanStep)
 	if !st.Stage.reached(StagePodGone) {
 		r.emit(step, "waiting", progress.Info, obj, "waiting for the pod to be gone")
 		w := wait.Waiter{Timeout: r.cfg.timeout(), Observer: r.observer(step)}
-		gates := []wait.Gate{wait.PodGone(pod)}
+		gates := []wait.Gate{wait.PodGone(pod), wait.NotChangedElsewhere(r.plan.StatefulSet, r.base, "the "+r.plan.Operation)}
 		if r.generation > 0 {
 			gates = append([]wait.Gate{wait.StatefulSetObserved(r.plan.StatefulSet, r.generation)}, gates...)
 		}
 		if err := w.Wait(ctx, r.tracker, gates...); err != nil {
+			if derr := r.unchanged(); derr != nil {
+				return derr
+			}
 			return r.stepFailed(ctx, err)
 		}
 		r.result.Removed = append(r.result.Removed, pod)
@@ -226,6 +237,9 @@ func (r *runner) removeOrdinal(ctx context.Context, step, steps int, s PlanStep)
 	}
 
 	if !st.Stage.reached(StageEngineDone) {
+		if err := r.unchanged(); err != nil {
+			return err
+		}
 		if engine != nil {
 			if err := engine.AfterRemove(ctx, r.target(), s.Ordinal, r.removeOptions(ctx, step, s)); err != nil {
 				return r.stepFailed(ctx, fmt.Errorf("%s post-removal step for %s: %w", engine.Name(), pod, err))
@@ -237,6 +251,9 @@ func (r *runner) removeOrdinal(ctx context.Context, step, steps int, s PlanStep)
 		}
 	}
 
+	if err := r.unchanged(); err != nil {
+		return err
+	}
 	if err := r.handleClaims(ctx, step, s); err != nil {
 		return r.stepFailed(ctx, err)
 	}
@@ -259,6 +276,10 @@ func (r *runner) scaleTo(ctx context.Context, n int32) (generation int64, change
 	if sts.UID != r.plan.UID {
 		return 0, false, fmt.Errorf("statefulset %s was deleted and recreated during the scale-down", r.plan.StatefulSet)
 	}
+	if d := wait.DetectDrift(r.base, sts); d != nil {
+		return 0, false, r.changedElsewhere(d)
+	}
+	r.base = sts
 	cur := Replicas(sts)
 	switch {
 	case cur == n:
@@ -282,11 +303,34 @@ func (r *runner) scaleTo(ctx context.Context, n int32) (generation int64, change
 		// A retried patch whose first attempt applied fails its own test
 		// of the old count: the live object then holds exactly this scale.
 		if live, gerr := api.Get(ctx, r.plan.StatefulSet, metav1.GetOptions{}); gerr == nil && live.UID == r.plan.UID && Replicas(live) == n {
+			r.base = live
 			return live.Generation, true, nil
 		}
 		return 0, false, fmt.Errorf("scaling statefulset %s to %d replicas: %w", r.plan.StatefulSet, n, err)
 	}
+	r.base = out
 	return out.Generation, true, nil
+}
+
+// unchanged stops the run when the watch shows a change of the
+// StatefulSet this run did not make; nothing more is changed.
+func (r *runner) unchanged() error {
+	if r.tracker == nil {
+		return nil
+	}
+	d := wait.DetectDrift(r.base, r.tracker.Snapshot().StatefulSet)
+	if d == nil {
+		return nil
+	}
+	return r.changedElsewhere(d)
+}
+
+// changedElsewhere is the error of a run stopped by someone else's change
+// of the StatefulSet: it says what changed and by whom, and that nothing
+// was undone.
+func (r *runner) changedElsewhere(d *wait.Drift) error {
+	p := r.plan
+	return &ChangedElsewhereError{StatefulSet: p.StatefulSet, Operation: p.Operation, Drift: d}
 }
 
 // target is what the engine sees: the StatefulSet and its pods now.

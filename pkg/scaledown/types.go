@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
@@ -331,6 +332,21 @@ func (e *StoppedError) Error() string {
 }
 
 func (e *StoppedError) Unwrap() error { return e.Err }
+
+// ChangedElsewhereError stops a run when someone else changed the
+// StatefulSet (template, replicas, update strategy, volumeClaimTemplates)
+// while it ran: nothing more was changed and nothing was undone.
+type ChangedElsewhereError struct {
+	StatefulSet string
+	Operation   string
+	Drift       *wait.Drift
+}
+
+func (e *ChangedElsewhereError) Error() string {
+	return fmt.Sprintf("statefulset %s was changed by someone else during the %s: %s; the %s stopped at once, changed nothing more and undid nothing. "+
+		"Look at it with: kubectl sts status %s; if the change is wanted, run the same command again to continue from the new state",
+		e.StatefulSet, e.Operation, e.Drift, e.Operation, e.StatefulSet)
+}
 
 // Result is the record of a finished run.
 type Result struct {

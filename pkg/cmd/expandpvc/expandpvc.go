@@ -327,6 +327,10 @@ func confirmQuestion(plan *expand.Plan) string {
 	if plan.Template.Verify && len(parts) == 0 {
 		parts = append(parts, fmt.Sprintf("verify that the recreated statefulset %s adopted its pods", plan.StatefulSet))
 	}
+	if len(parts) == 0 {
+		// Resumed with its work all done: only the record is closed.
+		parts = append(parts, fmt.Sprintf("close the record of the interrupted expansion of statefulset %s, whose work is done", plan.StatefulSet))
+	}
 	q := strings.Join(parts, ", ")
 	return strings.ToUpper(q[:1]) + q[1:] + "?"
 }

@@ -5,11 +5,14 @@
 package e2eutil
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/test/testbed"
 )
 
@@ -194,4 +198,56 @@ func JournalConfigMap(t testing.TB, c *testbed.Cluster, ns, name string) *corev1
 	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), journal.ConfigMapName(name), metav1.GetOptions{})
 	require.NoError(t, err)
 	return cm
+}
+
+// JSONLines is an output stream that keeps what is written and calls
+// OnEvent for every progress event printed with -o json, from the
+// workflow's own goroutine: the workflow waits while OnEvent runs.
+type JSONLines struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	line    []byte
+	OnEvent func(progress.Event)
+}
+
+// Write implements io.Writer.
+func (w *JSONLines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, b := range p {
+		if b != '\n' {
+			w.line = append(w.line, b)
+			continue
+		}
+		var ev progress.Event
+		if w.OnEvent != nil && json.Unmarshal(w.line, &ev) == nil && ev.Kind != "" {
+			w.OnEvent(ev)
+		}
+		w.line = w.line[:0]
+	}
+	return len(p), nil
+}
+
+// String returns everything written.
+func (w *JSONLines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// RunWatching executes `kubectl sts args...` in-process over client like
+// Run, with args asking for -o json, and calls onEvent for each progress
+// event as the workflow emits it.
+func RunWatching(t testing.TB, client *kube.Client, timeout time.Duration, onEvent func(progress.Event), args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	f := Fake(client)
+	out := &JSONLines{OnEvent: onEvent}
+	f.Options.Out = out
+	code := f.Run(ctx, cmd.Run, args...)
+	res := Result{Code: code, Out: out.String(), ErrOut: f.ErrOut.String()}
+	t.Logf("kubectl sts %s → exit %d\n%s%s", strings.Join(args, " "), res.Code, res.Out, res.ErrOut)
+	return res
 }
