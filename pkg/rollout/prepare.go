@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
@@ -519,21 +518,15 @@ func (r *Runner) observed(ctx context.Context, sts *appsv1.StatefulSet) (*appsv1
 	return tr.Snapshot().StatefulSet, nil
 }
 
+// listPods reads the pods of sts (wait.ListPods), keyed by name.
 func (r *Runner) listPods(ctx context.Context, sts *appsv1.StatefulSet) (map[string]*corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	pods, err := wait.ListPods(ctx, r.Client, sts)
 	if err != nil {
-		return nil, fmt.Errorf("statefulset %s has an invalid selector: %w", sts.Name, err)
+		return nil, err
 	}
-	list, err := r.Client.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, fmt.Errorf("listing the pods of statefulset %s: %w", sts.Name, err)
-	}
-	out := map[string]*corev1.Pod{}
-	for i := range list.Items {
-		p := &list.Items[i]
-		if _, ok := wait.PodOrdinal(sts.Name, p.Name); ok && sel.Matches(labels.Set(p.Labels)) {
-			out[p.Name] = p
-		}
+	out := make(map[string]*corev1.Pod, len(pods))
+	for _, p := range pods {
+		out[p.Name] = p
 	}
 	return out, nil
 }

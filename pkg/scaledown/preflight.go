@@ -9,8 +9,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -71,17 +73,12 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	}
 	cfg = p.cfg
 
-	pods, err := d.Kube.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{})
+	objs, err := wait.ReadFor(ctx, d.Kube, sts)
 	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+		return nil, err
 	}
-	pvcs, err := d.Kube.CoreV1().PersistentVolumeClaims(sts.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing persistentvolumeclaims: %w", err)
-	}
-	podPtrs := pointers(pods.Items)
-	owned := PodsByOrdinal(sts, podPtrs)
-	claims := ClaimsByOrdinal(sts, pointers(pvcs.Items))
+	owned := PodsByOrdinal(sts, objs.Pods)
+	claims := ClaimsByOrdinal(sts, objs.PVCs)
 
 	// Which ordinals, and what happens to their claims.
 	var ordinals []int
@@ -212,7 +209,11 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	case err != nil:
 		return nil, fmt.Errorf("listing poddisruptionbudgets: %w", err)
 	default:
-		for _, v := range CheckPDBs(sts, pdbs.Items, pods.Items, p.To) {
+		covered, err := podsOfBudgets(ctx, d, sts, pdbs.Items)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range CheckPDBs(sts, pdbs.Items, covered, p.To) {
 			refuse.Reasons = append(refuse.Reasons, v.String()+fmt.Sprintf(" with %d replicas", p.To))
 		}
 	}
@@ -220,7 +221,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	// Health: refuse while a rollout runs or pods that stay are not well,
 	// unless forced. Leftover claims and the ordinals being removed by an
 	// interrupted run are expected and do not count.
-	report := status.Summarize(sts, sortedPods(owned), pointers(pvcs.Items), d.now(), status.Options{})
+	report := status.Summarize(sts, objs.Pods, objs.PVCs, d.now(), status.Options{})
 	if engine != nil && members != nil {
 		// Judge the replica set that will remain: a member being removed
 		// (often the very one that is broken) must not block its removal.
@@ -502,12 +503,29 @@ func sortedPods(byOrdinal map[int]*corev1.Pod) []*corev1.Pod {
 	return out
 }
 
-func pointers[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
+// podsOfBudgets lists, by each budget's own selector, the pods of the
+// budgets among pdbs that cover sts's pods: what CheckPDBs counts. A
+// budget that covers nothing of sts costs no request.
+func podsOfBudgets(ctx context.Context, d Deps, sts *appsv1.StatefulSet, pdbs []policyv1.PodDisruptionBudget) ([]corev1.Pod, error) {
+	seen := map[types.UID]bool{}
+	var out []corev1.Pod
+	for i := range pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(pdbs[i].Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(sts.Spec.Template.Labels)) {
+			continue
+		}
+		list, err := d.Kube.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return nil, fmt.Errorf("listing the pods of poddisruptionbudget %s: %w", pdbs[i].Name, err)
+		}
+		for _, p := range list.Items {
+			if !seen[p.UID] {
+				seen[p.UID] = true
+				out = append(out, p)
+			}
+		}
 	}
-	return out
+	return out, nil
 }
 
 // staying returns the members whose ordinals the scale-down keeps.

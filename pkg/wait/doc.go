@@ -3,7 +3,9 @@
 // A Tracker follows one StatefulSet and the pods it owns through a fixed
 // number of watches (the StatefulSet by metadata.name, its pods by the
 // StatefulSet's label selector, optionally its PVCs), independent of the
-// replica count. Every change produces a new immutable Snapshot and wakes the
+// replica count. Read, ReadFor and ReadAll read the same objects once, with
+// the same ownership rules (OwnsPod, OwnsClaim): every command sees a
+// StatefulSet's pods and claims the same way. Every change produces a new immutable Snapshot and wakes the
 // waiters, so a pod turning Ready is noticed as soon as the watch event
 // arrives.
 //

@@ -19,8 +19,8 @@ type Snapshot struct {
 	// "<statefulset>-<ordinal>"), keyed by pod name.
 	Pods map[string]*corev1.Pod
 	// PVCs holds PersistentVolumeClaims keyed by name: the StatefulSet's
-	// claims when the Tracker was created with WithPVCs, the one claim of a
-	// WaitPVC, and nil otherwise.
+	// claims (see OwnsClaim) when the Tracker was created with WithPVCs,
+	// the one claim of a WaitPVC, and nil otherwise.
 	PVCs map[string]*corev1.PersistentVolumeClaim
 	// Seq increases with every change; two snapshots from the same source
 	// with the same Seq are identical.
