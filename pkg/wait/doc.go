@@ -23,6 +23,13 @@
 //   - a *StatefulSetDeletedError when the tracked StatefulSet disappears while
 //     gates are still pending.
 //
+// Besides a StatefulSet, a Waiter waits on one claim (WaitPVC) or any one
+// named object, typed or not (WaitObject, e.g. a VolumeSnapshot), through a
+// watch of that object alone, and on state no watch can follow (Poll, e.g.
+// a database's view of a replication slot) by re-evaluating a gate on its
+// Interval. WatchWarnings follows an object's Warning events for gates
+// that fail on them. All of them time out, fail and report alike.
+//
 // Gates only look at the latest snapshot, and intermediate states can be
 // coalesced (bursts of events, relists after a watch expired). The built-in
 // gates are written so that this never changes the answer: a replaced pod is
