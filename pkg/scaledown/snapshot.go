@@ -195,8 +195,8 @@ func (s snapshotter) waitReady(ctx context.Context, name string, timeout time.Du
 	err := wait.Waiter{Timeout: timeout}.WaitObject(ctx, wait.ObjectWatch{
 		Kind: "volumesnapshot", Namespace: s.namespace, Name: name,
 		Type: &unstructured.Unstructured{}, Client: s.dyn,
-		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
-		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		ListFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
+		WatchFunc: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return api.Watch(ctx, o)
 		},
 	}, ready)

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 )
 
 // ObjectWatch describes one named object of any resource, typed or not,
@@ -26,10 +25,10 @@ type ObjectWatch struct {
 	// Client is the clientset (typed or dynamic) behind List and Watch; it
 	// is consulted for streaming list support.
 	Client any
-	// List and Watch are the resource's calls in Namespace; every request
-	// is narrowed to metadata.name=Name.
-	List  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error)
-	Watch func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
+	// ListFunc and WatchFunc are the resource's calls in Namespace; every
+	// request is narrowed to metadata.name=Name.
+	ListFunc  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error)
+	WatchFunc func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
 
 	// snapshot fills a snapshot from the object (nil when it does not
 	// exist); by default the object becomes Snapshot.Object.
@@ -43,6 +42,16 @@ func (o ObjectWatch) object() string {
 		return pvcObject(o.Name)
 	}
 	return o.Kind + " " + o.Name
+}
+
+// List calls ListFunc; with Watch it makes o a list-watch.
+func (o ObjectWatch) List(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+	return o.ListFunc(ctx, lo)
+}
+
+// Watch calls WatchFunc.
+func (o ObjectWatch) Watch(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+	return o.WatchFunc(ctx, lo)
 }
 
 func (o ObjectWatch) describe() string {
@@ -71,21 +80,11 @@ func (w Waiter) WaitObject(ctx context.Context, o ObjectWatch, gates ...Gate) er
 		defer cancelSync()
 	}
 	byName := fields.OneTermEqualSelector("metadata.name", o.Name).String()
-	narrow := func(lo *metav1.ListOptions) { lo.FieldSelector = byName }
 	err := startInformer(watchCtx, syncCtx, wg, informerSpec{
-		what:    o.describe(),
-		objType: o.Type,
-		client:  o.Client,
-		lw: &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
-				narrow(&lo)
-				return o.List(ctx, lo)
-			},
-			WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
-				narrow(&lo)
-				return o.Watch(ctx, lo)
-			},
-		},
+		what:     o.describe(),
+		objType:  o.Type,
+		client:   o.Client,
+		lw:       filtered[runtime.Object](o, func(lo *metav1.ListOptions) { lo.FieldSelector = byName }),
 		onUpsert: src.upsert,
 		onDelete: src.delete,
 		onError:  src.recordError,

@@ -29,8 +29,8 @@ func (w Waiter) WaitPVC(ctx context.Context, client kubernetes.Interface, namesp
 	return w.WaitObject(ctx, ObjectWatch{
 		Kind: "persistentvolumeclaim", Namespace: namespace, Name: name,
 		Type: &corev1.PersistentVolumeClaim{}, Client: client,
-		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
-		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		ListFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
+		WatchFunc: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return api.Watch(ctx, o)
 		},
 		snapshot: func(obj runtime.Object, s *Snapshot) {
