@@ -199,6 +199,10 @@ type StartInputs struct {
 	MembershipErr error
 	Members       []plugins.Member
 	MembersErr    error
+	// Leadership (or LeadershipErr) is where the leader of an engine that
+	// must be rolled last stands.
+	Leadership    plugins.Leadership
+	LeadershipErr error
 	// Now names the rollout.
 	Now time.Time
 }
@@ -228,6 +232,9 @@ func (r *Runner) readStart(ctx context.Context, sts *appsv1.StatefulSet, req Req
 	in.Members, in.MembersErr = e.Members(ctx, t)
 	if in.MembersErr != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if ll, ok := e.(plugins.LeaderLastEngine); ok && (req.Force || unhealthy(e, in.Members, in.MembersErr) == "") {
+		in.Leadership, in.LeadershipErr = ll.Leadership(ctx, t)
 	}
 	return in, nil
 }
@@ -327,7 +334,7 @@ func PlanStart(in StartInputs, req Request) (*Preview, error) {
 				engine.Name(), name, why)
 		}
 		if ll, ok := engine.(plugins.LeaderLastEngine); ok {
-			pv.Leader = r.planLeader(ctx, ll, sts, plan, pv.Done, pv.To, gates.ExecContainer)
+			pv.Leader = leaderPlanOf(ll, in.Leadership, in.LeadershipErr, in.Pods, plan, pv.Done, pv.To)
 		}
 	} else if gates.MaxLagBytes > 0 || gates.MaxLagSeconds > 0 {
 		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", name)
