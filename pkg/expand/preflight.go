@@ -63,28 +63,13 @@ func (e *Expander) read(ctx context.Context, sts *appsv1.StatefulSet) (*Inputs, 
 	c := e.cfg.Client
 	ns := sts.Namespace
 	in := &Inputs{StatefulSet: sts, Now: e.now(), StorageClasses: map[string]*storagev1.StorageClass{}, StorageClassErrors: map[string]error{}}
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	objs, err := wait.ReadFor(ctx, c, sts)
 	if err != nil {
-		return nil, fmt.Errorf("statefulset %s has an invalid selector: %w", sts.Name, err)
+		return nil, err
 	}
-	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, fmt.Errorf("listing the pods of statefulset %s: %w", sts.Name, err)
-	}
-	for i := range pods.Items {
-		in.Pods = append(in.Pods, &pods.Items[i])
-	}
-	pvcs, err := c.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing the persistentvolumeclaims of namespace %s: %w", ns, err)
-	}
+	in.Pods, in.PVCs = objs.Pods, objs.PVCs
 	classes := map[string]bool{}
-	for i := range pvcs.Items {
-		pvc := &pvcs.Items[i]
-		if !ownedClaim(sts, pvc.Name) {
-			continue
-		}
-		in.PVCs = append(in.PVCs, pvc)
+	for _, pvc := range in.PVCs {
 		if sc := pvc.Spec.StorageClassName; sc != nil && *sc != "" {
 			classes[*sc] = true
 		}
@@ -139,17 +124,6 @@ func (e *Expander) members(ctx context.Context, engine plugins.Engine, sts *apps
 		return members, fmt.Errorf("%s", why)
 	}
 	return members, nil
-}
-
-// ownedClaim reports whether name is "<template>-<sts>-<ordinal>" for one
-// of the StatefulSet's templates.
-func ownedClaim(sts *appsv1.StatefulSet, name string) bool {
-	for _, t := range sts.Spec.VolumeClaimTemplates {
-		if _, ok := wait.PodOrdinal(t.Name+"-"+sts.Name, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // dryRun asks the API server to check every request change without making

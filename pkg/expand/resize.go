@@ -4,17 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
@@ -114,90 +108,29 @@ func hasCondition(pvc *corev1.PersistentVolumeClaim, t corev1.PersistentVolumeCl
 
 // failureReasons are the Warning events resizers and kubelets record when
 // an expansion fails.
-var failureReasons = map[string]bool{
-	"VolumeResizeFailed":     true,
-	"FileSystemResizeFailed": true,
-}
+var failureReasons = []string{"VolumeResizeFailed", "FileSystemResizeFailed"}
 
-// failureWatch follows the Warning events of one claim and keeps the first
-// resize failure recorded after it started. Events that already existed
-// are history and are ignored unless they repeat.
-type failureWatch struct {
-	mu    sync.Mutex
-	event *corev1.Event
-	seen  map[string]int32
-}
+// failureWatch follows the Warning events of one claim (wait.Warnings)
+// and keeps the first resize failure recorded after it started.
+type failureWatch struct{ warnings *wait.Warnings }
 
 // failure returns the resize failure seen so far, or nil.
 func (f *failureWatch) failure() *corev1.Event {
 	if f == nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.event
-}
-
-func (f *failureWatch) observe(obj any, initial bool) {
-	ev, ok := obj.(*corev1.Event)
-	if !ok || ev.Type != corev1.EventTypeWarning {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	prev, known := f.seen[ev.Name]
-	f.seen[ev.Name] = ev.Count
-	if initial || (known && ev.Count <= prev) || !failureReasons[ev.Reason] || f.event != nil {
-		return
-	}
-	f.event = ev
+	return f.warnings.First()
 }
 
 // watchFailures starts following the events of claim uid until ctx ends.
-// It returns nil (and no error) when events cannot be listed, so a missing
-// permission degrades to relying on the claim's status alone.
+// It fails when events cannot be watched, so the caller can degrade to
+// relying on the claim's status alone.
 func watchFailures(ctx context.Context, client kubernetes.Interface, namespace string, uid types.UID) (*failureWatch, error) {
-	api := client.CoreV1().Events(namespace)
-	sel := fields.Set{"involvedObject.uid": string(uid), "type": corev1.EventTypeWarning}.AsSelector().String()
-	if _, err := api.List(ctx, metav1.ListOptions{FieldSelector: sel, Limit: 1}); err != nil {
+	w, err := wait.WatchWarnings(ctx, client, namespace, uid, failureReasons...)
+	if err != nil {
 		return nil, err
 	}
-	f := &failureWatch{seen: map[string]int32{}}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return api.Watch(ctx, o)
-		},
-	}
-	match := func(obj any) bool {
-		ev, ok := obj.(*corev1.Event)
-		return ok && ev.InvolvedObject.UID == uid
-	}
-	_, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, client),
-		ObjectType:    &corev1.Event{},
-		Handler: cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc: func(obj any, initial bool) {
-				if match(obj) {
-					f.observe(obj, initial)
-				}
-			},
-			UpdateFunc: func(_, obj any) {
-				if match(obj) {
-					f.observe(obj, false)
-				}
-			},
-		},
-	})
-	go ctrl.RunWithContext(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), ctrl.HasSynced) {
-		return nil, ctx.Err()
-	}
-	return f, nil
+	return &failureWatch{warnings: w}, nil
 }
 
 // expandedGate passes once the controller side of the resize is done (the

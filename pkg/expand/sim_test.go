@@ -212,6 +212,7 @@ func newSim(t *testing.T, objs ...runtime.Object) *sim {
 		if hook != nil {
 			hook()
 		}
+		orphan(tracker, a.(clienttesting.DeleteActionImpl))
 		return apply(a)
 	})
 	s.cs.PrependReactor("create", "statefulsets", func(a clienttesting.Action) (bool, runtime.Object, error) {
@@ -402,4 +403,30 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 func resourceQuantity(s string) *resource.Quantity {
 	q := resource.MustParse(s)
 	return &q
+}
+
+// orphan does what the garbage collector does before an orphaning delete
+// of a StatefulSet completes: it removes the StatefulSet's controller
+// reference from its pods, so they are nobody's until adopted again.
+func orphan(tracker clienttesting.ObjectTracker, a clienttesting.DeleteActionImpl) {
+	if a.DeleteOptions.PropagationPolicy == nil || *a.DeleteOptions.PropagationPolicy != metav1.DeletePropagationOrphan {
+		return
+	}
+	obj, err := tracker.Get(a.GetResource(), a.GetNamespace(), a.GetName())
+	if err != nil {
+		return
+	}
+	sts := obj.(*appsv1.StatefulSet)
+	podsGVR := corev1.SchemeGroupVersion.WithResource("pods")
+	list, err := tracker.List(podsGVR, corev1.SchemeGroupVersion.WithKind("Pod"), a.GetNamespace())
+	if err != nil {
+		return
+	}
+	for i := range list.(*corev1.PodList).Items {
+		pod := &list.(*corev1.PodList).Items[i]
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.UID == sts.UID {
+			pod.OwnerReferences = nil
+			_ = tracker.Update(podsGVR, pod, a.GetNamespace())
+		}
+	}
 }

@@ -134,6 +134,12 @@ func (r *Runner) planLeader(ctx context.Context, e plugins.LeaderLastEngine, sts
 	}
 	t := plugins.Target{StatefulSet: sts, Pods: wait.Snapshot{StatefulSet: sts, Pods: pods}.OrderedPods(), Exec: r.Exec, Container: container}
 	l, err := e.Leadership(ctx, t)
+	return leaderPlanOf(e, l, err, pods, plan, done, to)
+}
+
+// leaderPlanOf is the LeaderPlan from a leadership read at plan time (or
+// err, why it could not be read).
+func leaderPlanOf(e plugins.LeaderLastEngine, l plugins.Leadership, err error, pods map[string]*corev1.Pod, plan Plan, done int, to string) *LeaderPlan {
 	if err != nil || l.Leader == "" {
 		why := "no server leads"
 		if err != nil {

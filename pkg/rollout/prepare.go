@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
@@ -175,14 +174,85 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	if sts, err = r.observed(ctx, sts); err != nil {
 		return nil, err
 	}
+	in, err := r.readStart(ctx, sts, req)
+	if err != nil {
+		return nil, err
+	}
+	return PlanStart(*in, req)
+}
 
+// StartInputs are what a new rollout is planned from: what readStart
+// found in the cluster and the database.
+type StartInputs struct {
+	// StatefulSet is the StatefulSet as its controller observed it.
+	StatefulSet *appsv1.StatefulSet
+	// Pods are its pods (wait.ListPods), by name.
+	Pods map[string]*corev1.Pod
+	// Engine is the database engine (nil for none), or EngineErr the
+	// refusal of the --engine value.
+	Engine    plugins.Engine
+	EngineErr error
+	// Membership (or MembershipErr) is a consensus engine's voting
+	// membership; Members (or MembersErr) the engine's view of its
+	// members. Read only when the plan consults them.
+	Membership    plugins.Membership
+	MembershipErr error
+	Members       []plugins.Member
+	MembersErr    error
+	// Leadership (or LeadershipErr) is where the leader of an engine that
+	// must be rolled last stands.
+	Leadership    plugins.Leadership
+	LeadershipErr error
+	// Now names the rollout.
+	Now time.Time
+}
+
+// readStart reads what PlanStart needs for a new rollout of sts: its pods
+// (once), its engine and the engine's view. The engine is asked only when
+// the plan will consult it, as PlanStart would (valid lag bounds, quorum
+// kept).
+func (r *Runner) readStart(ctx context.Context, sts *appsv1.StatefulSet, req Request) (*StartInputs, error) {
+	pods, err := r.listPods(ctx, sts)
+	if err != nil {
+		return nil, err
+	}
+	in := &StartInputs{StatefulSet: sts, Pods: pods, Now: r.now()}
+	in.Engine, in.EngineErr = r.engine(sts, req.Gates.Engine)
+	e := in.Engine
+	if in.EngineErr != nil || e == nil || plugins.CheckLagBounds(e, plugins.HealthOptions{MaxLagBytes: req.Gates.MaxLagBytes, MaxLagSeconds: req.Gates.MaxLagSeconds}) != nil {
+		return in, nil
+	}
+	t := plugins.Target{StatefulSet: sts, Pods: wait.Snapshot{StatefulSet: sts, Pods: pods}.OrderedPods(), Exec: r.Exec, Container: req.Gates.ExecContainer}
+	if q, ok := e.(plugins.QuorumEngine); ok {
+		in.Membership, in.MembershipErr = q.Membership(ctx, t)
+		if in.MembershipErr != nil || in.Membership.LostReason() != "" {
+			return in, nil
+		}
+	}
+	in.Members, in.MembersErr = e.Members(ctx, t)
+	if in.MembersErr != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if ll, ok := e.(plugins.LeaderLastEngine); ok && (req.Force || unhealthy(e, in.Members, in.MembersErr) == "") {
+		in.Leadership, in.LeadershipErr = ll.Leadership(ctx, t)
+	}
+	return in, nil
+}
+
+// PlanStart plans a new rollout from in and req alone: the steps, the
+// mode (pending revision, template change, take-over), the gates, the
+// pauses, and the refusals of bad input or an unhealthy engine. It makes
+// no request.
+func PlanStart(in StartInputs, req Request) (*Preview, error) {
+	sts := in.StatefulSet
+	name := sts.Name
 	replicas, start := Replicas(sts), OrdinalsStart(sts)
 	plan, err := BuildPlan(sts.Name, replicas, start, req.Steps)
 	if err != nil {
 		return nil, &RefusedError{Reason: err.Error(), Input: true}
 	}
 	pv := &Preview{
-		Namespace: r.Namespace, StatefulSet: r.Name, Plan: plan,
+		Namespace: sts.Namespace, StatefulSet: name, Plan: plan,
 		From: sts.Status.CurrentRevision, Partition: Partition(sts), FinalPartition: req.FinalPartition,
 		PodManagementPolicy: string(sts.Spec.PodManagementPolicy),
 	}
@@ -202,7 +272,7 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	switch {
 	case !req.Change.Empty() && pending:
 		return nil, refuseInput("statefulset %s already has a pending revision %s (current %s); roll it out without --image/--env/--patch/-f, or undo it first with: kubectl sts rollout undo %s",
-			r.Name, sts.Status.UpdateRevision, sts.Status.CurrentRevision, r.Name)
+			name, sts.Status.UpdateRevision, sts.Status.CurrentRevision, name)
 	case !req.Change.Empty():
 		pv.Mode = ModeChange
 		t, err := req.Change.Apply(sts)
@@ -210,20 +280,16 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 			return nil, &RefusedError{Reason: err.Error(), Input: true}
 		}
 		if equality.Semantic.DeepEqual(*t, sts.Spec.Template) {
-			return nil, refuseInput("the change leaves the pod template of statefulset %s as it is: nothing to roll out", r.Name)
+			return nil, refuseInput("the change leaves the pod template of statefulset %s as it is: nothing to roll out", name)
 		}
 		pv.Changes = req.Change.Describe()
 	case !pending:
 		return nil, refuseInput("nothing to roll out: statefulset %s has no pending revision (update revision = current revision %s) and no change was given; "+
 			"give --image, --env, --patch or -f, or apply the new template with the partition at %d first",
-			r.Name, sts.Status.CurrentRevision, replicas)
+			name, sts.Status.CurrentRevision, replicas)
 	default:
 		pv.To = sts.Status.UpdateRevision
-		pods, err := r.listPods(ctx, sts)
-		if err != nil {
-			return nil, err
-		}
-		updated = topUpdated(sts, pods, pv.To)
+		updated = topUpdated(sts, in.Pods, pv.To)
 		target := max(replicas-Partition(sts), 0)
 		pv.Mode = ModePending
 		if target > updated {
@@ -236,9 +302,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	}
 	pv.Done = plan.FirstPending(updated)
 
-	engine, err := r.engine(sts, req.Gates.Engine)
-	if err != nil {
-		return nil, err
+	engine := in.Engine
+	if in.EngineErr != nil {
+		return nil, in.EngineErr
 	}
 	gates := req.Gates
 	if gates.StepTimeout <= 0 {
@@ -253,28 +319,25 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 		if err := plugins.CheckLagBounds(engine, plugins.HealthOptions{MaxLagBytes: gates.MaxLagBytes, MaxLagSeconds: gates.MaxLagSeconds}); err != nil {
 			return nil, &RefusedError{Reason: err.Error(), Input: true}
 		}
-		if q, ok := engine.(plugins.QuorumEngine); ok {
-			if err := r.checkQuorum(ctx, q, sts, gates.ExecContainer); err != nil {
+		if _, ok := engine.(plugins.QuorumEngine); ok {
+			if err := checkQuorum(engine.Name(), name, in.Membership, in.MembershipErr); err != nil {
 				return nil, err
 			}
 		}
-		why, err := r.engineUnhealthy(ctx, sts, engine, gates.ExecContainer)
-		if err != nil {
-			return nil, err
-		}
+		why := unhealthy(engine, in.Members, in.MembersErr)
 		switch {
 		case why != "" && req.Force:
 			pv.Warnings = append(pv.Warnings, fmt.Sprintf("--force: starting although %s reports the replica set unhealthy: %s", engine.Name(), why))
 		case why != "":
 			return nil, refuse("%s reports the replica set of statefulset %s unhealthy before any change: %s. "+
 				"A rollout would fail its first engine gate after updating a pod; fix the database first, or pass --force to start anyway",
-				engine.Name(), r.Name, why)
+				engine.Name(), name, why)
 		}
 		if ll, ok := engine.(plugins.LeaderLastEngine); ok {
-			pv.Leader = r.planLeader(ctx, ll, sts, plan, pv.Done, pv.To, gates.ExecContainer)
+			pv.Leader = leaderPlanOf(ll, in.Leadership, in.LeadershipErr, in.Pods, plan, pv.Done, pv.To)
 		}
 	} else if gates.MaxLagBytes > 0 || gates.MaxLagSeconds > 0 {
-		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", r.Name)
+		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", name)
 	}
 
 	pause := append([]int(nil), req.PauseAfter...)
@@ -292,7 +355,7 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	pv.PauseAfter = pause
 
 	st := &State{
-		ID: r.now().UTC().Format("20060102T150405.000000000Z"), UID: sts.UID, Plan: plan, Gates: gates,
+		ID: in.Now.UTC().Format("20060102T150405.000000000Z"), UID: sts.UID, Plan: plan, Gates: gates,
 		From: sts.Status.CurrentRevision, To: pv.To, OriginalPartition: Partition(sts), FinalPartition: req.FinalPartition,
 		Stage: StageSteps, Current: pv.Done, Steps: make([]StepState, len(plan.Steps)),
 		PauseAfter: pause, NoRollback: req.NoRollback,
@@ -311,19 +374,11 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 }
 
 // checkQuorum refuses to start rolling a consensus system that has
-// already lost a voter: restarting one more member may lose quorum.
-func (r *Runner) checkQuorum(ctx context.Context, q plugins.QuorumEngine, sts *appsv1.StatefulSet, container string) error {
-	pods, err := r.listPods(ctx, sts)
+// already lost a voter: restarting one more member may lose quorum. m is
+// the membership, err why it could not be read.
+func checkQuorum(engine, name string, m plugins.Membership, err error) error {
 	if err != nil {
-		return err
-	}
-	t := plugins.Target{StatefulSet: sts, Exec: r.Exec, Container: container}
-	for _, p := range pods {
-		t.Pods = append(t.Pods, p)
-	}
-	m, err := q.Membership(ctx, t)
-	if err != nil {
-		return refuse("cannot read the %s membership of statefulset %s to check quorum: %v; fix the cluster, or pass --engine none to roll out without the engine's gates", q.Name(), r.Name, err)
+		return refuse("cannot read the %s membership of statefulset %s to check quorum: %v; fix the cluster, or pass --engine none to roll out without the engine's gates", engine, name, err)
 	}
 	if why := m.LostReason(); why != "" {
 		return refuse("%s", why)
@@ -528,21 +583,15 @@ func (r *Runner) observed(ctx context.Context, sts *appsv1.StatefulSet) (*appsv1
 	return tr.Snapshot().StatefulSet, nil
 }
 
+// listPods reads the pods of sts (wait.ListPods), keyed by name.
 func (r *Runner) listPods(ctx context.Context, sts *appsv1.StatefulSet) (map[string]*corev1.Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	pods, err := wait.ListPods(ctx, r.Client, sts)
 	if err != nil {
-		return nil, fmt.Errorf("statefulset %s has an invalid selector: %w", sts.Name, err)
+		return nil, err
 	}
-	list, err := r.Client.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, fmt.Errorf("listing the pods of statefulset %s: %w", sts.Name, err)
-	}
-	out := map[string]*corev1.Pod{}
-	for i := range list.Items {
-		p := &list.Items[i]
-		if _, ok := wait.PodOrdinal(sts.Name, p.Name); ok && sel.Matches(labels.Set(p.Labels)) {
-			out[p.Name] = p
-		}
+	out := make(map[string]*corev1.Pod, len(pods))
+	for _, p := range pods {
+		out[p.Name] = p
 	}
 	return out, nil
 }
@@ -572,26 +621,16 @@ func topUpdated(sts *appsv1.StatefulSet, pods map[string]*corev1.Pod, revision s
 	return n
 }
 
-// engineUnhealthy asks the engine about the replica set as it is, before
-// the first change, and says why it is unhealthy ("" when healthy): a
-// rollout started on a broken set would only fail after updating a pod.
-func (r *Runner) engineUnhealthy(ctx context.Context, sts *appsv1.StatefulSet, e plugins.Engine, container string) (string, error) {
-	pods, err := r.listPods(ctx, sts)
+// unhealthy says why the engine finds the replica set unhealthy (or
+// could not be read), "" when healthy.
+func unhealthy(e plugins.Engine, members []plugins.Member, err error) string {
 	if err != nil {
-		return "", err
-	}
-	t := plugins.Target{StatefulSet: sts, Pods: wait.Snapshot{StatefulSet: sts, Pods: pods}.OrderedPods(), Exec: r.Exec, Container: container}
-	members, err := e.Members(ctx, t)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return "", ctx.Err()
-	case err != nil:
-		return "cannot read the database: " + err.Error(), nil
+		return "cannot read the database: " + err.Error()
 	}
 	if ok, why := e.Healthy(members, plugins.HealthOptions{}); !ok {
-		return why, nil
+		return why
 	}
-	return "", nil
+	return ""
 }
 
 func (r *Runner) engine(sts *appsv1.StatefulSet, name string) (plugins.Engine, error) {

@@ -116,7 +116,7 @@ func (r *runner) handleClaim(ctx context.Context, step int, s PlanStep, c PlanPV
 
 // checkDeletable re-reads the cluster right before a claim is touched and
 // refuses unless: the claim is the one planned (same UID) and still one of
-// the StatefulSet's (name pattern and labels); its ordinal is at or above
+// the StatefulSet's (wait.OwnsClaim); its ordinal is at or above
 // the StatefulSet's replica range and the target; no pod of that ordinal
 // exists; and no pod mounts it. It returns nil when the claim is gone.
 func (r *runner) checkDeletable(ctx context.Context, ordinal int, c PlanPVC) (*corev1.PersistentVolumeClaim, error) {
@@ -149,7 +149,7 @@ func (r *runner) checkDeletable(ctx context.Context, ordinal int, c PlanPVC) (*c
 		return nil, fmt.Errorf("not touching pvc %s: it was recreated since the plan was made (uid %s, planned %s)", c.Name, pvc.UID, c.UID)
 	}
 	if owned, ok := OwnedClaim(sts, pvc); !ok || owned.Ordinal != ordinal {
-		return nil, fmt.Errorf("not touching pvc %s: its name or labels no longer match the volumeClaimTemplates of statefulset %s", c.Name, name)
+		return nil, fmt.Errorf("not touching pvc %s: it is no longer a claim of statefulset %s (its name or its controller changed)", c.Name, name)
 	}
 	pods, err := r.deps.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {

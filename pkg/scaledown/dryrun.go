@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
@@ -28,11 +27,11 @@ func DryRun(ctx context.Context, p *Plan, d Deps) error {
 		return err
 	}
 	rep := progress.Reporter{Sink: d.Sink, Operation: p.Operation, Now: d.Now}
-	pods, err := d.Kube.CoreV1().Pods(p.Namespace).List(ctx, metav1.ListOptions{})
+	pods, err := wait.ListPods(ctx, d.Kube, p.sts)
 	if err != nil {
-		return fmt.Errorf("listing pods: %w", err)
+		return err
 	}
-	target := plugins.Target{StatefulSet: p.sts, Pods: sortedPods(PodsByOrdinal(p.sts, pointers(pods.Items))), Exec: d.Exec, Container: p.cfg.Container}
+	target := plugins.Target{StatefulSet: p.sts, Pods: pods, Exec: d.Exec, Container: p.cfg.Container}
 	for i, s := range p.Steps {
 		if s.Done {
 			continue

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -19,8 +22,8 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
-// Prepare reads the cluster and computes the plan, without changing
-// anything. It returns
+// Prepare reads the cluster (Read) and computes the plan from what it
+// read (BuildPlan), without changing anything. It returns
 //
 //   - an *InvalidError when the request cannot be carried out as asked
 //     (target not below the current count, a claim action the retention
@@ -32,56 +35,199 @@ import (
 //     so the caller can show what would have happened and why not;
 //   - the plan, resuming an interrupted run when the journal holds one.
 func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
-	if cfg.Name == "" {
-		return nil, &InvalidError{Msg: "no StatefulSet name given"}
+	in, err := Read(ctx, cfg, d)
+	if err != nil {
+		return nil, err
 	}
-	switch cfg.PVC {
-	case PVCKeep, PVCDelete, PVCSnapshot:
-	case "":
-		cfg.PVC = PVCKeep
-		if cfg.Cleanup {
-			cfg.PVC = PVCDelete
-		}
-	default:
-		return nil, &InvalidError{Msg: fmt.Sprintf("invalid claim action %q: use keep, delete or snapshot", cfg.PVC)}
-	}
-	if cfg.Cleanup && cfg.PVC == PVCKeep {
-		return nil, &InvalidError{Msg: "cleaning up claims with the action keep would do nothing: use delete or snapshot"}
-	}
+	return BuildPlan(*in, cfg)
+}
 
+// Inputs are everything a scale-down plan is built from: what Read found
+// in the cluster, the journal and the database engine. BuildPlan decides
+// from them alone.
+type Inputs struct {
+	StatefulSet *appsv1.StatefulSet
+	// Now is the time the state is judged at.
+	Now time.Time
+	// Record is the journal's record of the StatefulSet (nil when none);
+	// Held is set when another live process holds it; TakeOver when this
+	// run may take it over all the same.
+	Record   *journal.Record
+	Held     *journal.HeldError
+	TakeOver bool
+	// Pods and PVCs are the StatefulSet's own (wait.ReadFor).
+	Pods []*corev1.Pod
+	PVCs []*corev1.PersistentVolumeClaim
+	// SnapshotClass is the VolumeSnapshotClass to use, or SnapshotErr why
+	// there is none; read only when the plan may snapshot claims.
+	SnapshotClass string
+	SnapshotErr   error
+	// Engine is the database engine (nil for none) or EngineErr why it
+	// could not be chosen. Members (or MembersErr) is its view of the
+	// members; Membership (or MembershipErr) the voting membership of a
+	// consensus engine. Not read for a claim cleanup; EngineAsked is set
+	// when an engine was asked for at all (Deps.EngineFor).
+	EngineAsked   bool
+	Engine        plugins.Engine
+	EngineErr     error
+	Members       []plugins.Member
+	MembersErr    error
+	Membership    plugins.Membership
+	MembershipErr error
+	// AutoscalerReason refuses the scale-down (an autoscaler manages the
+	// StatefulSet); AutoscalerErr says the autoscalers could not be read.
+	AutoscalerReason string
+	AutoscalerErr    error
+	// PDBs are the namespace's PodDisruptionBudgets (PDBsForbidden when
+	// they may not be read) and PDBPods the pods of those that cover the
+	// StatefulSet, each listed by its budget's selector.
+	PDBs          []policyv1.PodDisruptionBudget
+	PDBsForbidden bool
+	PDBPods       []corev1.Pod
+}
+
+// Read gathers the Inputs of a scale-down of cfg.Name: the StatefulSet,
+// the journal's record, the StatefulSet's pods and claims (wait.ReadFor),
+// the VolumeSnapshot class, the engine's view, autoscalers and disruption
+// budgets. It reads only what the plan will consult (nothing past the
+// StatefulSet when it is being deleted or the request cannot be resumed;
+// no engine, autoscaler or budget for a claim cleanup). It changes
+// nothing.
+func Read(ctx context.Context, cfg Config, d Deps) (*Inputs, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
 	sts, err := d.Kube.AppsV1().StatefulSets(cfg.Namespace).Get(ctx, cfg.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{
+	in := &Inputs{StatefulSet: sts, Now: d.now(), TakeOver: d.TakeOver}
+	if sts.DeletionTimestamp != nil {
+		return in, nil
+	}
+	j := d.journal(sts.Namespace, sts.Name)
+	if in.Record, err = j.Load(ctx); err != nil {
+		return nil, err
+	}
+	in.Held = j.Held(in.Record)
+	// The plan's own first decisions say what else is needed; when they
+	// refuse, BuildPlan says so from these inputs.
+	p := newPlan(sts, cfg)
+	if err := p.resumeOrStart(*in); err != nil {
+		return in, nil
+	}
+	cfg = p.cfg
+	objs, err := wait.ReadFor(ctx, d.Kube, sts)
+	if err != nil {
+		return nil, err
+	}
+	in.Pods, in.PVCs = objs.Pods, objs.PVCs
+	if action, err := claimAction(sts, cfg); err == nil && action == PVCSnapshot {
+		in.SnapshotClass, in.SnapshotErr = checkSnapshotAPI(ctx, d.Kube.Discovery(), d.Dynamic, cfg.SnapshotClass)
+	}
+	if cfg.Cleanup {
+		return in, nil
+	}
+	if d.EngineFor != nil {
+		in.EngineAsked = true
+		in.Engine, in.EngineErr = d.EngineFor(sts)
+	}
+	if engine, err := p.resolveEngine(*in); err == nil && engine != nil {
+		target := plugins.Target{StatefulSet: sts, Pods: in.Pods, Exec: d.Exec, Container: cfg.Container}
+		in.Members, in.MembersErr = engine.Members(ctx, target)
+		if in.MembersErr != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if q, ok := engine.(plugins.QuorumEngine); ok && in.MembersErr == nil {
+			in.Membership, in.MembershipErr = q.Membership(ctx, target)
+		}
+	}
+	in.AutoscalerReason, in.AutoscalerErr = checkAutoscalers(ctx, d, sts)
+	pdbs, err := d.Kube.PolicyV1().PodDisruptionBudgets(sts.Namespace).List(ctx, metav1.ListOptions{})
+	switch {
+	case apierrors.IsForbidden(err):
+		in.PDBsForbidden = true
+	case err != nil:
+		return nil, fmt.Errorf("listing poddisruptionbudgets: %w", err)
+	default:
+		in.PDBs = pdbs.Items
+		if in.PDBPods, err = podsOfBudgets(ctx, d, sts, pdbs.Items); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// normalized checks the request and fills in the default claim action.
+func (c Config) normalized() (Config, error) {
+	if c.Name == "" {
+		return c, &InvalidError{Msg: "no StatefulSet name given"}
+	}
+	switch c.PVC {
+	case PVCKeep, PVCDelete, PVCSnapshot:
+	case "":
+		c.PVC = PVCKeep
+		if c.Cleanup {
+			c.PVC = PVCDelete
+		}
+	default:
+		return c, &InvalidError{Msg: fmt.Sprintf("invalid claim action %q: use keep, delete or snapshot", c.PVC)}
+	}
+	if c.Cleanup && c.PVC == PVCKeep {
+		return c, &InvalidError{Msg: "cleaning up claims with the action keep would do nothing: use delete or snapshot"}
+	}
+	return c, nil
+}
+
+func newPlan(sts *appsv1.StatefulSet, cfg Config) *Plan {
+	return &Plan{
 		Kind: PlanKind, Operation: cfg.operation(),
 		Namespace: sts.Namespace, StatefulSet: sts.Name, UID: sts.UID,
 		OrdinalsStart: OrdinalsStart(sts), Current: Replicas(sts),
 		WhenScaled: whenScaled(sts), Steps: []PlanStep{},
 		cfg: cfg, sts: sts,
 	}
+}
+
+// claimAction is what happens to the claims of removed ordinals: the
+// request's action, unless the retention policy leaves them to Kubernetes.
+func claimAction(sts *appsv1.StatefulSet, cfg Config) (PVCAction, error) {
+	if whenScaled(sts) != string(appsv1.DeletePersistentVolumeClaimRetentionPolicyType) || cfg.Cleanup {
+		return cfg.PVC, nil
+	}
+	if cfg.PVCExplicit && cfg.PVC != PVCDelete {
+		return "", &InvalidError{Msg: fmt.Sprintf(
+			"--pvc %s cannot be honoured: statefulset %s has persistentVolumeClaimRetentionPolicy.whenScaled: Delete, so Kubernetes deletes the claims of removed ordinals itself. "+
+				"To keep them, first set whenScaled to Retain: kubectl patch statefulset %s -n %s --type merge -p '{\"spec\":{\"persistentVolumeClaimRetentionPolicy\":{\"whenScaled\":\"Retain\"}}}'",
+			cfg.PVC, sts.Name, sts.Name, sts.Namespace)}
+	}
+	return PVCByKubernetes, nil
+}
+
+// BuildPlan computes the plan of a scale-down (or claim cleanup) of cfg
+// from in, and nothing else: it reads no clock and makes no request.
+// Results are as for Prepare.
+func BuildPlan(in Inputs, cfg Config) (*Plan, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	sts := in.StatefulSet
+	p := newPlan(sts, cfg)
 	refuse := &RefusedError{StatefulSet: sts.Name}
 	if sts.DeletionTimestamp != nil {
 		refuse.Reasons = append(refuse.Reasons, fmt.Sprintf("statefulset %s is being deleted", sts.Name))
 		return p, refuse
 	}
 
-	if err := p.resumeOrStart(ctx, d); err != nil {
+	if err := p.resumeOrStart(in); err != nil {
 		return nil, err
 	}
 	cfg = p.cfg
 
-	pods, err := d.Kube.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
-	pvcs, err := d.Kube.CoreV1().PersistentVolumeClaims(sts.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing persistentvolumeclaims: %w", err)
-	}
-	podPtrs := pointers(pods.Items)
-	owned := PodsByOrdinal(sts, podPtrs)
-	claims := ClaimsByOrdinal(sts, pointers(pvcs.Items))
+	owned := PodsByOrdinal(sts, in.Pods)
+	claims := ClaimsByOrdinal(sts, in.PVCs)
 
 	// Which ordinals, and what happens to their claims.
 	var ordinals []int
@@ -91,29 +237,59 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	} else {
 		ordinals = RemovedOrdinals(sts, p.From, p.To)
 	}
-	p.PVC = cfg.PVC
-	if p.WhenScaled == string(appsv1.DeletePersistentVolumeClaimRetentionPolicyType) && !cfg.Cleanup {
-		if cfg.PVCExplicit && cfg.PVC != PVCDelete {
-			return nil, &InvalidError{Msg: fmt.Sprintf(
-				"--pvc %s cannot be honoured: statefulset %s has persistentVolumeClaimRetentionPolicy.whenScaled: Delete, so Kubernetes deletes the claims of removed ordinals itself. "+
-					"To keep them, first set whenScaled to Retain: kubectl patch statefulset %s -n %s --type merge -p '{\"spec\":{\"persistentVolumeClaimRetentionPolicy\":{\"whenScaled\":\"Retain\"}}}'",
-				cfg.PVC, sts.Name, sts.Name, sts.Namespace)}
-		}
-		p.PVC = PVCByKubernetes
+	if p.PVC, err = claimAction(sts, cfg); err != nil {
+		return nil, err
+	}
+	if p.PVC == PVCByKubernetes {
 		p.Warnings = append(p.Warnings,
 			"persistentVolumeClaimRetentionPolicy.whenScaled is Delete: Kubernetes itself deletes the claims of removed ordinals once their pods are gone; kubectl-sts leaves that to it")
 	}
 	if p.PVC == PVCSnapshot {
-		class, err := checkSnapshotAPI(ctx, d.Kube.Discovery(), d.Dynamic, cfg.SnapshotClass)
-		if err != nil {
-			return nil, err
+		if in.SnapshotErr != nil {
+			return nil, in.SnapshotErr
 		}
-		p.SnapshotClass = class
+		p.SnapshotClass = in.SnapshotClass
 	}
 
 	if err := ValidateSlotNames(cfg.SlotNames, sts.Name, ordinals); err != nil {
 		return nil, &InvalidError{Msg: err.Error()}
 	}
+	p.addSteps(ordinals, owned, claims)
+	if cfg.Cleanup {
+		return p, nil
+	}
+
+	// The engine: who is primary, and is the replica set healthy.
+	engine, members, err := p.judgeEngine(in, refuse)
+	if err != nil {
+		return nil, err
+	}
+	if in.AutoscalerErr != nil {
+		p.Warnings = append(p.Warnings, in.AutoscalerErr.Error())
+	} else if in.AutoscalerReason != "" {
+		refuse.Reasons = append(refuse.Reasons, in.AutoscalerReason)
+	}
+
+	if in.PDBsForbidden {
+		p.Warnings = append(p.Warnings, "cannot list poddisruptionbudgets (forbidden), so they were not checked")
+	} else {
+		for _, v := range CheckPDBs(sts, in.PDBs, in.PDBPods, p.To) {
+			refuse.Reasons = append(refuse.Reasons, v.String()+fmt.Sprintf(" with %d replicas", p.To))
+		}
+	}
+
+	p.judgeHealth(in, engine, members, refuse)
+	if len(refuse.Reasons) > 0 {
+		return p, refuse
+	}
+	return p, nil
+}
+
+// addSteps adds a step for each of ordinals, highest first, with its
+// claims, and what an interrupted run already did; a scale-down also
+// names the pods that stay and the other leftovers.
+func (p *Plan) addSteps(ordinals []int, owned map[int]*corev1.Pod, claims map[int][]Claim) {
+	cfg, sts := p.cfg, p.sts
 	for _, n := range ordinals {
 		step := PlanStep{Ordinal: n, Pod: wait.PodName(sts.Name, n), PodExists: owned[n] != nil}
 		if !cfg.Cleanup {
@@ -150,27 +326,25 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		}
 	}
 
-	if cfg.Cleanup {
-		return p, nil
-	}
+}
 
-	// The engine: who is primary, and is the replica set healthy.
-	engine, err := p.resolveEngine(d)
+// judgeEngine resolves the engine and adds to refuse what its view of
+// the members forbids (the primary among the removed ordinals, quorum). It
+// returns the engine and its members (nil when it could not be asked).
+func (p *Plan) judgeEngine(in Inputs, refuse *RefusedError) (plugins.Engine, []plugins.Member, error) {
+	engine, err := p.resolveEngine(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(cfg.SlotNames) > 0 && engine == nil {
-		return nil, &InvalidError{Msg: "--slot-name needs a database engine to drop the slots: pass --engine postgres"}
+	if len(p.cfg.SlotNames) > 0 && engine == nil {
+		return nil, nil, &InvalidError{Msg: "--slot-name needs a database engine to drop the slots: pass --engine postgres"}
 	}
 	var members []plugins.Member
 	if engine != nil {
 		p.Engine = engine.Name()
-		target := plugins.Target{StatefulSet: sts, Pods: sortedPods(owned), Exec: d.Exec, Container: cfg.Container}
-		members, err = engine.Members(ctx, target)
+		members, err = in.Members, in.MembersErr
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+			members = nil
 			refuse.Reasons = append(refuse.Reasons, fmt.Sprintf(
 				"cannot ask the %s engine which member is the primary: %v; fix the database, or pass --engine none to scale down without the engine's removal steps (its replication slots and membership are then not cleaned up)",
 				engine.Name(), err))
@@ -178,9 +352,9 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		if prim := plugins.Primaries(members); len(prim) == 1 {
 			p.Primary = prim[0].Pod
 		}
-		quorum, isQuorum := engine.(plugins.QuorumEngine)
+		_, isQuorum := engine.(plugins.QuorumEngine)
 		if isQuorum && err == nil {
-			refuse.Reasons = append(refuse.Reasons, p.checkQuorum(ctx, quorum, target)...)
+			refuse.Reasons = append(refuse.Reasons, p.checkQuorum(engine.Name(), in.Membership, in.MembershipErr)...)
 		}
 		for _, s := range p.Steps {
 			if s.Stage.reached(StageScaled) || !s.PodExists || err != nil || isQuorum {
@@ -199,28 +373,14 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		}
 	}
 
-	if reason, err := checkAutoscalers(ctx, d, sts); err != nil {
-		p.Warnings = append(p.Warnings, err.Error())
-	} else if reason != "" {
-		refuse.Reasons = append(refuse.Reasons, reason)
-	}
+	return engine, members, nil
+}
 
-	pdbs, err := d.Kube.PolicyV1().PodDisruptionBudgets(sts.Namespace).List(ctx, metav1.ListOptions{})
-	switch {
-	case apierrors.IsForbidden(err):
-		p.Warnings = append(p.Warnings, "cannot list poddisruptionbudgets (forbidden), so they were not checked")
-	case err != nil:
-		return nil, fmt.Errorf("listing poddisruptionbudgets: %w", err)
-	default:
-		for _, v := range CheckPDBs(sts, pdbs.Items, pods.Items, p.To) {
-			refuse.Reasons = append(refuse.Reasons, v.String()+fmt.Sprintf(" with %d replicas", p.To))
-		}
-	}
-
-	// Health: refuse while a rollout runs or pods that stay are not well,
-	// unless forced. Leftover claims and the ordinals being removed by an
-	// interrupted run are expected and do not count.
-	report := status.Summarize(sts, sortedPods(owned), pointers(pvcs.Items), d.now(), status.Options{})
+// judgeHealth refuses while a rollout runs or pods that stay are not well,
+// unless forced. Leftover claims and the ordinals being removed by an
+// interrupted run are expected and do not count.
+func (p *Plan) judgeHealth(in Inputs, engine plugins.Engine, members []plugins.Member, refuse *RefusedError) {
+	report := status.Summarize(in.StatefulSet, in.Pods, in.PVCs, in.Now, status.Options{})
 	if engine != nil && members != nil {
 		// Judge the replica set that will remain: a member being removed
 		// (often the very one that is broken) must not block its removal.
@@ -245,7 +405,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 		unhealthy = append(unhealthy, msg)
 	}
 	if len(unhealthy) > 0 {
-		if cfg.Force {
+		if p.cfg.Force {
 			for _, u := range unhealthy {
 				p.Warnings = append(p.Warnings, "--force: proceeding although "+u)
 			}
@@ -255,20 +415,16 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 			refuse.Forceable = forceable
 		}
 	}
-	if len(refuse.Reasons) > 0 {
-		return p, refuse
-	}
-	return p, nil
 }
 
-// checkQuorum judges the removals by the voting membership: a consensus
-// engine removes each member from it before its pod goes (moving the
-// leadership away itself), so what counts is that healthy voters never
-// fall below quorum, not which member leads.
-func (p *Plan) checkQuorum(ctx context.Context, q plugins.QuorumEngine, t plugins.Target) []string {
-	m, err := q.Membership(ctx, t)
+// checkQuorum judges the removals by the voting membership m (or err,
+// why it could not be read): a consensus engine removes each member from
+// it before its pod goes (moving the leadership away itself), so what
+// counts is that healthy voters never fall below quorum, not which member
+// leads.
+func (p *Plan) checkQuorum(engine string, m plugins.Membership, err error) []string {
 	if err != nil {
-		return []string{fmt.Sprintf("cannot read the %s membership to check quorum: %v; fix the cluster, or pass --engine none to scale down without the membership changes (the removed members then stay voters that never answer)", q.Name(), err)}
+		return []string{fmt.Sprintf("cannot read the %s membership to check quorum: %v; fix the cluster, or pass --engine none to scale down without the membership changes (the removed members then stay voters that never answer)", engine, err)}
 	}
 	var ordinals []int
 	for _, s := range p.Steps {
@@ -279,21 +435,17 @@ func (p *Plan) checkQuorum(ctx context.Context, q plugins.QuorumEngine, t plugin
 	return m.CheckRemoval(ordinals)
 }
 
-// resumeOrStart looks for an interrupted run in the journal and sets the
-// plan's range from it, or from the request.
-func (p *Plan) resumeOrStart(ctx context.Context, d Deps) error {
+// resumeOrStart takes up the interrupted run the journal's record holds,
+// setting the plan's range from it, or starts from the request.
+func (p *Plan) resumeOrStart(in Inputs) error {
 	cfg := p.cfg
-	j := d.journal(p.Namespace, p.StatefulSet)
-	rec, err := j.Load(ctx)
-	if err != nil {
-		return err
-	}
+	rec := in.Record
 	if rec != nil && !rec.Phase.Finished() {
 		if rec.Operation != cfg.operation() {
 			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started}).Error()}}
 		}
-		if held := j.Held(rec); held != nil && !d.TakeOver {
-			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{held.Error()}}
+		if in.Held != nil && !in.TakeOver {
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{in.Held.Error()}}
 		}
 		var st State
 		if err := rec.DecodeState(&st); err != nil {
@@ -361,16 +513,16 @@ func (p *Plan) lastMember(ordinal int) bool {
 	return p.To == 0 && ordinal == p.OrdinalsStart
 }
 
-// resolveEngine picks the engine and, on a resume, insists on the one the
-// interrupted run used.
-func (p *Plan) resolveEngine(d Deps) (plugins.Engine, error) {
-	if d.EngineFor == nil {
+// resolveEngine takes the engine chosen for the StatefulSet and, on a
+// resume, insists on the one the interrupted run used.
+func (p *Plan) resolveEngine(in Inputs) (plugins.Engine, error) {
+	e, err := in.Engine, in.EngineErr
+	if !in.EngineAsked {
 		if p.state != nil && p.state.Engine != "" {
 			return nil, &InvalidError{Msg: fmt.Sprintf("the interrupted scale-down used the %s engine, which is not available now", p.state.Engine)}
 		}
 		return nil, nil
 	}
-	e, err := d.EngineFor(p.sts)
 	if err != nil {
 		var unknown *plugins.UnknownEngineError
 		if errors.As(err, &unknown) {
@@ -489,25 +641,29 @@ func stayRange(sts string, start int, to int32) string {
 	return wait.PodName(sts, start) + ".." + wait.PodName(sts, start+int(to)-1)
 }
 
-func sortedPods(byOrdinal map[int]*corev1.Pod) []*corev1.Pod {
-	keys := make([]int, 0, len(byOrdinal))
-	for k := range byOrdinal {
-		keys = append(keys, k)
+// podsOfBudgets lists, by each budget's own selector, the pods of the
+// budgets among pdbs that cover sts's pods: what CheckPDBs counts. A
+// budget that covers nothing of sts costs no request.
+func podsOfBudgets(ctx context.Context, d Deps, sts *appsv1.StatefulSet, pdbs []policyv1.PodDisruptionBudget) ([]corev1.Pod, error) {
+	seen := map[types.UID]bool{}
+	var out []corev1.Pod
+	for i := range pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(pdbs[i].Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(sts.Spec.Template.Labels)) {
+			continue
+		}
+		list, err := d.Kube.CoreV1().Pods(sts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return nil, fmt.Errorf("listing the pods of poddisruptionbudget %s: %w", pdbs[i].Name, err)
+		}
+		for _, p := range list.Items {
+			if !seen[p.UID] {
+				seen[p.UID] = true
+				out = append(out, p)
+			}
+		}
 	}
-	slices.Sort(keys)
-	out := make([]*corev1.Pod, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, byOrdinal[k])
-	}
-	return out
-}
-
-func pointers[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
+	return out, nil
 }
 
 // staying returns the members whose ordinals the scale-down keeps.

@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
@@ -404,7 +406,7 @@ func TestPrepareResumeRules(t *testing.T) {
 func TestPrepareCleanup(t *testing.T) {
 	f := fixture(3)
 	labels := map[string]string{"app": "db"}
-	f.PVCs = append(f.PVCs, claim("data", "db", 3, labels), claim("wal", "db", 3, labels), claim("data", "db", 5, labels), claim("data", "db", 4, nil))
+	f.PVCs = append(f.PVCs, claim("data", "db", 3, labels), claim("wal", "db", 3, labels), claim("data", "db", 5, labels), controlledBy(claim("data", "db", 4, labels), otherSTS()))
 	e := newEnv(t, f.Objects()...)
 	p, err := Prepare(context.Background(), Config{Namespace: ns, Name: "db", Cleanup: true}, e.deps())
 	require.NoError(t, err)
@@ -452,4 +454,33 @@ func TestPrepareReadsAFixedNumberOfRequestsWhateverTheReplicaCount(t *testing.T)
 	small, large := count(3), count(40)
 	assert.Equal(t, small, large)
 	assert.LessOrEqual(t, small, 8)
+}
+
+func TestPrepareListsPodsOnlyBySelectors(t *testing.T) {
+	f := fixture(5)
+	// A budget over the StatefulSet's pods and a proxy beside them; an
+	// unrelated pod in the namespace that no list may return.
+	pdb := budget("db", appDB(), intOr(5), nil)
+	proxy := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "proxy", UID: "proxy-uid", Labels: map[string]string{"app": "db", "role": "proxy"}},
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	unrelated := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-0", Labels: map[string]string{"app": "web"}}}
+	e := newEnv(t, objects(f, &pdb, proxy, unrelated)...)
+	e.engine.members = primaryAt(0, 5)
+	e.client.ClearActions()
+
+	p, err := Prepare(context.Background(), cfg(3), e.deps())
+	var refused *RefusedError
+	require.ErrorAs(t, err, &refused)
+	// 3 staying pods and the proxy are available; minAvailable 5 of
+	// 3+1 expected pods fails: the proxy was counted.
+	assert.Contains(t, err.Error(), "poddisruptionbudget db (minAvailable 5) needs 5 available pods, but only 4 would be left")
+	require.NotNil(t, p)
+
+	var selectors []string
+	for _, a := range e.client.Actions() {
+		if l, ok := a.(k8stesting.ListActionImpl); ok && l.GetResource().Resource == "pods" {
+			selectors = append(selectors, l.GetListRestrictions().Labels.String())
+		}
+	}
+	assert.Equal(t, []string{"app=db", "app=db"}, selectors, "the StatefulSet's pods, then the budget's, each by its selector")
 }

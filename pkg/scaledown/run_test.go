@@ -273,11 +273,10 @@ func TestCheckDeletableRefusals(t *testing.T) {
 
 	pvc, err := e.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-db-4", metav1.GetOptions{})
 	require.NoError(t, err)
-	pvc.Labels = nil
-	_, err = e.client.CoreV1().PersistentVolumeClaims(ns).Update(ctx, pvc, metav1.UpdateOptions{})
+	_, err = e.client.CoreV1().PersistentVolumeClaims(ns).Update(ctx, controlledBy(pvc, otherSTS()), metav1.UpdateOptions{})
 	require.NoError(t, err)
 	_, err = r.checkDeletable(ctx, 4, planned)
-	assert.ErrorContains(t, err, "no longer match the volumeClaimTemplates")
+	assert.ErrorContains(t, err, "it is no longer a claim of statefulset db")
 
 	// Below the target: never, even if the StatefulSet were scaled further.
 	_, err = e.client.AppsV1().StatefulSets(ns).Patch(ctx, "db", "application/merge-patch+json", []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
@@ -407,7 +406,7 @@ func TestExecuteCleanupDeletesOnlyLeftovers(t *testing.T) {
 	defer cancel()
 	f := fixture(3)
 	labels := map[string]string{"app": "db"}
-	lookalike := claim("data", "db", 4, nil)
+	lookalike := controlledBy(claim("data", "db", 4, labels), otherSTS())
 	f.PVCs = append(f.PVCs, claim("data", "db", 3, labels), claim("wal", "db", 3, labels), claim("data", "db", 6, labels))
 	e := newEnv(t, objects(f, lookalike)...)
 	res, err := run(t, ctx, e, Config{Namespace: ns, Name: "db", Cleanup: true})

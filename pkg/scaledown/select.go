@@ -5,8 +5,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
@@ -47,31 +45,15 @@ type Claim struct {
 	Ordinal  int
 }
 
-// OwnedClaim reports whether pvc was created from one of sts's
-// volumeClaimTemplates, and for which template and ordinal. Both the name
-// ("<template>-<sts>-<ordinal>") and the labels must match: the
-// StatefulSet controller copies the selector's matchLabels onto every
-// claim it creates, so a hand-made claim that merely looks alike is not
-// taken. A claim controlled by another StatefulSet is not taken either.
+// OwnedClaim reports whether pvc is one of sts's claims, and for which
+// template and ordinal: the one rule, wait.OwnsClaim (by name, as the
+// StatefulSet controller finds them).
 func OwnedClaim(sts *appsv1.StatefulSet, pvc *corev1.PersistentVolumeClaim) (Claim, bool) {
-	if pvc == nil || pvc.Namespace != sts.Namespace {
+	t, n, ok := wait.OwnsClaim(sts, pvc)
+	if !ok {
 		return Claim{}, false
 	}
-	if sts.Spec.Selector == nil || len(sts.Spec.Selector.MatchLabels) == 0 {
-		return Claim{}, false
-	}
-	if !labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).Matches(labels.Set(pvc.Labels)) {
-		return Claim{}, false
-	}
-	if ref := metav1.GetControllerOf(pvc); ref != nil && ref.Kind == "StatefulSet" && (ref.Name != sts.Name || (sts.UID != "" && ref.UID != sts.UID)) {
-		return Claim{}, false
-	}
-	for _, t := range sts.Spec.VolumeClaimTemplates {
-		if n, ok := wait.PodOrdinal(t.Name+"-"+sts.Name, pvc.Name); ok {
-			return Claim{PVC: pvc, Template: t.Name, Ordinal: n}, true
-		}
-	}
-	return Claim{}, false
+	return Claim{PVC: pvc, Template: t, Ordinal: n}, true
 }
 
 // ClaimsByOrdinal returns sts's claims among pvcs, grouped by ordinal and
@@ -93,36 +75,18 @@ func ClaimsByOrdinal(sts *appsv1.StatefulSet, pvcs []*corev1.PersistentVolumeCla
 	return out
 }
 
-// OwnedPod reports whether pod is a pod of sts (its name pattern, its
-// selector, and no other controller), and its ordinal.
+// OwnedPod reports whether pod is a pod of sts, and its ordinal (the one
+// rule, wait.OwnsPod).
 func OwnedPod(sts *appsv1.StatefulSet, pod *corev1.Pod) (int, bool) {
-	if pod == nil || pod.Namespace != sts.Namespace {
-		return 0, false
-	}
-	n, ok := wait.PodOrdinal(sts.Name, pod.Name)
-	if !ok {
-		return 0, false
-	}
-	if sts.Spec.Selector == nil {
-		return 0, false
-	}
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
-	if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
-		return 0, false
-	}
-	if ref := metav1.GetControllerOf(pod); ref != nil && sts.UID != "" && ref.UID != sts.UID {
-		return 0, false
-	}
-	return n, true
+	return wait.OwnsPod(sts, pod)
 }
 
 // PodsByOrdinal returns sts's pods among pods, keyed by ordinal.
 func PodsByOrdinal(sts *appsv1.StatefulSet, pods []*corev1.Pod) map[int]*corev1.Pod {
 	out := map[int]*corev1.Pod{}
-	for _, p := range pods {
-		if n, ok := OwnedPod(sts, p); ok {
-			out[n] = p
-		}
+	for _, p := range wait.FilterPods(sts, pods) {
+		n, _ := wait.PodOrdinal(sts.Name, p.Name)
+		out[n] = p
 	}
 	return out
 }

@@ -51,8 +51,9 @@ func TestOwnedClaimTakesOnlyTheStatefulSetsOwnClaims(t *testing.T) {
 		{"first template", claim("data", "db", 4, labels), true, "data", 4},
 		{"second template", claim("wal", "db", 7, labels), true, "wal", 7},
 		{"extra labels are fine", claim("data", "db", 2, map[string]string{"app": "db", "team": "x"}), true, "data", 2},
-		{"same name without the selector's labels", claim("data", "db", 4, nil), false, "", 0},
-		{"same name with other labels", claim("data", "db", 4, map[string]string{"app": "db2"}), false, "", 0},
+		// The controller finds claims by name alone (wait.OwnsClaim).
+		{"same name without the selector's labels", claim("data", "db", 4, nil), true, "data", 4},
+		{"same name with other labels", claim("data", "db", 4, map[string]string{"app": "db2"}), true, "data", 4},
 		{"unknown template", claim("backup", "db", 4, labels), false, "", 0},
 		{"another statefulset with a longer name", claim("data", "db-archive", 4, labels), false, "", 0},
 		{"another statefulset whose name ends like an ordinal", claim("data", "db-1", 0, labels), false, "", 0},
@@ -96,7 +97,7 @@ func TestClaimsByOrdinalGroupsInTemplateOrder(t *testing.T) {
 	pvcs := append([]*corev1.PersistentVolumeClaim{claim("wal", "db", 5, map[string]string{"app": "db"})}, f.PVCs...)
 	pvcs = append(pvcs, claim("data", "db", 5, map[string]string{"app": "db"}), claim("data", "db", 6, nil))
 	got := ClaimsByOrdinal(f.StatefulSet, pvcs)
-	assert.Len(t, got, 4)
+	assert.Len(t, got, 5)
 	names := func(cs []Claim) []string {
 		var out []string
 		for _, c := range cs {
@@ -106,7 +107,7 @@ func TestClaimsByOrdinalGroupsInTemplateOrder(t *testing.T) {
 	}
 	assert.Equal(t, []string{"data-db-0", "wal-db-0"}, names(got[0]))
 	assert.Equal(t, []string{"data-db-5", "wal-db-5"}, names(got[5]))
-	assert.NotContains(t, got, 6, "a claim without the selector's labels is foreign")
+	assert.Equal(t, []string{"data-db-6"}, names(got[6]), "a claim is the statefulset's by its name, labelled or not")
 }
 
 func TestLeftoverOrdinals(t *testing.T) {
@@ -157,4 +158,10 @@ func inNamespace(c *corev1.PersistentVolumeClaim, namespace string) *corev1.Pers
 func controlledBy(c *corev1.PersistentVolumeClaim, sts *appsv1.StatefulSet) *corev1.PersistentVolumeClaim {
 	c.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts.Name, UID: types.UID(sts.UID), Controller: ptr.To(true)}}
 	return c
+}
+
+// otherSTS is a StatefulSet of another name: a claim it controls is not
+// db's, whatever its name.
+func otherSTS() *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "archive", UID: "archive-uid"}}
 }

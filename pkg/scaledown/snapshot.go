@@ -9,17 +9,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 // The VolumeSnapshot API of the external snapshotter (a CRD, not built in).
@@ -169,60 +167,44 @@ func (s snapshotter) ensure(ctx context.Context, name, claim string) (created bo
 	return false, nil
 }
 
-// waitReady waits, through a watch, until the snapshot reports
-// readyToUse, and fails at once on a snapshot error.
+// waitReady waits, through the wait layer's watch of the one snapshot,
+// until it reports readyToUse, and fails at once on a snapshot error.
 func (s snapshotter) waitReady(ctx context.Context, name string, timeout time.Duration) error {
 	api := s.dyn.Resource(SnapshotResource()).Namespace(s.namespace)
-	byName := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = byName
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = byName
-			return api.Watch(ctx, o)
-		},
-	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := "not created yet"
-	// The fake dynamic client cannot stream lists; real servers can.
-	_, err := watchtools.UntilWithSync(wctx, cache.ToListWatcherWithWatchListSemantics(lw, s.dyn), &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
-		u, ok := ev.Object.(*unstructured.Unstructured)
-		if !ok || u.GetName() != name {
-			return false, nil
+	seen := false
+	ready := wait.ObjectCondition("volumesnapshot "+name, "to be readyToUse", func(obj runtime.Object) (wait.Verdict, string, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || u == nil {
+			if seen {
+				return wait.Fail, "", fmt.Errorf("volumesnapshot %s was deleted while waiting for it to be ready", name)
+			}
+			return wait.NotYet, "not created yet", nil
 		}
-		if ev.Type == watch.Deleted {
-			return false, fmt.Errorf("volumesnapshot %s was deleted while waiting for it to be ready", name)
-		}
-		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		if ready {
-			return true, nil
+		seen = true
+		if ok, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse"); ok {
+			return wait.Pass, "readyToUse", nil
 		}
 		if msg, found, _ := unstructured.NestedString(u.Object, "status", "error", "message"); found && msg != "" {
-			return false, &SnapshotFailedError{Name: name, Message: msg}
+			return wait.Fail, msg, &SnapshotFailedError{Name: name, Message: msg}
 		}
-		last = "readyToUse is false"
 		if _, found, _ := unstructured.NestedMap(u.Object, "status"); !found {
-			last = "no status yet (is the snapshot controller running?)"
+			return wait.NotYet, "no status yet (is the snapshot controller running?)", nil
 		}
-		return false, nil
+		return wait.NotYet, "readyToUse is false", nil
 	})
-	if err == nil {
-		return nil
-	}
+	err := wait.Waiter{Timeout: timeout}.WaitObject(ctx, wait.ObjectWatch{
+		Kind: "volumesnapshot", Namespace: s.namespace, Name: name,
+		Type: &unstructured.Unstructured{}, Client: s.dyn,
+		ListFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) },
+		WatchFunc: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return api.Watch(ctx, o)
+		},
+	}, ready)
 	var failed *SnapshotFailedError
 	if errors.As(err, &failed) {
-		return err
+		return failed
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if wctx.Err() != nil {
-		return fmt.Errorf("timed out after %s waiting for volumesnapshot %s to be readyToUse: %s", timeout, name, last)
-	}
-	return fmt.Errorf("waiting for volumesnapshot %s: %w", name, err)
+	return err
 }
 
 // SnapshotFailedError is a snapshot the snapshot controller reported as

@@ -3,102 +3,36 @@ package status
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
-// Objects are what a report is built from.
-type Objects struct {
-	StatefulSet *appsv1.StatefulSet
-	Pods        []*corev1.Pod
-	PVCs        []*corev1.PersistentVolumeClaim
-}
+// Objects are what a report is built from: a StatefulSet, its pods and
+// its claims.
+type Objects = wait.Objects
 
 // Fetch reads one StatefulSet with three requests whatever its replica
-// count: GET the StatefulSet, LIST its pods by its selector, LIST the
-// namespace's claims (all of them: a claim left over from an old ordinal is
-// found by its name even if its labels differ).
+// count (see wait.Read): GET the StatefulSet, LIST its pods by its
+// selector, LIST the namespace's claims (a claim belongs to the
+// StatefulSet by its name, see wait.OwnsClaim).
 func Fetch(ctx context.Context, c kubernetes.Interface, namespace, name string) (*Objects, error) {
-	sts, err := c.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	sel := selectorOf(sts)
-	if sel == nil {
-		return nil, fmt.Errorf("statefulset %s/%s has no usable selector", namespace, name)
-	}
-	pods, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return nil, err
-	}
-	pvcs, err := c.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return &Objects{StatefulSet: sts, Pods: podPointers(pods.Items), PVCs: pvcPointers(pvcs.Items)}, nil
+	return wait.Read(ctx, c, namespace, name)
 }
 
 // FetchAll reads every StatefulSet in namespace ("" means all namespaces)
-// with three LIST requests: StatefulSets, StatefulSet pods (by the
-// statefulset.kubernetes.io/pod-name label the controller sets), claims.
-// The result is sorted by namespace and name. selector (kubectl's -l syntax,
-// empty for all) filters the StatefulSets by their own labels.
+// with three LIST requests (see wait.ReadAll), sorted by namespace and
+// name. selector (kubectl's -l syntax, empty for all) filters the
+// StatefulSets by their own labels.
 func FetchAll(ctx context.Context, c kubernetes.Interface, namespace, selector string) ([]*Objects, error) {
-	sets, err := c.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return nil, err
-	}
-	if len(sets.Items) == 0 {
-		return nil, nil
-	}
-	req, err := labels.NewRequirement(appsv1.StatefulSetPodNameLabel, selection.Exists, nil)
-	if err != nil {
-		return nil, err
-	}
-	pods, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.NewSelector().Add(*req).String()})
-	if err != nil {
-		return nil, err
-	}
-	pvcs, err := c.CoreV1().PersistentVolumeClaims(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	podsByNS := map[string][]*corev1.Pod{}
-	for _, p := range podPointers(pods.Items) {
-		podsByNS[p.Namespace] = append(podsByNS[p.Namespace], p)
-	}
-	pvcsByNS := map[string][]*corev1.PersistentVolumeClaim{}
-	for _, c := range pvcPointers(pvcs.Items) {
-		pvcsByNS[c.Namespace] = append(pvcsByNS[c.Namespace], c)
-	}
-	out := make([]*Objects, 0, len(sets.Items))
-	for i := range sets.Items {
-		sts := &sets.Items[i]
-		out = append(out, &Objects{
-			StatefulSet: sts,
-			Pods:        OwnedPods(sts, podsByNS[sts.Namespace]),
-			PVCs:        pvcsByNS[sts.Namespace],
-		})
-	}
-	sort.Slice(out, func(i, k int) bool {
-		a, b := out[i].StatefulSet, out[k].StatefulSet
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
-	})
-	return out, nil
+	return wait.ReadAll(ctx, c, namespace, selector)
 }
 
 // BuildOptions configure Build.
@@ -164,7 +98,7 @@ func Build(ctx context.Context, c kubernetes.Interface, namespace, name string, 
 func (o BuildOptions) Target(sts *appsv1.StatefulSet, pods []*corev1.Pod) plugins.Target {
 	return plugins.Target{
 		StatefulSet: sts,
-		Pods:        OwnedPods(sts, pods),
+		Pods:        wait.FilterPods(sts, pods),
 		Exec:        o.Exec,
 		Container:   o.Container,
 		Parallel:    o.Parallel,
@@ -278,20 +212,4 @@ func SetMembers(r *Report, es EngineStatus, members []plugins.Member, opts Optio
 	}
 	r.Engine = &es
 	r.Verdict = Judge(r, opts)
-}
-
-func podPointers(items []corev1.Pod) []*corev1.Pod {
-	out := make([]*corev1.Pod, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
-}
-
-func pvcPointers(items []corev1.PersistentVolumeClaim) []*corev1.PersistentVolumeClaim {
-	out := make([]*corev1.PersistentVolumeClaim, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
 }

@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
@@ -27,7 +26,7 @@ func Summarize(sts *appsv1.StatefulSet, pods []*corev1.Pod, pvcs []*corev1.Persi
 		LeftoverPVCs: []PVCStatus{},
 	}
 	info := &r.StatefulSet
-	owned := OwnedPods(sts, pods)
+	owned := wait.FilterPods(sts, pods)
 	claims := ownedPVCs(sts, pvcs)
 
 	start := int(info.OrdinalsStart)
@@ -99,70 +98,22 @@ func SummarizeSnapshot(s wait.Snapshot, now time.Time, opts Options) *Report {
 	return Summarize(s.StatefulSet, pods, pvcs, now, opts)
 }
 
-// OwnedPods returns the pods of sts among pods: in its namespace, matching
-// its selector, named "<sts>-<ordinal>" and not controlled by another
-// object.
-func OwnedPods(sts *appsv1.StatefulSet, pods []*corev1.Pod) []*corev1.Pod {
-	sel := selectorOf(sts)
-	var out []*corev1.Pod
-	for _, p := range pods {
-		if p == nil || p.Namespace != sts.Namespace {
-			continue
-		}
-		if _, ok := wait.PodOrdinal(sts.Name, p.Name); !ok {
-			continue
-		}
-		if sel == nil || !sel.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		if ref := metav1.GetControllerOf(p); ref != nil && sts.UID != "" && ref.UID != sts.UID {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 type ownedClaim struct {
 	pvc      *corev1.PersistentVolumeClaim
 	template string
 	ordinal  int
 }
 
-// ownedPVCs returns the claims among pvcs named after one of the
-// StatefulSet's claim templates, "<template>-<sts>-<ordinal>", whatever
-// their labels, keyed by name. Claims controlled by another object are
-// skipped.
+// ownedPVCs returns the claims of sts among pvcs (see wait.OwnsClaim),
+// keyed by name.
 func ownedPVCs(sts *appsv1.StatefulSet, pvcs []*corev1.PersistentVolumeClaim) map[string]ownedClaim {
 	out := map[string]ownedClaim{}
 	for _, c := range pvcs {
-		if c == nil || c.Namespace != sts.Namespace {
-			continue
-		}
-		for _, t := range sts.Spec.VolumeClaimTemplates {
-			n, ok := wait.PodOrdinal(t.Name+"-"+sts.Name, c.Name)
-			if !ok {
-				continue
-			}
-			if ref := metav1.GetControllerOf(c); ref != nil && ref.Kind == "StatefulSet" && sts.UID != "" && ref.UID != sts.UID {
-				continue
-			}
-			out[c.Name] = ownedClaim{pvc: c, template: t.Name, ordinal: n}
-			break
+		if t, n, ok := wait.OwnsClaim(sts, c); ok {
+			out[c.Name] = ownedClaim{pvc: c, template: t, ordinal: n}
 		}
 	}
 	return out
-}
-
-func selectorOf(sts *appsv1.StatefulSet) labels.Selector {
-	if sts.Spec.Selector == nil {
-		return nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return nil
-	}
-	return sel
 }
 
 func statefulSetInfo(sts *appsv1.StatefulSet) StatefulSetInfo {

@@ -3,7 +3,9 @@
 // A Tracker follows one StatefulSet and the pods it owns through a fixed
 // number of watches (the StatefulSet by metadata.name, its pods by the
 // StatefulSet's label selector, optionally its PVCs), independent of the
-// replica count. Every change produces a new immutable Snapshot and wakes the
+// replica count. Read, ReadFor and ReadAll read the same objects once, with
+// the same ownership rules (OwnsPod, OwnsClaim): every command sees a
+// StatefulSet's pods and claims the same way. Every change produces a new immutable Snapshot and wakes the
 // waiters, so a pod turning Ready is noticed as soon as the watch event
 // arrives.
 //
@@ -20,6 +22,13 @@
 //   - an error wrapping context.Canceled when the parent context is cancelled,
 //   - a *StatefulSetDeletedError when the tracked StatefulSet disappears while
 //     gates are still pending.
+//
+// Besides a StatefulSet, a Waiter waits on one claim (WaitPVC) or any one
+// named object, typed or not (WaitObject, e.g. a VolumeSnapshot), through a
+// watch of that object alone, and on state no watch can follow (Poll, e.g.
+// a database's view of a replication slot) by re-evaluating a gate on its
+// Interval. WatchWarnings follows an object's Warning events for gates
+// that fail on them. All of them time out, fail and report alike.
 //
 // Gates only look at the latest snapshot, and intermediate states can be
 // coalesced (bursts of events, relists after a watch expired). The built-in

@@ -40,10 +40,13 @@ func filtered[L runtime.Object](api listWatcher[L], narrow func(*metav1.ListOpti
 // informerSpec describes one small informer: a single list+watch, filtered
 // server side by field or label selector.
 type informerSpec struct {
-	what     string // e.g. "pods of statefulset default/db", for errors
-	lw       *cache.ListWatch
-	client   any // the clientset behind lw, consulted for WatchList support
-	objType  runtime.Object
+	what    string // e.g. "pods of statefulset default/db", for errors
+	lw      *cache.ListWatch
+	client  any // the clientset behind lw, consulted for WatchList support
+	objType runtime.Object
+	// onAdd, if set, receives additions instead of onUpsert, with whether
+	// they belong to the initial list.
+	onAdd    func(obj any, initial bool)
 	onUpsert func(obj any)
 	onDelete func(obj any)
 	onError  func(err error)
@@ -78,8 +81,14 @@ func startInformer(ctx, syncCtx context.Context, wg *sync.WaitGroup, spec inform
 	}); err != nil {
 		return err
 	}
-	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { spec.onUpsert(obj) },
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if spec.onAdd != nil {
+				spec.onAdd(obj, initial)
+				return
+			}
+			spec.onUpsert(obj)
+		},
 		UpdateFunc: func(_, obj any) { spec.onUpsert(obj) },
 		DeleteFunc: func(obj any) { spec.onDelete(obj) },
 	})

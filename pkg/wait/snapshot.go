@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Snapshot is an immutable view of a StatefulSet and its pods at one point in
@@ -19,9 +20,12 @@ type Snapshot struct {
 	// "<statefulset>-<ordinal>"), keyed by pod name.
 	Pods map[string]*corev1.Pod
 	// PVCs holds PersistentVolumeClaims keyed by name: the StatefulSet's
-	// claims when the Tracker was created with WithPVCs, the one claim of a
-	// WaitPVC, and nil otherwise.
+	// claims (see OwnsClaim) when the Tracker was created with WithPVCs,
+	// the one claim of a WaitPVC, and nil otherwise.
 	PVCs map[string]*corev1.PersistentVolumeClaim
+	// Object is the one object of a WaitObject (nil while it does not
+	// exist), and nil otherwise.
+	Object runtime.Object
 	// Seq increases with every change; two snapshots from the same source
 	// with the same Seq are identical.
 	Seq uint64

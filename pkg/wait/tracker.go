@@ -21,10 +21,9 @@ import (
 type TrackerOption func(*Tracker)
 
 // WithPVCs makes the Tracker also watch the StatefulSet's
-// PersistentVolumeClaims (one more watch, selected by the StatefulSet's
-// matchLabels, which the StatefulSet controller copies onto the claims it
-// creates) and fill Snapshot.PVCs with the claims named
-// "<template>-<statefulset>-<ordinal>".
+// PersistentVolumeClaims (one more watch, on the namespace's claims, as the
+// claims of a StatefulSet are known by their names, see OwnsClaim) and fill
+// Snapshot.PVCs with them.
 func WithPVCs() TrackerOption {
 	return func(t *Tracker) { t.trackPVCs = true }
 }
@@ -49,7 +48,7 @@ type Tracker struct {
 	state    trackerState
 	uid      types.UID
 	selector labels.Selector
-	claims   []string // volume claim template names
+	owner    *appsv1.StatefulSet // as first read: the ownership rules' reference
 	sts      *appsv1.StatefulSet
 	pods     map[string]*corev1.Pod
 	pvcs     map[string]*corev1.PersistentVolumeClaim
@@ -147,25 +146,15 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name, err)
 	}
-	if sts.Spec.Selector == nil {
-		return fmt.Errorf("statefulset %s/%s has no selector", t.namespace, t.name)
-	}
-	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	sel, err := Selector(sts)
 	if err != nil {
-		return fmt.Errorf("statefulset %s/%s: invalid selector: %w", t.namespace, t.name, err)
-	}
-	if sel.Empty() {
-		return fmt.Errorf("statefulset %s/%s has an empty selector", t.namespace, t.name)
-	}
-	claims := make([]string, 0, len(sts.Spec.VolumeClaimTemplates))
-	for _, c := range sts.Spec.VolumeClaimTemplates {
-		claims = append(claims, c.Name)
+		return err
 	}
 
 	t.mu.Lock()
 	t.uid = sts.UID
 	t.selector = sel
-	t.claims = claims
+	t.owner = sts
 	t.sts = sts
 	if t.trackPVCs {
 		t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
@@ -202,12 +191,11 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 
 	if t.trackPVCs {
 		pvcAPI := t.client.CoreV1().PersistentVolumeClaims(t.namespace)
-		byLabels := labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).String()
 		if err := startInformer(runCtx, runCtx, wg, informerSpec{
 			what:     fmt.Sprintf("persistentvolumeclaims of statefulset %s/%s", t.namespace, t.name),
 			objType:  &corev1.PersistentVolumeClaim{},
 			client:   t.client,
-			lw:       filtered(pvcAPI, func(o *metav1.ListOptions) { o.LabelSelector = byLabels }),
+			lw:       filtered(pvcAPI, func(*metav1.ListOptions) {}),
 			onUpsert: t.upsertPVC,
 			onDelete: t.deletePVC,
 			onError:  t.recordError,
@@ -293,13 +281,8 @@ func (t *Tracker) deleteStatefulSet(obj any) {
 }
 
 func (t *Tracker) ownsPod(pod *corev1.Pod) bool {
-	if pod.Namespace != t.namespace {
-		return false
-	}
-	if _, ok := PodOrdinal(t.name, pod.Name); !ok {
-		return false
-	}
-	return t.selector.Matches(labels.Set(pod.Labels))
+	_, ok := ownsPod(t.owner, t.selector, pod)
+	return ok
 }
 
 func (t *Tracker) upsertPod(obj any) {
@@ -340,15 +323,8 @@ func (t *Tracker) deletePod(obj any) {
 }
 
 func (t *Tracker) ownsPVC(pvc *corev1.PersistentVolumeClaim) bool {
-	if pvc.Namespace != t.namespace {
-		return false
-	}
-	for _, c := range t.claims {
-		if _, ok := PodOrdinal(c+"-"+t.name, pvc.Name); ok {
-			return true
-		}
-	}
-	return false
+	_, _, ok := OwnsClaim(t.owner, pvc)
+	return ok
 }
 
 func (t *Tracker) upsertPVC(obj any) {
@@ -359,6 +335,11 @@ func (t *Tracker) upsertPVC(obj any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.ownsPVC(pvc) {
+		// It may have stopped being one (its controller changed).
+		if _, had := t.pvcs[pvc.Name]; had && pvc.Namespace == t.namespace {
+			t.pvcs = withoutKey(t.pvcs, pvc.Name)
+			t.publishLocked()
+		}
 		return
 	}
 	t.pvcs = withKey(t.pvcs, pvc.Name, pvc)

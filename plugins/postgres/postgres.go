@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	kwait "github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
@@ -37,13 +38,13 @@ const (
 
 // Engine is the PostgreSQL engine.
 type Engine struct {
-	// Now and Sleep are the clock of the slot wait; tests replace them.
-	Now   func() time.Time
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Interval is how often the slot wait asks again (zero: every
+	// second).
+	Interval time.Duration
 }
 
 // New returns the engine.
-func New() *Engine { return &Engine{Now: time.Now, Sleep: sleep} }
+func New() *Engine { return &Engine{} }
 
 var _ plugins.Engine = (*Engine)(nil)
 
@@ -545,88 +546,88 @@ type slotState struct {
 }
 
 // dropWhenInactive drops slot name on the primary, retrying while it is
-// active, until it is dropped, gone, or wait has passed.
+// active, until it is dropped, gone, or wait has passed. The retries are
+// a wait.Waiter poll: the wait layer's interval, timeout and errors.
 func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary *corev1.Pod, ordinal int, name string, wait time.Duration, opts plugins.RemoveOptions) error {
 	container := t.ContainerFor(primary, e.Matches)
-	now := e.Now
-	if now == nil {
-		now = time.Now
-	}
-	deadline := now().Add(wait)
+	object := "slot " + name
 	waiting := false
+	holder := ""
 	inactiveRetries := 0
-	for {
-		out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
-		if err == nil && strings.TrimSpace(string(out)) == "1" {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: "slot " + name,
-				Message: fmt.Sprintf("dropped replication slot %s on %s", name, primary.Name)})
-			return nil
+	var stop error // the reason the wait ended, when it is not the wait's own
+	fail := func(ctx context.Context, err error) (kwait.Verdict, string, error) {
+		if ctx.Err() == nil {
+			// Not the wait's deadline cutting a command short.
+			stop = err
 		}
-		// Not dropped: active, gone, or the drop raced with a walsender.
-		raced := false
-		var ce *plugins.CommandError
-		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "is active for PID") {
-			raced = true
-		} else if err != nil {
-			return fmt.Errorf("dropping replication slot %s on %s: %w", name, primary.Name, err)
-		}
-		out, err = t.Run(ctx, primary, container, "psql", psqlCommand(slotStateSQL(name)))
-		if err != nil {
-			return fmt.Errorf("reading replication slot %s on %s: %w", name, primary.Name, err)
-		}
-		var st slotState
-		if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &st); err != nil {
-			return fmt.Errorf("reading replication slot %s on %s: cannot parse %q: %w", name, primary.Name, out, err)
-		}
-		if !st.Exists {
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: primary.Name, Object: "slot " + name,
-				Message: fmt.Sprintf("replication slot %s on %s is already gone", name, primary.Name)})
-			return nil
-		}
-		holder := ""
-		if st.ActivePID != nil {
-			holder = fmt.Sprintf(" by pid %d", *st.ActivePID)
-		}
-		if !st.Active && !raced {
-			// The replica let go between the drop and this read: the
-			// drop found the slot active. Drop it again at once.
-			if inactiveRetries++; inactiveRetries <= maxInactiveRetries {
-				continue
+		return kwait.Fail, "", err
+	}
+	dropped := kwait.NewGate("replication slot "+name+" on "+primary.Name, "to be dropped once inactive", func(ctx context.Context, _ kwait.Snapshot) (kwait.Verdict, string, error) {
+		for {
+			out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
+			if err == nil && strings.TrimSpace(string(out)) == "1" {
+				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: object,
+					Message: fmt.Sprintf("dropped replication slot %s on %s", name, primary.Name)})
+				return kwait.Pass, "dropped", nil
 			}
-			return fmt.Errorf("replication slot %s on %s is inactive but was not dropped after %d attempts", name, primary.Name, inactiveRetries)
+			// Not dropped: active, gone, or the drop raced with a walsender.
+			raced := false
+			var ce *plugins.CommandError
+			if errors.As(err, &ce) && strings.Contains(ce.Stderr, "is active for PID") {
+				raced = true
+			} else if err != nil {
+				return fail(ctx, fmt.Errorf("dropping replication slot %s on %s: %w", name, primary.Name, err))
+			}
+			out, err = t.Run(ctx, primary, container, "psql", psqlCommand(slotStateSQL(name)))
+			if err != nil {
+				return fail(ctx, fmt.Errorf("reading replication slot %s on %s: %w", name, primary.Name, err))
+			}
+			var st slotState
+			if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &st); err != nil {
+				return fail(ctx, fmt.Errorf("reading replication slot %s on %s: cannot parse %q: %w", name, primary.Name, out, err))
+			}
+			if !st.Exists {
+				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Pod: primary.Name, Object: object,
+					Message: fmt.Sprintf("replication slot %s on %s is already gone", name, primary.Name)})
+				return kwait.Pass, "already gone", nil
+			}
+			holder = ""
+			if st.ActivePID != nil {
+				holder = fmt.Sprintf(" by pid %d", *st.ActivePID)
+			}
+			if !st.Active && !raced {
+				// The replica let go between the drop and this read: the
+				// drop found the slot active. Drop it again at once.
+				if inactiveRetries++; inactiveRetries <= maxInactiveRetries {
+					continue
+				}
+				return fail(ctx, fmt.Errorf("replication slot %s on %s is inactive but was not dropped after %d attempts", name, primary.Name, inactiveRetries))
+			}
+			if !waiting {
+				waiting = true
+				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: primary.Name, Object: object,
+					Message: fmt.Sprintf("replication slot %s on %s is active%s; waiting up to %s for it to become inactive", name, primary.Name, holder, wait)})
+			}
+			return kwait.NotYet, "active" + holder, nil
 		}
-		if now().After(deadline) {
-			return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+
-				"kubectl-sts never drops an active slot; stop what uses it (or wait for wal_sender_timeout to end a vanished "+
-				"replica's connection) and run the scale-down again", name, primary.Name, holder, wait)
-		}
-		if !waiting {
-			waiting = true
-			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWaiting, Pod: primary.Name, Object: "slot " + name,
-				Message: fmt.Sprintf("replication slot %s on %s is active%s; waiting up to %s for it to become inactive", name, primary.Name, holder, wait)})
-		}
-		if err := e.sleep(ctx, slotPoll); err != nil {
-			return err
-		}
+	})
+	interval := e.Interval
+	if interval <= 0 {
+		interval = slotPoll
 	}
-}
-
-func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
-	if e.Sleep != nil {
-		return e.Sleep(ctx, d)
-	}
-	return sleep(ctx, d)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	err := kwait.Waiter{Timeout: wait, Interval: interval}.Poll(ctx, dropped)
+	var timeout *kwait.TimeoutError
+	switch {
+	case stop != nil:
+		return stop
+	case errors.As(err, &timeout) && ctx.Err() == nil:
+		return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+
+			"kubectl-sts never drops an active slot; stop what uses it (or wait for wal_sender_timeout to end a vanished "+
+			"replica's connection) and run the scale-down again (%w)", name, primary.Name, holder, wait, err)
+	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
 	}
+	return err
 }
 
 func contains(list []string, s string) bool {

@@ -59,6 +59,9 @@ type server struct {
 	// afterNoopDrop, if set, runs when a drop found its slot active:
 	// the replica letting go just after.
 	afterNoopDrop func(s *server)
+	// onStateRead, if set, runs after each read of a slot's state has
+	// been answered.
+	onStateRead func(s *server)
 }
 
 func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
@@ -91,6 +94,9 @@ func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
 		}
 		return kube.ExecResult{Stdout: []byte("0\n")}, nil
 	case strings.Contains(sql, "'exists'"):
+		if s.onStateRead != nil {
+			defer s.onStateRead(s)
+		}
 		for name, active := range s.slots {
 			if sql == slotStateSQL(name) {
 				return kube.ExecResult{Stdout: []byte(fmt.Sprintf(`{"exists" : true, "active" : %t, "activePid" : 4242}`+"\n", active))}, nil
@@ -128,12 +134,13 @@ func (e *env) opts() plugins.RemoveOptions {
 	return plugins.RemoveOptions{Wait: 10 * time.Second, Events: func(ev plugins.RemoveEvent) { e.events = append(e.events, ev) }}
 }
 
-// testEngine runs the slot wait on a fake clock.
+// testPoll is how often the slot wait asks again in tests.
+const testPoll = 5 * time.Millisecond
+
+// testEngine polls the slot wait every testPoll.
 func testEngine() (*Engine, *time.Time) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	e := &Engine{Now: func() time.Time { return now }}
-	e.Sleep = func(_ context.Context, d time.Duration) error { now = now.Add(d); return nil }
-	return e, &now
+	now := time.Now()
+	return &Engine{Interval: testPoll}, &now
 }
 
 func standardViews(t *testing.T) map[string]string {
@@ -302,22 +309,17 @@ func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
 	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
 	srv := e.servers["pg-0"]
 	srv.slots = map[string]bool{"pg_1": true}
-	eng, now := testEngine()
-	start := *now
-	polls := 0
-	eng.Sleep = func(_ context.Context, d time.Duration) error {
-		*now = now.Add(d)
-		polls++
-		if polls == 3 {
-			srv.mu.Lock()
-			srv.slots["pg_1"] = false
-			srv.mu.Unlock()
+	eng, _ := testEngine()
+	// The replica lets go after the third poll found the slot active.
+	reads := 0
+	srv.onStateRead = func(s *server) {
+		if reads++; reads == 3 {
+			s.slots["pg_1"] = false
 		}
-		return nil
 	}
 	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
 	assert.Equal(t, []string{"pg_1"}, srv.drops)
-	assert.Equal(t, 3*time.Second, now.Sub(start))
+	assert.Equal(t, 3, reads, "three polls found it active, the fourth dropped it")
 	require.Len(t, e.events, 2)
 	assert.Equal(t, plugins.ActionWaiting, e.events[0].Action)
 	assert.Contains(t, e.events[0].Message, "replication slot pg_1 on pg-0 is active by pid 4242; waiting up to 10s")
@@ -345,9 +347,12 @@ func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
 	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
 	e.servers["pg-0"].slots = map[string]bool{"pg_1": true}
 	eng, _ := testEngine()
-	err := eng.AfterRemove(context.Background(), e.target, 1, e.opts())
+	opts := e.opts()
+	opts.Wait = 100 * time.Millisecond
+	err := eng.AfterRemove(context.Background(), e.target, 1, opts)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active by pid 4242 after 10s")
+	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active by pid 4242 after 100ms")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a timeout of the wait layer")
 	assert.Contains(t, err.Error(), "never drops an active slot")
 	assert.Empty(t, e.servers["pg-0"].drops)
 	assert.True(t, e.servers["pg-0"].slots["pg_1"])

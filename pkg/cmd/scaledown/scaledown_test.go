@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
 	sdcmd "github.com/kubectl-sts/kubectl-sts/pkg/cmd/scaledown"
@@ -384,7 +385,8 @@ func TestCleanupPVCs(t *testing.T) {
 	f := fixture(3)
 	leftover(f, 3, 5)
 	foreign := f.PVCs[len(f.PVCs)-1].DeepCopy()
-	foreign.Name, foreign.UID, foreign.Labels = "data-db-4", "foreign", map[string]string{"app": "something-else"}
+	foreign.Name, foreign.UID = "data-db-4", "foreign"
+	foreign.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "archive", UID: "archive-uid", Controller: ptr.To(true)}}
 	fk := cmdtesting.NewFakeOptions(append(f.Objects(), foreign)...)
 	r := runCmd(t, fk, "cleanup-pvcs", "db", "--yes")
 	require.Equal(t, 0, r.code, r.errOut)
@@ -479,13 +481,14 @@ func TestEngineAndSlotNamesAreWired(t *testing.T) {
 
 func TestPVCsOfStayingOrdinalsAreNeverPlanned(t *testing.T) {
 	f := fixture(5)
-	// A hand-made claim named like ordinal 4's but without the selector's labels.
-	f.PVCs[4].Labels = map[string]string{"owner": "someone"}
+	// A claim named like ordinal 4's but controlled by another StatefulSet.
+	f.PVCs[4].OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "archive", UID: "archive-uid", Controller: ptr.To(true)}}
 	fk := cmdtesting.NewFakeOptions(f.Objects()...)
-	r := runCmd(t, fk, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--dry-run", "--engine", "none")
+	// Status counts ordinal 4's claim as missing; --force looks past that.
+	r := runCmd(t, fk, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--dry-run", "--engine", "none", "--force")
 	require.Equal(t, 0, r.code, r.errOut)
 	assert.Contains(t, r.out, "1. pod db-4, no pvcs")
-	assert.NotContains(t, r.out, "pvc data-db-4")
+	assert.NotContains(t, r.out, "pvc data-db-4 1Gi", "the claim is not planned")
 	for _, n := range []string{"data-db-0", "data-db-1", "data-db-2"} {
 		assert.NotContains(t, r.out, "pvc "+n)
 	}

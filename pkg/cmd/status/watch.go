@@ -19,10 +19,8 @@ const clearScreen = "\x1b[H\x1b[2J"
 // shared tracker (a fixed number of watches) and redraws on change, at
 // most once per WatchMinInterval, and every WatchRefresh so ages and the
 // stuck threshold move on. Ctrl-C (a cancelled context) ends it with exit
-// code 0.
-//
-// The tracker selects claims by the StatefulSet's labels, so a leftover
-// claim whose labels were changed shows only without --watch.
+// code 0. The tracker applies the same ownership rules as a single read
+// (wait.OwnsPod, wait.OwnsClaim), so both show the same claims.
 func (o *Options) watch(ctx context.Context) error {
 	c := o.client
 	watchCtx, cancel := context.WithCancel(ctx)

@@ -69,13 +69,7 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	poll.Until(t, fmt.Sprintf("statefulset %s Ready", sts.Name), func(ctx context.Context) (bool, error) {
-		s, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Get(ctx, sts.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == *sts.Spec.Replicas, nil
-	})
+	poll.WaitSettled(t, cluster.Client, sts.Namespace, sts.Name)
 }
 
 // podHistory watches the pods of a namespace and keeps, per pod name, every
@@ -145,17 +139,6 @@ func templateSize(s *appsv1.StatefulSet) string {
 	return q.String()
 }
 
-func pods(t *testing.T, ns string) map[string]*corev1.Pod {
-	t.Helper()
-	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	require.NoError(t, err)
-	out := map[string]*corev1.Pod{}
-	for i := range list.Items {
-		out[list.Items[i].Name] = &list.Items[i]
-	}
-	return out
-}
-
 func operationRecord(t *testing.T, ns, name string) *journal.Record {
 	t.Helper()
 	rec, err := journal.New(cluster.Client, ns, name, "e2e-reader").Load(context.Background())
@@ -182,7 +165,7 @@ func eventsWithReason(t *testing.T, ns, reason string) []string {
 // StatefulSet object.
 func assertAdopted(t *testing.T, ns string, sts *appsv1.StatefulSet) {
 	t.Helper()
-	for name, p := range pods(t, ns) {
+	for name, p := range e2eutil.Pods(t, cluster.Client, ns, "") {
 		ref := metav1.GetControllerOf(p)
 		if assert.NotNil(t, ref, "pod %s has no controller", name) {
 			assert.Equal(t, sts.UID, ref.UID, "pod %s is controlled by the recreated StatefulSet", name)
@@ -213,7 +196,7 @@ func TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate(t *testing.T) {
 
 	// Each pod was restarted exactly once: its original UID and the one of
 	// its replacement, and the template step replaced none.
-	current := pods(t, ns)
+	current := e2eutil.Pods(t, cluster.Client, ns, "")
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("db-%d", i)
 		uids := history.of(name)
@@ -247,7 +230,7 @@ func TestOnlineResizeRestartsNothing(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3, "testbed-online"))
 	history := watchPods(t, ns)
-	before := pods(t, ns)
+	before := e2eutil.Pods(t, cluster.Client, ns, "")
 
 	r := run(t, ns, "expand-pvc", "db", "--size", "3Gi", "--yes", "--online-resize-wait", "2m")
 	require.Equal(t, 0, r.Code, r.ErrOut)
@@ -429,7 +412,7 @@ func TestRunFinishesATemplateStepCutBetweenDeleteAndCreate(t *testing.T) {
 	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--no-update-template")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 	old := e2eutil.StatefulSet(t, cluster, ns, "db")
-	before := pods(t, ns)
+	before := e2eutil.Pods(t, cluster.Client, ns, "")
 
 	// What a run killed right after the delete leaves: the desired object
 	// saved in the journal, the StatefulSet gone, its pods orphaned.
@@ -461,7 +444,7 @@ func TestRunFinishesATemplateStepCutBetweenDeleteAndCreate(t *testing.T) {
 	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, "2Gi", templateSize(sts))
 	assertAdopted(t, ns, sts)
-	after := pods(t, ns)
+	after := e2eutil.Pods(t, cluster.Client, ns, "")
 	for name, p := range before {
 		assert.Equal(t, p.UID, after[name].UID, "pod %s kept", name)
 	}

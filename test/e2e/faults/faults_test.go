@@ -21,9 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -89,45 +87,7 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	settled(t, sts.Namespace, sts.Name, *sts.Spec.Replicas)
-}
-
-// settled waits until the StatefulSet has n Ready pods, all on one revision.
-func settled(t *testing.T, ns, name string, n int32) *appsv1.StatefulSet {
-	t.Helper()
-	var out *appsv1.StatefulSet
-	poll.Until(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
-		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		out = s
-		return s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == n && s.Status.Replicas == n &&
-			s.Status.UpdatedReplicas == n && s.Status.CurrentRevision == s.Status.UpdateRevision, nil
-	})
-	return out
-}
-
-func podUIDs(t *testing.T, ns string) map[string]types.UID {
-	t.Helper()
-	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	require.NoError(t, err)
-	out := map[string]types.UID{}
-	for _, p := range list.Items {
-		out[p.Name] = p.UID
-	}
-	return out
-}
-
-func claims(t *testing.T, ns string) map[string]*corev1.PersistentVolumeClaim {
-	t.Helper()
-	list, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{})
-	require.NoError(t, err)
-	out := map[string]*corev1.PersistentVolumeClaim{}
-	for i := range list.Items {
-		out[list.Items[i].Name] = &list.Items[i]
-	}
-	return out
+	poll.WaitSettled(t, cluster.Client, sts.Namespace, sts.Name)
 }
 
 // assertOneHolder checks the record finished with phase and was held by
@@ -162,7 +122,7 @@ func rolloutThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	r := through(t, p, ns, "rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--yes")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 
-	sts := settled(t, ns, "db", 3)
+	sts := settledAt(t, ns, "db", 3)
 	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
 	require.Len(t, list.Items, 3)
@@ -180,21 +140,21 @@ func TestScaleDownFinishesInOneRunThroughFaults(t *testing.T) {
 func scaleDownThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	ns := cluster.NewNamespace(t)
 	create(t, e2eutil.NewStatefulSet(ns, "db", 5, "registry.example/app:v1", "data"))
-	pods, pvcs := podUIDs(t, ns), claims(t, ns)
+	pods, pvcs := e2eutil.PodUIDs(t, cluster.Client, ns, ""), e2eutil.Claims(t, cluster.Client, ns)
 
 	r := through(t, p, ns, "scale-down", "db", "--replicas", "3", "--pvc", "delete", "--engine", "none", "--yes")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 
-	settled(t, ns, "db", 3)
-	after := podUIDs(t, ns)
+	settledAt(t, ns, "db", 3)
+	after := e2eutil.PodUIDs(t, cluster.Client, ns, "")
 	assert.Len(t, after, 3)
 	for _, name := range []string{"db-0", "db-1", "db-2"} {
 		assert.Equal(t, pods[name], after[name], "pod %s stays as it was", name)
 	}
 	poll.Until(t, "removed claims gone", func(context.Context) (bool, error) {
-		return len(claims(t, ns)) == 3, nil
+		return len(e2eutil.Claims(t, cluster.Client, ns)) == 3, nil
 	})
-	left := claims(t, ns)
+	left := e2eutil.Claims(t, cluster.Client, ns)
 	for _, name := range []string{"data-db-0", "data-db-1", "data-db-2"} {
 		require.Contains(t, left, name)
 		assert.Equal(t, pvcs[name].UID, left[name].UID, "pvc %s kept", name)
@@ -211,20 +171,20 @@ func expandThroughFaults(t *testing.T, p *testbed.FaultProxy) {
 	sts := e2eutil.NewStatefulSet(ns, "db", 2, "registry.example/app:v1", "data")
 	sts.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To("testbed-online")
 	create(t, sts)
-	pods, pvcs := podUIDs(t, ns), claims(t, ns)
+	pods, pvcs := e2eutil.PodUIDs(t, cluster.Client, ns, ""), e2eutil.Claims(t, cluster.Client, ns)
 
 	r := through(t, p, ns, "expand-pvc", "db", "--size", "2Gi", "--engine", "none", "--yes")
 	require.Equal(t, 0, r.Code, r.ErrOut)
 
-	left := claims(t, ns)
+	left := e2eutil.Claims(t, cluster.Client, ns)
 	require.Len(t, left, 2)
 	for name, c := range left {
 		assert.Equal(t, pvcs[name].UID, c.UID, "pvc %s is the same claim", name)
 		assert.Equal(t, "2Gi", c.Spec.Resources.Requests.Storage().String(), "pvc %s request", name)
 		assert.Equal(t, "2Gi", c.Status.Capacity.Storage().String(), "pvc %s capacity", name)
 	}
-	settled(t, ns, "db", 2)
-	assert.Equal(t, pods, podUIDs(t, ns), "an online resize restarts no pod")
+	settledAt(t, ns, "db", 2)
+	assert.Equal(t, pods, e2eutil.PodUIDs(t, cluster.Client, ns, ""), "an online resize restarts no pod")
 	assertOneHolder(t, ns, "db", journal.Succeeded)
 }
 
@@ -269,7 +229,7 @@ func TestLostRecordWriteKeepsTheLeaseAndRefusesASecondRun(t *testing.T) {
 	first := <-done
 	require.Equal(t, 0, first.Code, first.ErrOut)
 	assert.NotContains(t, first.ErrOut, "changed by another process")
-	settled(t, ns, "db", 3)
+	settledAt(t, ns, "db", 3)
 	assertOneHolder(t, ns, "db", journal.Succeeded)
 	_, faults := p.Counts()
 	assert.Equal(t, 1, faults[testbed.FaultLost])
@@ -315,7 +275,7 @@ func TestOutageLongerThanTheLeaseStopsCleanlyAndResumes(t *testing.T) {
 	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
 	again := through(t, p, ns, args...)
 	require.Equal(t, 0, again.Code, again.ErrOut)
-	sts := settled(t, ns, "db", 3)
+	sts := settledAt(t, ns, "db", 3)
 	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
 	for _, pod := range list.Items {
@@ -324,4 +284,12 @@ func TestOutageLongerThanTheLeaseStopsCleanlyAndResumes(t *testing.T) {
 	rec, err = journal.New(cluster.Client, ns, "db", "reader").Load(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, journal.Succeeded, rec.Phase)
+}
+
+// settledAt waits until StatefulSet ns/name is settled at n replicas.
+func settledAt(t *testing.T, ns, name string, n int32) *appsv1.StatefulSet {
+	t.Helper()
+	sts := poll.WaitSettled(t, cluster.Client, ns, name)
+	require.Equal(t, n, *sts.Spec.Replicas, "replicas of statefulset %s", name)
+	return sts
 }

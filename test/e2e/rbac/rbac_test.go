@@ -471,22 +471,7 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(ctxFor(t), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	waitSettled(t, sts.Namespace, sts.Name)
-}
-
-// waitSettled waits until every pod of the StatefulSet is Ready on one
-// revision.
-func waitSettled(t *testing.T, ns, name string) {
-	t.Helper()
-	poll.Until(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
-		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		r := *s.Spec.Replicas
-		return s.Status.ObservedGeneration == s.Generation && s.Status.Replicas == r && s.Status.ReadyReplicas == r &&
-			s.Status.UpdatedReplicas == r && s.Status.CurrentRevision == s.Status.UpdateRevision, nil
-	})
+	poll.WaitSettled(t, cluster.Client, sts.Namespace, sts.Name)
 }
 
 func getSTS(t *testing.T, ns, name string) *appsv1.StatefulSet {
@@ -522,20 +507,6 @@ func objects(t *testing.T, ns string) map[string]string {
 	for _, c := range cms.Items {
 		out["configmap/"+c.Name] = c.ResourceVersion
 	}
-	return out
-}
-
-func claimNames(t *testing.T, ns string) []string {
-	t.Helper()
-	list, err := cluster.Client.CoreV1().PersistentVolumeClaims(ns).List(ctxFor(t), metav1.ListOptions{})
-	require.NoError(t, err)
-	var out []string
-	for _, c := range list.Items {
-		if c.DeletionTimestamp == nil {
-			out = append(out, c.Name)
-		}
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -698,7 +669,7 @@ func TestRolloutRole(t *testing.T) {
 	ran, err := os.ReadFile(filepath.Join(dir, "gate.txt"))
 	require.NoError(t, err)
 	assert.Equal(t, 3, bytes.Count(ran, []byte("ran")), "the exec gate ran once in each pod")
-	waitSettled(t, ns, "db")
+	poll.WaitSettled(t, cluster.Client, ns, "db")
 	good := getSTS(t, ns, "db")
 	assert.Equal(t, imageV2, good.Spec.Template.Spec.Containers[0].Image)
 
@@ -712,7 +683,7 @@ func TestRolloutRole(t *testing.T) {
 	assert.Contains(t, res.errOut, "rolled back to revision "+good.Status.CurrentRevision)
 	assert.Contains(t, res.used, "delete pods", "the rollback replaced the broken pod")
 	assert.Contains(t, res.used, "list controllerrevisions.apps")
-	waitSettled(t, ns, "db")
+	poll.WaitSettled(t, cluster.Client, ns, "db")
 	sts := getSTS(t, ns, "db")
 	assert.Equal(t, imageV2, sts.Spec.Template.Spec.Containers[0].Image, "the previous template is back")
 	assert.Equal(t, good.Status.CurrentRevision, sts.Status.CurrentRevision)
@@ -791,24 +762,24 @@ func TestScaleDownRole(t *testing.T) {
 	requireClean(t, res, cmdutil.ExitOK)
 	assert.Contains(t, res.used, "delete persistentvolumeclaims")
 	assert.Equal(t, int32(1), *getSTS(t, ns, "db").Spec.Replicas)
-	assert.NotContains(t, claimNames(t, ns), "data-db-1")
-	assert.NotContains(t, claimNames(t, ns), "data-db-2")
-	assert.Contains(t, claimNames(t, ns), "data-db-0")
+	assert.NotContains(t, e2eutil.ClaimNames(t, cluster.Client, ns), "data-db-1")
+	assert.NotContains(t, e2eutil.ClaimNames(t, cluster.Client, ns), "data-db-2")
+	assert.Contains(t, e2eutil.ClaimNames(t, cluster.Client, ns), "data-db-0")
 
 	// A plain scale-down of cache leaves the claims of cache-1 and cache-2
 	// behind; cleanup-pvcs deletes them.
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "cache", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})
 	require.NoError(t, err)
-	waitSettled(t, ns, "cache")
+	poll.WaitSettled(t, cluster.Client, ns, "cache")
 	poll.Until(t, "pods cache-1 and cache-2 gone", func(ctx context.Context) (bool, error) {
 		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=cache"})
 		return err == nil && len(pods.Items) == 1, err
 	})
-	require.Subset(t, claimNames(t, ns), []string{"data-cache-0", "data-cache-1", "data-cache-2"})
+	require.Subset(t, e2eutil.ClaimNames(t, cluster.Client, ns), []string{"data-cache-0", "data-cache-1", "data-cache-2"})
 
 	res = run(t, u, "cleanup-pvcs", "cache", "--yes")
 	requireClean(t, res, cmdutil.ExitOK)
-	assert.Equal(t, []string{"data-cache-0", "data-db-0"}, claimNames(t, ns))
+	assert.Equal(t, []string{"data-cache-0", "data-db-0"}, e2eutil.ClaimNames(t, cluster.Client, ns))
 	assert.Equal(t, int32(1), *getSTS(t, ns, "cache").Spec.Replicas)
 
 	assertEveryRuleUsed(t, u, m.roles[roleScaleDown].Rules, false, mergeMaps(engineOnly, snapshotOnly))

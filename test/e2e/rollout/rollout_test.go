@@ -65,43 +65,10 @@ func create(t *testing.T, sts *appsv1.StatefulSet) *appsv1.StatefulSet {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	return waitSettled(t, sts.Namespace, sts.Name)
+	return poll.WaitSettled(t, cluster.Client, sts.Namespace, sts.Name)
 }
 
-// waitSettled waits until every pod is Ready on one revision.
-func waitSettled(t *testing.T, ns, name string) *appsv1.StatefulSet {
-	t.Helper()
-	var out *appsv1.StatefulSet
-	t.Cleanup(func() {
-		if t.Failed() && out != nil {
-			t.Logf("last seen: generation %d, status %+v", out.Generation, out.Status)
-		}
-	})
-	poll.Until(t, "statefulset "+name+" settled", func(ctx context.Context) (bool, error) {
-		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		out = s
-		r := *s.Spec.Replicas
-		return s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == r && s.Status.UpdatedReplicas == r &&
-			s.Status.CurrentRevision == s.Status.UpdateRevision, nil
-	})
-	return out
-}
-
-func pods(t *testing.T, ns, name string) map[string]corev1.Pod {
-	t.Helper()
-	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + name})
-	require.NoError(t, err)
-	out := map[string]corev1.Pod{}
-	for _, p := range list.Items {
-		out[p.Name] = p
-	}
-	return out
-}
-
-func ready(p corev1.Pod) bool {
+func ready(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
@@ -158,7 +125,7 @@ func watchCreations(t *testing.T, ns, name string) *podCreations {
 	w, err := cluster.Client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 	require.NoError(t, err)
 	pc := &podCreations{}
-	existing := pods(t, ns, name)
+	existing := e2eutil.Pods(t, cluster.Client, ns, "app="+name)
 	go func() {
 		defer w.Stop()
 		for ev := range w.ResultChan() {
@@ -241,7 +208,7 @@ func TestStagedRolloutMovesPodsInPlannedOrder(t *testing.T) {
 	sts := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
 	assert.Equal(t, to, sts.Status.CurrentRevision)
-	for n, p := range pods(t, ns, "db") {
+	for n, p := range e2eutil.Pods(t, cluster.Client, ns, "app=db") {
 		assert.Equal(t, to, p.Labels[appsv1.StatefulSetRevisionLabel], n)
 		assert.True(t, ready(p), n)
 		assert.Equal(t, imageV2, p.Spec.Containers[0].Image, n)
@@ -278,10 +245,7 @@ func TestBrokenImageIsRolledBackAutomatically(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	before := create(t, newStatefulSet(ns, "db", 3))
 	from := before.Status.CurrentRevision
-	oldUIDs := map[string]types.UID{}
-	for n, p := range pods(t, ns, "db") {
-		oldUIDs[n] = p.UID
-	}
+	oldUIDs := e2eutil.PodUIDs(t, cluster.Client, ns, "app=db")
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageBroken, "--step-timeout", "8s", "--yes")
 	require.Equal(t, cmdutil.ExitRolledBack, res.Code, res.ErrOut)
@@ -293,12 +257,12 @@ func TestBrokenImageIsRolledBackAutomatically(t *testing.T) {
 	assert.Equal(t, from, sts.Status.UpdateRevision)
 	assert.Equal(t, from, sts.Status.CurrentRevision)
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
-	for n, p := range pods(t, ns, "db") {
+	for n, p := range e2eutil.Pods(t, cluster.Client, ns, "app=db") {
 		assert.Equal(t, from, p.Labels[appsv1.StatefulSetRevisionLabel], n)
 		assert.True(t, ready(p), "%s Ready on the old revision", n)
 		assert.Equal(t, imageV1, p.Spec.Containers[0].Image, n)
 	}
-	p := pods(t, ns, "db")
+	p := e2eutil.Pods(t, cluster.Client, ns, "app=db")
 	assert.NotEqual(t, oldUIDs["db-2"], p["db-2"].UID, "the broken pod was replaced")
 	assert.Equal(t, oldUIDs["db-0"], p["db-0"].UID, "pods the plan never reached were not touched")
 	assert.Equal(t, oldUIDs["db-1"], p["db-1"].UID, "pods the plan never reached were not touched")
@@ -376,7 +340,7 @@ func TestInterruptedRolloutResumesFromNextStep(t *testing.T) {
 	assert.NotContains(t, res.Out, "step 1/3", "step 1 is not run again")
 	assert.Contains(t, res.Out, "step 2/3")
 
-	p := pods(t, ns, "db")
+	p := e2eutil.Pods(t, cluster.Client, ns, "app=db")
 	assert.Equal(t, stepOne["db-3"], p["db-3"].UID, "the pod of step 1 was not recreated")
 	for n, pod := range p {
 		assert.Equal(t, to, pod.Labels[appsv1.StatefulSetRevisionLabel], n)
@@ -434,10 +398,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3))
 	before := e2eutil.StatefulSet(t, cluster, ns, "db")
-	uids := map[string]types.UID{}
-	for n, p := range pods(t, ns, "db") {
-		uids[n] = p.UID
-	}
+	uids := e2eutil.PodUIDs(t, cluster.Client, ns, "app=db")
 
 	res := run(t, ns, "rollout", "db", "--staged", "--image", "app="+imageV2, "--steps", "1,100%", "--dry-run")
 	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
@@ -448,7 +409,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	time.Sleep(time.Second)
 	after := e2eutil.StatefulSet(t, cluster, ns, "db")
 	assert.Equal(t, before.ResourceVersion, after.ResourceVersion)
-	for n, p := range pods(t, ns, "db") {
+	for n, p := range e2eutil.Pods(t, cluster.Client, ns, "app=db") {
 		assert.Equal(t, uids[n], p.UID, n)
 	}
 	_, err := cluster.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), journal.ConfigMapName("db"), metav1.GetOptions{})
@@ -476,10 +437,10 @@ func TestPauseResumeAndUndo(t *testing.T) {
 
 	res = run(t, ns, "rollout", "undo", "db", "--yes")
 	require.Equal(t, cmdutil.ExitRolledBack, res.Code, res.ErrOut)
-	sts := waitSettled(t, ns, "db")
+	sts := poll.WaitSettled(t, cluster.Client, ns, "db")
 	assert.Equal(t, from, sts.Status.CurrentRevision)
 	assert.Equal(t, imageV1, sts.Spec.Template.Spec.Containers[0].Image)
-	for n, p := range pods(t, ns, "db") {
+	for n, p := range e2eutil.Pods(t, cluster.Client, ns, "app=db") {
 		assert.Equal(t, from, p.Labels[appsv1.StatefulSetRevisionLabel], n)
 	}
 }

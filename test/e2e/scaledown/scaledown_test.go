@@ -69,14 +69,7 @@ func create(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	_, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Create(context.Background(), sts, metav1.CreateOptions{})
 	require.NoError(t, err)
-	poll.Until(t, fmt.Sprintf("statefulset %s Ready with %d replicas", sts.Name, *sts.Spec.Replicas), func(ctx context.Context) (bool, error) {
-		s, err := cluster.Client.AppsV1().StatefulSets(sts.Namespace).Get(ctx, sts.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return s.Status.ObservedGeneration == s.Generation && s.Status.ReadyReplicas == *sts.Spec.Replicas &&
-			s.Status.AvailableReplicas == *sts.Spec.Replicas, nil
-	})
+	poll.WaitSettled(t, cluster.Client, sts.Namespace, sts.Name)
 }
 
 // describeNamespaces dumps the pods and claims of the test's namespaces,
