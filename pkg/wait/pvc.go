@@ -141,7 +141,7 @@ func (p *pvcSource) latest() (Snapshot, <-chan struct{}, error) {
 
 func (p *pvcSource) stopped() <-chan struct{} { return p.done }
 
-func (p *pvcSource) vanished(Snapshot, string) error { return nil }
+func (p *pvcSource) vanished(Snapshot, func() string) error { return nil }
 
 func (p *pvcSource) watchError() (time.Time, error) {
 	p.mu.Lock()
