@@ -544,14 +544,14 @@ func (x *execution) stepGates(i int, gen int64) []wait.Gate {
 	r, st := x.r, x.st
 	step := st.Plan.Steps[i]
 	updated := UpdatedPods(r.Name, st.Plan.Replicas, st.Plan.OrdinalsStart, step.Partition)
-	gates := []wait.Gate{wait.StatefulSetObserved(r.Name, gen)}
-	for _, p := range updated {
-		gates = append(gates, wait.PodReadyAtRevision(p, st.To), wait.PodNotFailing(p, st.To))
-	}
+	// One gate over every updated pod for each condition: it looks only at
+	// the pods that changed, and reports one line per change, not one per
+	// pod and step.
+	gates := []wait.Gate{wait.StatefulSetObserved(r.Name, gen), wait.PodsReadyAtRevision(updated, st.To), wait.PodsNotFailing(updated, st.To)}
 	if st.Gates.Soak > 0 {
 		// The soak starts once the pods are Ready at the new revision, not
 		// while the old pods are still Ready before their replacement.
-		gates = append(gates, &readyFirst{Gate: wait.Soak(updated, st.Gates.Soak), pods: updated, revision: st.To})
+		gates = append(gates, &readyFirst{Gate: wait.Soak(updated, st.Gates.Soak), ready: newPodsReady(updated, st.To)})
 	}
 	if st.Gates.Exec != "" {
 		gates = append(gates, ExecGate(r.Exec, r.Namespace, step.Pods, st.Gates.ExecContainer, st.Gates.Exec, st.To, x.r.interval()))

@@ -102,7 +102,9 @@ func TestWaitIncrementalVerdicts(t *testing.T) {
 		updatePod(t, cs, newPod("db", 0, "u0", "r2", notReady))
 		rec.await(t, "db-0 unready", func(e Event) bool { return e.Object == "pod db-0" && e.Verdict == NotYet })
 		updatePod(t, cs, newPod("db", 1, "u1", "r2"))
-		rec.await(t, "db-1 ready", func(e Event) bool { return e.Object == "pod db-1" && e.Verdict == Pass && e.Gate != "pod db-1 not to be failing at revision r2" })
+		rec.await(t, "db-1 ready", func(e Event) bool {
+			return e.Object == "pod db-1" && e.Verdict == Pass && e.Gate != "pod db-1 not to be failing at revision r2"
+		})
 		requireRunning(t, ch)
 		updatePod(t, cs, newPod("db", 0, "u0", "r2"))
 		require.NoError(t, result(t, ch))
@@ -117,7 +119,9 @@ func TestWaitIncrementalVerdicts(t *testing.T) {
 		})
 		rec.await(t, "db-1 not ready", func(e Event) bool { return e.Object == "pod db-1" && e.Verdict == NotYet })
 		updatePod(t, cs, newPod("db", 1, "u1", "r2"))
-		rec.await(t, "soak started", func(e Event) bool { return e.Object == "pods db-0, db-1" && e.Verdict == NotYet && e.Reason != "" && e.Reason[:6] == "stable" })
+		rec.await(t, "soak started", func(e Event) bool {
+			return e.Object == "pods db-0, db-1" && e.Verdict == NotYet && e.Reason != "" && e.Reason[:6] == "stable"
+		})
 		updatePod(t, cs, newPod("db", 0, "u0", "r2", withRestarts(1)))
 		err := result(t, ch)
 		var gf *GateFailedError
@@ -135,7 +139,9 @@ func TestWaitIncrementalVerdicts(t *testing.T) {
 		deletePod(t, cs, "db-1")
 		rec.await(t, "db-1 gone", func(e Event) bool { return e.Object == "pod db-1" && e.Reason == "pod does not exist" })
 		updatePod(t, cs, newPod("db", 0, "u0", "r2"))
-		rec.await(t, "db-0 ready", func(e Event) bool { return e.Object == "pod db-0" && e.Verdict == Pass && e.Reason == "pod is Ready at revision r2" })
+		rec.await(t, "db-0 ready", func(e Event) bool {
+			return e.Object == "pod db-0" && e.Verdict == Pass && e.Reason == "pod is Ready at revision r2"
+		})
 		requireRunning(t, ch)
 		createPod(t, cs, newPod("db", 1, "u1b", "r2"))
 		require.NoError(t, result(t, ch))

@@ -141,20 +141,25 @@ func PodNotFailing(name, revision string) Gate {
 		cond = "not to be failing at revision " + revision
 	}
 	return podGate(name, cond, func(pod *corev1.Pod) (Verdict, string) {
-		if pod == nil || pod.DeletionTimestamp != nil {
-			return Pass, podIs(pod)
-		}
-		if revision != "" && PodRevision(pod) != revision {
-			return Pass, "pod is at revision " + PodRevision(pod)
-		}
-		if p := podProblem(pod); p != "" {
-			return Fail, "pod is " + p
-		}
-		if pod.Status.Phase == corev1.PodFailed {
-			return Fail, podIs(pod)
-		}
-		return Pass, podIs(pod)
+		return notFailing(pod, revision)
 	})
+}
+
+// notFailing is the check of PodNotFailing.
+func notFailing(pod *corev1.Pod, revision string) (Verdict, string) {
+	if pod == nil || pod.DeletionTimestamp != nil {
+		return Pass, podIs(pod)
+	}
+	if revision != "" && PodRevision(pod) != revision {
+		return Pass, "pod is at revision " + PodRevision(pod)
+	}
+	if p := podProblem(pod); p != "" {
+		return Fail, "pod is " + p
+	}
+	if pod.Status.Phase == corev1.PodFailed {
+		return Fail, podIs(pod)
+	}
+	return Pass, podIs(pod)
 }
 
 func stsObject(name string) string { return "statefulset " + name }

@@ -68,9 +68,9 @@ type Tracker struct {
 	snap    Snapshot
 	stale   bool
 	changed chan struct{}
-	lastErr  error
-	errAt    time.Time
-	done     chan struct{}
+	lastErr error
+	errAt   time.Time
+	done    chan struct{}
 }
 
 type trackerState int
