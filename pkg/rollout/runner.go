@@ -205,7 +205,7 @@ func (x *execution) drive(ctx context.Context, pv *Preview, resumed bool) error 
 			}
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationAbort, st.ID)
+	x.clearAnnotation(ctx, AnnotationAbort, st.ID)
 
 	for {
 		switch st.Stage {
@@ -712,7 +712,7 @@ func (x *execution) pause(ctx context.Context, n int) error {
 // abort stops the plan: the partition is raised to hold exactly the pods
 // already on the new revision, and nothing else moves.
 func (x *execution) abort(ctx context.Context) error {
-	r, st := x.r, x.st
+	st := x.st
 	snap := x.tracker.Snapshot()
 	p, err := holdPods(ctx, snap, st.To, func(p int32) error {
 		_, err := x.setPartition(ctx, p)
@@ -724,7 +724,7 @@ func (x *execution) abort(ctx context.Context) error {
 	out := &AbortedError{Step: st.StepNumber(), Steps: len(st.Plan.Steps), Partition: p}
 	x.emit(progress.Event{Kind: "aborted", Level: progress.Warning, Message: out.Error()})
 	x.event(ctx, corev1.EventTypeWarning, ReasonAborted, out.Error())
-	r.clearAnnotation(ctx, AnnotationAbort, st.ID)
+	x.clearAnnotation(ctx, AnnotationAbort, st.ID)
 	return x.finish(ctx, journal.Aborted, out)
 }
 
@@ -756,7 +756,7 @@ func (x *execution) complete(ctx context.Context) error {
 			return err
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationResume, "")
+	x.clearAnnotation(ctx, AnnotationResume, "")
 	msg := fmt.Sprintf("rolled out revision %s to all %d pods in %d steps; partition %d", st.To, st.Plan.Replicas, len(st.Plan.Steps), st.FinalPartition)
 	x.emit(progress.Event{Kind: "done", Level: progress.Success, Object: "statefulset/" + r.Name, Message: msg})
 	x.event(ctx, corev1.EventTypeNormal, ReasonSucceeded, msg)
@@ -846,7 +846,7 @@ func (x *execution) rollback(ctx context.Context) error {
 			return err
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationResume, "")
+	x.clearAnnotation(ctx, AnnotationResume, "")
 	out := &RolledBackError{Step: rb.FailedStep, Steps: len(st.Plan.Steps), Reason: rb.Reason, Revision: target}
 	msg := fmt.Sprintf("rolled back: every pod is Ready on revision %s", target)
 	if len(rb.Deleted) > 0 {
@@ -910,6 +910,18 @@ func (r *Runner) clearAnnotation(ctx context.Context, key, prefix string) {
 	if err != nil {
 		return
 	}
+	r.clearAnnotationOf(ctx, sts, key, prefix)
+}
+
+// clearAnnotation is Runner.clearAnnotation on the StatefulSet as the
+// run's watch last saw it, without reading it again.
+func (x *execution) clearAnnotation(ctx context.Context, key, prefix string) {
+	if sts := x.tracker.Snapshot().StatefulSet; sts != nil {
+		x.r.clearAnnotationOf(ctx, sts, key, prefix)
+	}
+}
+
+func (r *Runner) clearAnnotationOf(ctx context.Context, sts *appsv1.StatefulSet, key, prefix string) {
 	v, ok := sts.Annotations[key]
 	if !ok || !strings.HasPrefix(v, prefix) {
 		return

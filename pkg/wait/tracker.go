@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -156,9 +157,27 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 		}()
 	}()
 
-	sts, err := t.client.AppsV1().StatefulSets(t.namespace).Get(ctx, t.name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name, err)
+	// The StatefulSet's own watch comes first: its initial list gives the
+	// selector of the pods' watch, with no request of its own.
+	stsAPI := t.client.AppsV1().StatefulSets(t.namespace)
+	byName := fields.OneTermEqualSelector("metadata.name", t.name).String()
+	if err := startInformer(runCtx, runCtx, wg, informerSpec{
+		what:     fmt.Sprintf("statefulset %s/%s", t.namespace, t.name),
+		objType:  &appsv1.StatefulSet{},
+		client:   t.client,
+		lw:       filtered(stsAPI, func(o *metav1.ListOptions) { o.FieldSelector = byName }),
+		onUpsert: t.upsertStatefulSet,
+		onDelete: t.deleteStatefulSet,
+		onError:  t.recordError,
+	}); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	sts := t.sts
+	t.mu.Unlock()
+	if sts == nil {
+		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name,
+			apierrors.NewNotFound(appsv1.Resource("statefulsets"), t.name))
 	}
 	if sts.Spec.Selector == nil {
 		return fmt.Errorf("statefulset %s/%s has no selector", t.namespace, t.name)
@@ -179,25 +198,10 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 	t.uid = sts.UID
 	t.selector = sel
 	t.claims = claims
-	t.sts = sts
 	if t.trackPVCs {
 		t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
 	}
 	t.mu.Unlock()
-
-	stsAPI := t.client.AppsV1().StatefulSets(t.namespace)
-	byName := fields.OneTermEqualSelector("metadata.name", t.name).String()
-	if err := startInformer(runCtx, runCtx, wg, informerSpec{
-		what:     fmt.Sprintf("statefulset %s/%s", t.namespace, t.name),
-		objType:  &appsv1.StatefulSet{},
-		client:   t.client,
-		lw:       filtered(stsAPI, func(o *metav1.ListOptions) { o.FieldSelector = byName }),
-		onUpsert: t.upsertStatefulSet,
-		onDelete: t.deleteStatefulSet,
-		onError:  t.recordError,
-	}); err != nil {
-		return err
-	}
 
 	podAPI := t.client.CoreV1().Pods(t.namespace)
 	bySelector := sel.String()
