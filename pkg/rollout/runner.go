@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -110,6 +111,9 @@ type execution struct {
 	// that patch gave the StatefulSet.
 	begun   int
 	nextGen int64
+	// events are Events being recorded beside the run's other requests;
+	// the run waits for them before it returns.
+	events sync.WaitGroup
 }
 
 // Run executes a prepared rollout (or undo) to its end: success, a
@@ -149,6 +153,7 @@ func (x *execution) run(ctx context.Context, pv *Preview, resumed bool) error {
 		x.emit(progress.Event{Kind: "warning", Level: progress.Warning, Message: "renewing the lease of the rollout record: " + err.Error()})
 	})
 	err := done(x.drive(held, pv, resumed))
+	x.events.Wait()
 	return x.end(ctx, err)
 }
 
@@ -516,6 +521,18 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
+		// The answer carries any change made since the snapshot, which
+		// the watch has not shown yet: taken as the new base, it would
+		// pass for this run's own.
+		want := sts.DeepCopy()
+		if want.Spec.UpdateStrategy.RollingUpdate == nil {
+			want.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
+		}
+		want.Spec.UpdateStrategy.RollingUpdate.Partition = &step.Partition
+		want.Generation = min(want.Generation, updated.Generation-1)
+		if d := drift(want, updated); d != "" {
+			return 0, x.changedElsewhere(d)
+		}
 		x.base = updated
 		return updated.Generation, nil
 	case live < step.Partition && (i+1 >= len(st.Plan.Steps) || live < st.Plan.Steps[i+1].Partition):
@@ -759,8 +776,11 @@ func (x *execution) complete(ctx context.Context) error {
 	x.clearAnnotation(ctx, AnnotationResume, "")
 	msg := fmt.Sprintf("rolled out revision %s to all %d pods in %d steps; partition %d", st.To, st.Plan.Replicas, len(st.Plan.Steps), st.FinalPartition)
 	x.emit(progress.Event{Kind: "done", Level: progress.Success, Object: "statefulset/" + r.Name, Message: msg})
-	x.event(ctx, corev1.EventTypeNormal, ReasonSucceeded, msg)
-	return x.finish(ctx, journal.Succeeded, nil)
+	// The Event and the record's last write go out together.
+	x.events.Go(func() { x.event(ctx, corev1.EventTypeNormal, ReasonSucceeded, msg) })
+	err := x.finish(ctx, journal.Succeeded, nil)
+	x.events.Wait()
+	return err
 }
 
 // rollback restores the previous revision: its template with the
