@@ -52,6 +52,10 @@ func TestBenchE2E(t *testing.T) {
 		if !t.Run(title, f) {
 			w.line("\n*%s: this part failed; the log of the run says why.*", title)
 		}
+		// The part's namespaces are deleted as it ends: the next part
+		// starts once they are gone, on a cluster that is not busy
+		// deleting its pods.
+		drained(t)
 	}
 
 	part("start-up", func(t *testing.T) {

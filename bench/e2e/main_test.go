@@ -25,11 +25,15 @@ var cluster *testbed.Cluster
 const fullEnv = "KUBECTL_STS_BENCH_DOC"
 
 func TestMain(m *testing.M) {
-	nodes := 3
+	opts := testbed.Options{Name: "bench", Nodes: 3}
 	if os.Getenv(fullEnv) != "" {
-		nodes = 12 // 110 pods each: room for 1000 replicas
+		// Room for the 1000 replicas of the memory part and the pods of
+		// an earlier part still going. At a kubelet's 110 pods a node,
+		// the scheduler left pods Pending ("Too many pods") while a
+		// finished part's namespace was still being emptied.
+		opts.Nodes, opts.PodsPerNode = 6, 300
 	}
-	os.Exit(testbed.Main(m, testbed.Options{Name: "bench", Nodes: nodes}, &cluster))
+	os.Exit(testbed.Main(m, opts, &cluster))
 }
 
 // config is what one run measures.

@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
@@ -138,6 +140,7 @@ func scaleDownBench(t *testing.T, plugin string, n int) pair {
 // memoryBench measures status and the first step of a rollout over n
 // pods: peak RSS and wall time.
 func memoryBench(t *testing.T, plugin string, n int) (status measured, rollout proc) {
+	roomFor(t, n)
 	ns := cluster.NewNamespace(t)
 	s := parallelSet(ns, "db", n, imageA)
 	createSettled(t, s)
@@ -165,3 +168,38 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// drained waits until no namespace of the benchmark is left terminating.
+func drained(t *testing.T) {
+	t.Helper()
+	var left []string
+	e2eutil.Poll{Timeout: 10 * time.Minute, Describe: func() string { return "still terminating: " + strings.Join(left, ", ") }}.Until(t, "the namespaces of the finished parts to be gone", func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		left = left[:0]
+		for _, ns := range list.Items {
+			if ns.Status.Phase == corev1.NamespaceTerminating {
+				left = append(left, ns.Name)
+			}
+		}
+		return len(left) == 0, nil
+	})
+}
+
+// roomFor fails unless the nodes have room for n more pods.
+func roomFor(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	pods, err := cluster.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	capacity := int64(0)
+	for _, nd := range nodes.Items {
+		capacity += nd.Status.Allocatable.Pods().Value()
+	}
+	require.GreaterOrEqual(t, capacity-int64(len(pods.Items)), int64(n),
+		"the test bed's %d nodes take %d pods and hold %d: no room for %d more (testbed.Options.PodsPerNode)", len(nodes.Items), capacity, len(pods.Items), n)
+}

@@ -31,6 +31,15 @@ type Client struct {
 	Exec Executor
 }
 
+// The client's own rate limit, when the kubeconfig sets none: client-go's
+// default (5 requests a second, bursts of 10, per API group) would pace a
+// staged rollout of fast pods, three requests a step, instead of the
+// controller. The API server's priority and fairness still protects it.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
 // NewClient builds the shared client from kubectl's connection flags.
 // API warnings go to warnings (the command's error stream), never stdout.
 func NewClient(flags genericclioptions.RESTClientGetter, warnings io.Writer) (*Client, error) {
@@ -49,6 +58,9 @@ func NewClient(flags genericclioptions.RESTClientGetter, warnings io.Writer) (*C
 // API failures as retry says.
 func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.Writer, retry Retry) (*Client, error) {
 	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
+	}
 	if warnings != nil {
 		cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
 	}

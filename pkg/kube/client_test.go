@@ -15,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
@@ -133,4 +135,28 @@ func TestAPIEventRecorderNamesTheEventItCouldNotWrite(t *testing.T) {
 	err := APIEventRecorder{Client: cs}.Event(context.Background(), StatefulSetRef("db-ns", "db", ""), corev1.EventTypeWarning, "Failed", "m")
 	require.ErrorIs(t, err, down)
 	assert.Contains(t, err.Error(), "recording event Failed on StatefulSet/db")
+}
+
+// A staged rollout sends three requests a step, two of them through the
+// core group (its journal write and its Event), and at a few steps a second
+// client-go's default limit of 5 requests a second per API group would
+// hold every step back. The client's own limit leaves the pacing to the
+// API server's priority and fairness; a limit the caller set stays.
+func TestNewClientForConfigRateLimit(t *testing.T) {
+	c, err := NewClientForConfig(&rest.Config{Host: "https://127.0.0.1:6443"}, "ns", false, nil, DefaultRetry())
+	require.NoError(t, err)
+	cs, ok := c.Kube.(*kubernetes.Clientset)
+	require.True(t, ok)
+	for name, rc := range map[string]rest.Interface{"core": cs.CoreV1().RESTClient(), "apps": cs.AppsV1().RESTClient()} {
+		rl := rc.GetRateLimiter()
+		require.NotNil(t, rl, name)
+		assert.Equal(t, float32(DefaultQPS), rl.QPS(), "requests a second of the %s group", name)
+	}
+	assert.Equal(t, float32(DefaultQPS), c.Config.QPS)
+	assert.Equal(t, DefaultBurst, c.Config.Burst)
+
+	c, err = NewClientForConfig(&rest.Config{Host: "https://127.0.0.1:6443", QPS: 7, Burst: 9}, "ns", false, nil, DefaultRetry())
+	require.NoError(t, err)
+	assert.Equal(t, float32(7), c.Config.QPS)
+	assert.Equal(t, 9, c.Config.Burst)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,16 +67,22 @@ func (ShellRunner) Run(ctx context.Context, command string, env []string) (Comma
 	return CommandResult{Output: out.Bytes()}, nil
 }
 
-// readyAt reports whether every pod is Ready at revision; reason names the
-// first that is not.
-func readyAt(s wait.Snapshot, pods []string, revision string) (bool, string) {
-	for _, name := range pods {
-		p := s.Pod(name)
-		if p == nil || p.DeletionTimestamp != nil || !wait.IsPodReady(p) || wait.PodRevision(p) != revision {
-			return false, fmt.Sprintf("waiting for pod %s to be Ready at revision %s (%s)", name, revision, wait.DescribePodState(p))
-		}
+// podsReady follows whether every pod of a set is Ready at a revision,
+// looking at only the pods changed since its last check.
+type podsReady struct{ g wait.Gate }
+
+func newPodsReady(pods []string, revision string) *podsReady {
+	return &podsReady{g: wait.PodsReadyAtRevision(pods, revision)}
+}
+
+// check reports whether every pod is Ready at the revision; reason names
+// the first that is not.
+func (r *podsReady) check(ctx context.Context, s wait.Snapshot) (bool, string) {
+	v, reason, _ := r.g.Check(ctx, s)
+	if v == wait.Pass {
+		return true, ""
 	}
-	return true, ""
+	return false, fmt.Sprintf("waiting for %s (%s)", r.g.Name(), reason)
 }
 
 // commandGate runs a check once per pod (or once for all pods) after they
@@ -85,7 +92,7 @@ func readyAt(s wait.Snapshot, pods []string, revision string) (bool, string) {
 type commandGate struct {
 	object, name string
 	pods         []string
-	revision     string
+	ready        *podsReady
 	interval     time.Duration
 	perPod       bool
 	run          func(ctx context.Context, pod string) (int, string, error)
@@ -107,7 +114,7 @@ func (g *commandGate) NextCheck() time.Time {
 }
 
 func (g *commandGate) Check(ctx context.Context, s wait.Snapshot) (wait.Verdict, string, error) {
-	if ok, why := readyAt(s, g.pods, g.revision); !ok {
+	if ok, why := g.ready.check(ctx, s); !ok {
 		return wait.NotYet, why, nil
 	}
 	targets := []string{""}
@@ -190,7 +197,7 @@ func ExecGate(ex kube.Executor, namespace string, pods []string, container, comm
 	}
 	return &commandGate{
 		object: object, name: fmt.Sprintf("to pass %q", command),
-		pods: pods, revision: revision, interval: interval, perPod: true,
+		pods: pods, ready: newPodsReady(pods, revision), interval: interval, perPod: true,
 		passed: map[string]types.UID{},
 		run: func(ctx context.Context, pod string) (int, string, error) {
 			ctx, cancel := context.WithTimeout(ctx, GateCommandTimeout)
@@ -236,7 +243,7 @@ func (e CommandEnv) Environ() []string {
 func LocalCommandGate(r CommandRunner, command string, env CommandEnv, interval time.Duration) wait.Gate {
 	return &commandGate{
 		object: "statefulset " + env.StatefulSet, name: fmt.Sprintf("local check %q to pass", command),
-		pods: env.Updated, revision: env.Revision, interval: interval,
+		pods: env.Updated, ready: newPodsReady(env.Updated, env.Revision), interval: interval,
 		passed: map[string]types.UID{},
 		run: func(ctx context.Context, _ string) (int, string, error) {
 			ctx, cancel := context.WithTimeout(ctx, GateCommandTimeout)
@@ -253,15 +260,14 @@ func LocalCommandGate(r CommandRunner, command string, env CommandEnv, interval 
 // EngineGate asks the database engine whether the replica set is healthy
 // (lag within bounds), once the updated pods are Ready at the revision.
 func EngineGate(e plugins.Engine, t plugins.Target, opts plugins.HealthOptions, pods []string, revision string, interval time.Duration) wait.Gate {
-	return &readyFirst{Gate: plugins.HealthGate(e, t, opts, interval), pods: pods, revision: revision}
+	return &readyFirst{Gate: plugins.HealthGate(e, t, opts, interval), ready: newPodsReady(pods, revision)}
 }
 
 // readyFirst holds a gate back until the pods are Ready at the revision,
 // so databases are not asked about pods that are still starting.
 type readyFirst struct {
 	wait.Gate
-	pods     []string
-	revision string
+	ready *podsReady
 }
 
 func (g *readyFirst) Object() string {
@@ -279,7 +285,7 @@ func (g *readyFirst) NextCheck() time.Time {
 }
 
 func (g *readyFirst) Check(ctx context.Context, s wait.Snapshot) (wait.Verdict, string, error) {
-	if ok, why := readyAt(s, g.pods, g.revision); !ok {
+	if ok, why := g.ready.check(ctx, s); !ok {
 		return wait.NotYet, why, nil
 	}
 	return g.Gate.Check(ctx, s)
@@ -316,7 +322,9 @@ func approvedGate(name, id string, step int) wait.Gate {
 // completeGate passes when the controller has finished rolling out
 // revision: observed, every replica Ready and current at it.
 func completeGate(name, revision string) wait.Gate {
-	return wait.NewGate("statefulset "+name, "to finish rolling out revision "+revision, func(_ context.Context, s wait.Snapshot) (wait.Verdict, string, error) {
+	var ready *podsReady
+	var readyOf []string
+	return wait.NewGate("statefulset "+name, "to finish rolling out revision "+revision, func(ctx context.Context, s wait.Snapshot) (wait.Verdict, string, error) {
 		sts := s.StatefulSet
 		if sts == nil {
 			return wait.NotYet, "statefulset does not exist", nil
@@ -329,8 +337,10 @@ func completeGate(name, revision string) wait.Gate {
 		case st.UpdateRevision != revision:
 			return wait.NotYet, fmt.Sprintf("update revision is %s", st.UpdateRevision), nil
 		}
-		pods := UpdatedPods(sts.Name, want, OrdinalsStart(sts), 0)
-		if ok, why := readyAt(s, pods, revision); !ok {
+		if pods := UpdatedPods(sts.Name, want, OrdinalsStart(sts), 0); ready == nil || !slices.Equal(pods, readyOf) {
+			ready, readyOf = newPodsReady(pods, revision), pods
+		}
+		if ok, why := ready.check(ctx, s); !ok {
 			return wait.NotYet, why, nil
 		}
 		if st.CurrentRevision != revision || st.UpdatedReplicas != want || st.ReadyReplicas != want {

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -162,4 +164,44 @@ func TestResumeAfterKillBetweenPartitionPatchAndJournalWrite(t *testing.T) {
 		assert.Equal(t, pv.To, rev, n)
 	}
 	assert.True(t, strings.Contains(strings.Join(rec.Kinds(), " "), "step-passed"))
+}
+
+// A run reads the StatefulSet from its watch: clearing the control
+// annotations at its start and end sends no GET, only the patch when an
+// annotation is there to clear.
+func TestRunReadsTheStatefulSetFromItsWatch(t *testing.T) {
+	c := setup(t, 3)
+	c.applyPending("app:v2", 3)
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{})
+	require.NoError(t, err)
+	// The runner's own requests, counted on their way to the fake
+	// cluster (whose simulated controller sends its own).
+	var mu sync.Mutex
+	gets, patches := 0, 0
+	own := &fake.Clientset{}
+	own.AddReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetResource().Resource == "statefulsets" {
+			mu.Lock()
+			switch a.GetVerb() {
+			case "get":
+				gets++
+			case "patch":
+				patches++
+			}
+			mu.Unlock()
+		}
+		obj, err := c.cs.Invokes(a, nil)
+		return true, obj, err
+	})
+	own.AddWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := c.cs.InvokesWatch(a)
+		return true, w, err
+	})
+	r.Client = own
+	require.NoError(t, r.Run(ctxT(t), pv))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Zero(t, gets, "GETs of the statefulset during the run")
+	assert.Equal(t, 3, patches, "one partition patch per step, nothing else")
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -110,6 +111,9 @@ type execution struct {
 	// that patch gave the StatefulSet.
 	begun   int
 	nextGen int64
+	// events are Events being recorded beside the run's other requests;
+	// the run waits for them before it returns.
+	events sync.WaitGroup
 }
 
 // Run executes a prepared rollout (or undo) to its end: success, a
@@ -149,6 +153,7 @@ func (x *execution) run(ctx context.Context, pv *Preview, resumed bool) error {
 		x.emit(progress.Event{Kind: "warning", Level: progress.Warning, Message: "renewing the lease of the rollout record: " + err.Error()})
 	})
 	err := done(x.drive(held, pv, resumed))
+	x.events.Wait()
 	return x.end(ctx, err)
 }
 
@@ -205,7 +210,7 @@ func (x *execution) drive(ctx context.Context, pv *Preview, resumed bool) error 
 			}
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationAbort, st.ID)
+	x.clearAnnotation(ctx, AnnotationAbort, st.ID)
 
 	for {
 		switch st.Stage {
@@ -522,9 +527,12 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		// The answer carries whatever someone else stored just before the
-		// patch, which the watch may not have shown yet.
-		if d := drift(withPartition(sts, step.Partition), updated); d != "" {
+		// The answer carries any change made since the snapshot, which
+		// the watch has not shown yet: taken as the new base, it would
+		// pass for this run's own.
+		want := withPartition(sts, step.Partition)
+		want.Generation = min(want.Generation, updated.Generation-1)
+		if d := drift(want, updated); d != "" {
 			return 0, x.changedElsewhere(d)
 		}
 		x.base = updated
@@ -555,14 +563,14 @@ func (x *execution) stepGates(i int, gen int64) []wait.Gate {
 	r, st := x.r, x.st
 	step := st.Plan.Steps[i]
 	updated := UpdatedPods(r.Name, st.Plan.Replicas, st.Plan.OrdinalsStart, step.Partition)
-	gates := []wait.Gate{wait.StatefulSetObserved(r.Name, gen)}
-	for _, p := range updated {
-		gates = append(gates, wait.PodReadyAtRevision(p, st.To), wait.PodNotFailing(p, st.To))
-	}
+	// One gate over every updated pod for each condition: it looks only at
+	// the pods that changed, and reports one line per change, not one per
+	// pod and step.
+	gates := []wait.Gate{wait.StatefulSetObserved(r.Name, gen), wait.PodsReadyAtRevision(updated, st.To), wait.PodsNotFailing(updated, st.To)}
 	if st.Gates.Soak > 0 {
 		// The soak starts once the pods are Ready at the new revision, not
 		// while the old pods are still Ready before their replacement.
-		gates = append(gates, &readyFirst{Gate: wait.Soak(updated, st.Gates.Soak), pods: updated, revision: st.To})
+		gates = append(gates, &readyFirst{Gate: wait.Soak(updated, st.Gates.Soak), ready: newPodsReady(updated, st.To)})
 	}
 	if st.Gates.Exec != "" {
 		gates = append(gates, ExecGate(r.Exec, r.Namespace, step.Pods, st.Gates.ExecContainer, st.Gates.Exec, st.To, x.r.interval()))
@@ -723,7 +731,7 @@ func (x *execution) pause(ctx context.Context, n int) error {
 // abort stops the plan: the partition is raised to hold exactly the pods
 // already on the new revision, and nothing else moves.
 func (x *execution) abort(ctx context.Context) error {
-	r, st := x.r, x.st
+	st := x.st
 	snap := x.tracker.Snapshot()
 	p, err := holdPods(ctx, snap, st.To, func(p int32) error {
 		_, err := x.setPartition(ctx, p)
@@ -735,7 +743,7 @@ func (x *execution) abort(ctx context.Context) error {
 	out := &AbortedError{Step: st.StepNumber(), Steps: len(st.Plan.Steps), Partition: p}
 	x.emit(progress.Event{Kind: "aborted", Level: progress.Warning, Message: out.Error()})
 	x.event(ctx, corev1.EventTypeWarning, ReasonAborted, out.Error())
-	r.clearAnnotation(ctx, AnnotationAbort, st.ID)
+	x.clearAnnotation(ctx, AnnotationAbort, st.ID)
 	return x.finish(ctx, journal.Aborted, out)
 }
 
@@ -767,11 +775,14 @@ func (x *execution) complete(ctx context.Context) error {
 			return err
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationResume, "")
+	x.clearAnnotation(ctx, AnnotationResume, "")
 	msg := fmt.Sprintf("rolled out revision %s to all %d pods in %d steps; partition %d", st.To, st.Plan.Replicas, len(st.Plan.Steps), st.FinalPartition)
 	x.emit(progress.Event{Kind: "done", Level: progress.Success, Object: "statefulset/" + r.Name, Message: msg})
-	x.event(ctx, corev1.EventTypeNormal, ReasonSucceeded, msg)
-	return x.finish(ctx, journal.Succeeded, nil)
+	// The Event and the record's last write go out together.
+	x.events.Go(func() { x.event(ctx, corev1.EventTypeNormal, ReasonSucceeded, msg) })
+	err := x.finish(ctx, journal.Succeeded, nil)
+	x.events.Wait()
+	return err
 }
 
 // rollback restores the previous revision: its template with the
@@ -857,7 +868,7 @@ func (x *execution) rollback(ctx context.Context) error {
 			return err
 		}
 	}
-	r.clearAnnotation(ctx, AnnotationResume, "")
+	x.clearAnnotation(ctx, AnnotationResume, "")
 	out := &RolledBackError{Step: rb.FailedStep, Steps: len(st.Plan.Steps), Reason: rb.Reason, Revision: target}
 	msg := fmt.Sprintf("rolled back: every pod is Ready on revision %s", target)
 	if len(rb.Deleted) > 0 {
@@ -921,6 +932,18 @@ func (r *Runner) clearAnnotation(ctx context.Context, key, prefix string) {
 	if err != nil {
 		return
 	}
+	r.clearAnnotationOf(ctx, sts, key, prefix)
+}
+
+// clearAnnotation is Runner.clearAnnotation on the StatefulSet as the
+// run's watch last saw it, without reading it again.
+func (x *execution) clearAnnotation(ctx context.Context, key, prefix string) {
+	if sts := x.tracker.Snapshot().StatefulSet; sts != nil {
+		x.r.clearAnnotationOf(ctx, sts, key, prefix)
+	}
+}
+
+func (r *Runner) clearAnnotationOf(ctx context.Context, sts *appsv1.StatefulSet, key, prefix string) {
 	v, ok := sts.Annotations[key]
 	if !ok || !strings.HasPrefix(v, prefix) {
 		return

@@ -973,3 +973,25 @@ func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
 		assert.Equal(t, "app:v2", p.Spec.Containers[0].Image, n)
 	}
 }
+
+// A step reports the pods it moves, not again every pod an earlier step
+// updated: the progress of a rollout of one pod per step grows with the
+// steps, not with their square.
+func TestStepReportsOnlyItsOwnPods(t *testing.T) {
+	c := setup(t, 8)
+	c.applyPending("app:v2", 8)
+	rec := &progress.Recorder{}
+	r := c.runner("me", rec)
+	pv, err := r.Prepare(ctxT(t), Request{})
+	require.NoError(t, err)
+	require.Len(t, pv.Plan.Steps, 8)
+	require.NoError(t, r.Run(ctxT(t), pv))
+
+	for _, e := range rec.Events() {
+		if e.Kind != "gate" || e.Step == 0 || !strings.HasPrefix(e.Object, "pod/") {
+			continue
+		}
+		step := pv.Plan.Steps[e.Step-1]
+		assert.Equal(t, "pod/"+step.Pods[0], e.Object, "step %d reports %s: %s", e.Step, e.Object, e.Message)
+	}
+}

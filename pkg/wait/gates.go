@@ -21,6 +21,24 @@ func simpleGate(object, condition string, check func(s Snapshot) (Verdict, strin
 
 func podObject(name string) string { return "pod " + name }
 
+// onePodGate is a pure function of one pod of the snapshot: a PodGate.
+type onePodGate struct {
+	funcGate
+	pod []string
+}
+
+func (g *onePodGate) Pods() []string { return g.pod }
+
+// podGate adapts a pure function of the pod name (nil if it does not
+// exist) to a PodGate.
+func podGate(name, condition string, check func(pod *corev1.Pod) (Verdict, string)) Gate {
+	return &onePodGate{pod: []string{name}, funcGate: funcGate{object: podObject(name), condition: condition,
+		check: func(_ context.Context, s Snapshot) (Verdict, string, error) {
+			v, reason := check(s.Pod(name))
+			return v, reason, nil
+		}}}
+}
+
 // podIs returns "pod is <state>" for an existing pod and "pod does not exist"
 // for nil.
 func podIs(pod *corev1.Pod) string {
@@ -58,8 +76,8 @@ func PodReadyAtRevision(name, revision string) Gate {
 	if revision != "" {
 		cond += " at revision " + revision
 	}
-	return simpleGate(podObject(name), cond, func(s Snapshot) (Verdict, string) {
-		return readyAt(s.Pod(name), revision)
+	return podGate(name, cond, func(pod *corev1.Pod) (Verdict, string) {
+		return readyAt(pod, revision)
 	})
 }
 
@@ -70,8 +88,7 @@ func PodReadyAtRevision(name, revision string) Gate {
 // to wait for one specific pod object to go away use PodReplaced, which also
 // accepts a successor with a different UID.
 func PodGone(name string) Gate {
-	return simpleGate(podObject(name), "to be gone", func(s Snapshot) (Verdict, string) {
-		pod := s.Pod(name)
+	return podGate(name, "to be gone", func(pod *corev1.Pod) (Verdict, string) {
 		if pod == nil {
 			return Pass, "pod is gone"
 		}
@@ -84,8 +101,7 @@ func PodGone(name string) Gate {
 // controller recreated it). The successor may still be starting; see
 // PodReplacedReady.
 func PodReplaced(name string, oldUID types.UID) Gate {
-	return simpleGate(podObject(name), "to be replaced", func(s Snapshot) (Verdict, string) {
-		pod := s.Pod(name)
+	return podGate(name, "to be replaced", func(pod *corev1.Pod) (Verdict, string) {
 		switch {
 		case pod == nil:
 			return Pass, "pod is gone"
@@ -104,8 +120,7 @@ func PodReplacedReady(name string, oldUID types.UID, revision string) Gate {
 	if revision != "" {
 		cond += " at revision " + revision
 	}
-	return simpleGate(podObject(name), cond, func(s Snapshot) (Verdict, string) {
-		pod := s.Pod(name)
+	return podGate(name, cond, func(pod *corev1.Pod) (Verdict, string) {
 		if pod != nil && pod.UID == oldUID {
 			return NotYet, "old pod still exists: " + podIs(pod)
 		}
@@ -125,22 +140,26 @@ func PodNotFailing(name, revision string) Gate {
 	if revision != "" {
 		cond = "not to be failing at revision " + revision
 	}
-	return simpleGate(podObject(name), cond, func(s Snapshot) (Verdict, string) {
-		pod := s.Pod(name)
-		if pod == nil || pod.DeletionTimestamp != nil {
-			return Pass, podIs(pod)
-		}
-		if revision != "" && PodRevision(pod) != revision {
-			return Pass, "pod is at revision " + PodRevision(pod)
-		}
-		if p := podProblem(pod); p != "" {
-			return Fail, "pod is " + p
-		}
-		if pod.Status.Phase == corev1.PodFailed {
-			return Fail, podIs(pod)
-		}
-		return Pass, podIs(pod)
+	return podGate(name, cond, func(pod *corev1.Pod) (Verdict, string) {
+		return notFailing(pod, revision)
 	})
+}
+
+// notFailing is the check of PodNotFailing.
+func notFailing(pod *corev1.Pod, revision string) (Verdict, string) {
+	if pod == nil || pod.DeletionTimestamp != nil {
+		return Pass, podIs(pod)
+	}
+	if revision != "" && PodRevision(pod) != revision {
+		return Pass, "pod is at revision " + PodRevision(pod)
+	}
+	if p := podProblem(pod); p != "" {
+		return Fail, "pod is " + p
+	}
+	if pod.Status.Phase == corev1.PodFailed {
+		return Fail, podIs(pod)
+	}
+	return Pass, podIs(pod)
 }
 
 func stsObject(name string) string { return "statefulset " + name }

@@ -193,7 +193,7 @@ func (p *objectSource) latest() (Snapshot, <-chan struct{}, error) {
 
 func (p *objectSource) stopped() <-chan struct{} { return p.done }
 
-func (p *objectSource) vanished(Snapshot, string) error { return nil }
+func (p *objectSource) vanished(Snapshot, func() string) error { return nil }
 
 func (p *objectSource) watchError() (time.Time, error) {
 	p.mu.Lock()

@@ -22,7 +22,7 @@ func (pollSource) latest() (Snapshot, <-chan struct{}, error) { return Snapshot{
 
 func (pollSource) stopped() <-chan struct{} { return nil }
 
-func (pollSource) vanished(Snapshot, string) error { return nil }
+func (pollSource) vanished(Snapshot, func() string) error { return nil }
 
 func (pollSource) watchError() (time.Time, error) { return time.Time{}, nil }
 

@@ -33,6 +33,51 @@ type Snapshot struct {
 	// recreated is set when an object with the tracked StatefulSet's name but
 	// a different UID exists.
 	recreated bool
+
+	// log lists, for the sequence numbers after logFrom up to Seq, the pods
+	// each one changed; logged is set when the source keeps such a log (a
+	// Tracker does).
+	log     []podChange
+	logFrom uint64
+	logged  bool
+}
+
+// podChange records that the change with sequence number seq concerned the
+// pod name.
+type podChange struct {
+	seq  uint64
+	name string
+}
+
+// ChangedPods returns the names of the pods added, changed or removed after
+// the snapshot with sequence number since, up to this one (a name may
+// appear more than once). ok is false when that is not known: the snapshot
+// does not come from a Tracker, or since is older than the Tracker
+// remembers. Gates that keep state per pod use it to look at the changed
+// pods only.
+func (s Snapshot) ChangedPods(since uint64) (names []string, ok bool) {
+	changes, ok := s.podChangesSince(since)
+	if !ok {
+		return nil, false
+	}
+	names = make([]string, len(changes))
+	for i, c := range changes {
+		names[i] = c.name
+	}
+	return names, true
+}
+
+// podChangesSince is ChangedPods without copying.
+func (s Snapshot) podChangesSince(since uint64) ([]podChange, bool) {
+	switch {
+	case since == s.Seq:
+		return nil, true
+	case !s.logged || since > s.Seq || since < s.logFrom:
+		return nil, false
+	}
+	// The log is ordered by seq: find the first entry after since.
+	i := sort.Search(len(s.log), func(i int) bool { return s.log[i].seq > since })
+	return s.log[i:], true
 }
 
 // Pod returns the pod with the given name, or nil.

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -52,12 +53,24 @@ type Tracker struct {
 	sts      *appsv1.StatefulSet
 	pods     map[string]*corev1.Pod
 	pvcs     map[string]*corev1.PersistentVolumeClaim
-	seq      uint64
-	snap     Snapshot
-	changed  chan struct{}
-	lastErr  error
-	errAt    time.Time
-	done     chan struct{}
+	// podsShared and pvcsShared are set while a published snapshot holds
+	// the map: the next change copies it first (copy on write), so
+	// snapshots stay immutable and a burst of changes read by nobody in
+	// between costs no copy.
+	podsShared, pvcsShared bool
+	// log names the pods changed by each sequence number after logFrom,
+	// so that a wait re-evaluates only the gates of those pods.
+	log     []podChange
+	logFrom uint64
+	seq     uint64
+	// snap is the latest snapshot; stale is set when the state changed
+	// since it was built.
+	snap    Snapshot
+	stale   bool
+	changed chan struct{}
+	lastErr error
+	errAt   time.Time
+	done    chan struct{}
 }
 
 type trackerState int
@@ -122,7 +135,8 @@ func (t *Tracker) Start(ctx context.Context) error {
 		return err
 	}
 	t.state = trackerRunning
-	t.publishLocked()
+	t.logFrom = t.seq + 1
+	t.publishLocked("")
 	return nil
 }
 
@@ -142,25 +156,8 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 		}()
 	}()
 
-	sts, err := t.client.AppsV1().StatefulSets(t.namespace).Get(ctx, t.name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name, err)
-	}
-	sel, err := Selector(sts)
-	if err != nil {
-		return err
-	}
-
-	t.mu.Lock()
-	t.uid = sts.UID
-	t.selector = sel
-	t.owner = sts
-	t.sts = sts
-	if t.trackPVCs {
-		t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
-	}
-	t.mu.Unlock()
-
+	// The StatefulSet's own watch comes first: its initial list gives the
+	// selector of the pods' watch, with no request of its own.
 	stsAPI := t.client.AppsV1().StatefulSets(t.namespace)
 	byName := fields.OneTermEqualSelector("metadata.name", t.name).String()
 	if err := startInformer(runCtx, runCtx, wg, informerSpec{
@@ -174,6 +171,26 @@ func (t *Tracker) start(ctx context.Context) (err error) {
 	}); err != nil {
 		return err
 	}
+	t.mu.Lock()
+	sts := t.sts
+	t.mu.Unlock()
+	if sts == nil {
+		return fmt.Errorf("getting statefulset %s/%s: %w", t.namespace, t.name,
+			apierrors.NewNotFound(appsv1.Resource("statefulsets"), t.name))
+	}
+	sel, err := Selector(sts)
+	if err != nil {
+		return err
+	}
+
+	t.mu.Lock()
+	t.uid = sts.UID
+	t.selector = sel
+	t.owner = sts
+	if t.trackPVCs {
+		t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
+	}
+	t.mu.Unlock()
 
 	podAPI := t.client.CoreV1().Pods(t.namespace)
 	bySelector := sel.String()
@@ -220,7 +237,7 @@ func (t *Tracker) Snapshot() Snapshot {
 func (t *Tracker) Latest() (Snapshot, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.snap, t.changed
+	return t.snapshotLocked(), t.changed
 }
 
 // Done returns a channel that is closed once the watches have stopped after
@@ -233,15 +250,41 @@ func (t *Tracker) recordError(err error) {
 	t.lastErr, t.errAt = err, time.Now()
 }
 
-// publishLocked makes the current state the latest snapshot and wakes the
-// waiters. Snapshots are only published once Start has succeeded, so that a
-// waiter never sees a partially synced state.
-func (t *Tracker) publishLocked() {
+// maxPodLog is how many pod changes a Tracker remembers for incremental
+// gate evaluation; a wait that falls further behind re-evaluates every gate.
+const maxPodLog = 4096
+
+// publishLocked records a change (of the pod named pod; "" for any other
+// object) and wakes the waiters. The snapshot itself is built when it is
+// read. Nothing is published before Start has succeeded, so that a waiter
+// never sees a partially synced state.
+func (t *Tracker) publishLocked(pod string) {
 	if t.state != trackerRunning {
 		return
 	}
 	t.seq++
-	s := Snapshot{Pods: t.pods, PVCs: t.pvcs, Seq: t.seq}
+	if pod != "" {
+		if len(t.log) >= 2*maxPodLog {
+			keep := t.log[len(t.log)-maxPodLog:]
+			t.logFrom = keep[0].seq - 1
+			t.log = append(make([]podChange, 0, 2*maxPodLog), keep...)
+		}
+		t.log = append(t.log, podChange{seq: t.seq, name: pod})
+	}
+	t.stale = true
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// snapshotLocked returns the latest snapshot, building it if the state
+// changed since it was last read.
+func (t *Tracker) snapshotLocked() Snapshot {
+	if !t.stale {
+		return t.snap
+	}
+	s := Snapshot{Pods: t.pods, PVCs: t.pvcs, Seq: t.seq,
+		log: t.log[:len(t.log):len(t.log)], logFrom: t.logFrom, logged: true}
+	t.podsShared, t.pvcsShared = true, true
 	if t.sts != nil {
 		if t.sts.UID == t.uid {
 			s.StatefulSet = t.sts
@@ -249,9 +292,30 @@ func (t *Tracker) publishLocked() {
 			s.recreated = true
 		}
 	}
-	t.snap = s
-	close(t.changed)
-	t.changed = make(chan struct{})
+	t.snap, t.stale = s, false
+	return s
+}
+
+// podsForWriteLocked returns the pod map, copied first if a snapshot
+// holds it.
+func (t *Tracker) podsForWriteLocked() map[string]*corev1.Pod {
+	if t.podsShared {
+		t.pods, t.podsShared = maps.Clone(t.pods), false
+		if t.pods == nil {
+			t.pods = map[string]*corev1.Pod{}
+		}
+	}
+	return t.pods
+}
+
+func (t *Tracker) pvcsForWriteLocked() map[string]*corev1.PersistentVolumeClaim {
+	if t.pvcsShared {
+		t.pvcs, t.pvcsShared = maps.Clone(t.pvcs), false
+		if t.pvcs == nil {
+			t.pvcs = map[string]*corev1.PersistentVolumeClaim{}
+		}
+	}
+	return t.pvcs
 }
 
 func (t *Tracker) upsertStatefulSet(obj any) {
@@ -262,7 +326,7 @@ func (t *Tracker) upsertStatefulSet(obj any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sts = sts
-	t.publishLocked()
+	t.publishLocked("")
 }
 
 func (t *Tracker) deleteStatefulSet(obj any) {
@@ -277,7 +341,7 @@ func (t *Tracker) deleteStatefulSet(obj any) {
 		return
 	}
 	t.sts = nil
-	t.publishLocked()
+	t.publishLocked("")
 }
 
 func (t *Tracker) ownsPod(pod *corev1.Pod) bool {
@@ -295,13 +359,13 @@ func (t *Tracker) upsertPod(obj any) {
 	if !t.ownsPod(pod) {
 		// It may have stopped matching (labels changed).
 		if _, had := t.pods[pod.Name]; had && pod.Namespace == t.namespace {
-			t.pods = withoutKey(t.pods, pod.Name)
-			t.publishLocked()
+			delete(t.podsForWriteLocked(), pod.Name)
+			t.publishLocked(pod.Name)
 		}
 		return
 	}
-	t.pods = withKey(t.pods, pod.Name, pod)
-	t.publishLocked()
+	t.podsForWriteLocked()[pod.Name] = pod
+	t.publishLocked(pod.Name)
 }
 
 func (t *Tracker) deletePod(obj any) {
@@ -318,8 +382,8 @@ func (t *Tracker) deletePod(obj any) {
 	if pod, ok := unwrapTombstone(obj).(*corev1.Pod); ok && pod.UID != "" && pod.UID != cur.UID {
 		return
 	}
-	t.pods = withoutKey(t.pods, name)
-	t.publishLocked()
+	delete(t.podsForWriteLocked(), name)
+	t.publishLocked(name)
 }
 
 func (t *Tracker) ownsPVC(pvc *corev1.PersistentVolumeClaim) bool {
@@ -337,13 +401,13 @@ func (t *Tracker) upsertPVC(obj any) {
 	if !t.ownsPVC(pvc) {
 		// It may have stopped being one (its controller changed).
 		if _, had := t.pvcs[pvc.Name]; had && pvc.Namespace == t.namespace {
-			t.pvcs = withoutKey(t.pvcs, pvc.Name)
-			t.publishLocked()
+			delete(t.pvcsForWriteLocked(), pvc.Name)
+			t.publishLocked("")
 		}
 		return
 	}
-	t.pvcs = withKey(t.pvcs, pvc.Name, pvc)
-	t.publishLocked()
+	t.pvcsForWriteLocked()[pvc.Name] = pvc
+	t.publishLocked("")
 }
 
 func (t *Tracker) deletePVC(obj any) {
@@ -356,8 +420,8 @@ func (t *Tracker) deletePVC(obj any) {
 	if _, had := t.pvcs[name]; !had {
 		return
 	}
-	t.pvcs = withoutKey(t.pvcs, name)
-	t.publishLocked()
+	delete(t.pvcsForWriteLocked(), name)
+	t.publishLocked("")
 }
 
 // The tracker implements source for the Waiter.
@@ -367,7 +431,7 @@ func (t *Tracker) latest() (Snapshot, <-chan struct{}, error) {
 	defer t.mu.Unlock()
 	switch t.state {
 	case trackerRunning:
-		return t.snap, t.changed, nil
+		return t.snapshotLocked(), t.changed, nil
 	case trackerFailed:
 		return Snapshot{}, nil, fmt.Errorf("tracker for statefulset %s/%s failed to start", t.namespace, t.name)
 	default:
@@ -377,7 +441,7 @@ func (t *Tracker) latest() (Snapshot, <-chan struct{}, error) {
 
 func (t *Tracker) stopped() <-chan struct{} { return t.done }
 
-func (t *Tracker) vanished(s Snapshot, waitingFor string) error {
+func (t *Tracker) vanished(s Snapshot, waitingFor func() string) error {
 	if s.StatefulSet != nil {
 		return nil
 	}
@@ -385,7 +449,7 @@ func (t *Tracker) vanished(s Snapshot, waitingFor string) error {
 		Namespace:  t.namespace,
 		Name:       t.name,
 		Recreated:  s.recreated,
-		WaitingFor: waitingFor,
+		WaitingFor: waitingFor(),
 	}
 }
 
@@ -435,19 +499,4 @@ func unwrapTombstone(obj any) any {
 		return d.Obj
 	}
 	return obj
-}
-
-// withKey and withoutKey copy the map so that published snapshots stay
-// immutable.
-func withKey[V any](m map[string]V, k string, v V) map[string]V {
-	out := make(map[string]V, len(m)+1)
-	maps.Copy(out, m)
-	out[k] = v
-	return out
-}
-
-func withoutKey[V any](m map[string]V, k string) map[string]V {
-	out := maps.Clone(m)
-	delete(out, k)
-	return out
 }

@@ -85,8 +85,9 @@ type source interface {
 	// stopped is closed when the source can no longer change.
 	stopped() <-chan struct{}
 	// vanished returns an error if the wait can no longer succeed because
-	// the tracked object is gone (only consulted while gates are pending).
-	vanished(s Snapshot, waitingFor string) error
+	// the tracked object is gone (only consulted while gates are pending);
+	// waitingFor describes the pending gates.
+	vanished(s Snapshot, waitingFor func() string) error
 	// watchError returns the most recent watch error and when it
 	// happened (nil if none).
 	watchError() (time.Time, error)
@@ -125,7 +126,9 @@ func (w Waiter) run(ctx context.Context, src source, gates []Gate, start time.Ti
 		tick = t.C
 	}
 
-	results := make([]gateResult, len(gates))
+	ev := newEvaluation(gates)
+	results := ev.results
+	emit := w.emit
 	var wake *time.Timer
 	defer func() {
 		if wake != nil {
@@ -139,35 +142,26 @@ func (w Waiter) run(ctx context.Context, src source, gates []Gate, start time.Ti
 			return fmt.Errorf("waiting for %s: %w", joinNames(gates, " and "), err)
 		}
 
-		overall := Pass
-		for i, g := range gates {
-			v, reason, err := g.Check(waitCtx, snap)
-			if err != nil {
-				if waitCtx.Err() != nil {
-					return w.endError(ctx, waitCtx, timeoutCause, start, gates, results, src)
-				}
-				return fmt.Errorf("checking %s: %w", g.Name(), err)
+		i, err := ev.update(waitCtx, snap, emit)
+		if err != nil {
+			if waitCtx.Err() != nil {
+				return w.endError(ctx, waitCtx, timeoutCause, start, gates, results, src)
 			}
-			if !results[i].done || results[i].verdict != v || results[i].reason != reason {
-				results[i] = gateResult{verdict: v, reason: reason, done: true}
-				w.emit(g, v, reason)
-			}
-			if v == Fail {
-				return &GateFailedError{Gate: g.Name(), Object: gateObject(g), Reason: reason}
-			}
-			if v == NotYet {
-				overall = NotYet
-			}
+			return fmt.Errorf("checking %s: %w", gates[i].Name(), err)
 		}
-		if overall == Pass {
+		if i >= 0 {
+			g := gates[i]
+			return &GateFailedError{Gate: g.Name(), Object: gateObject(g), Reason: results[i].reason}
+		}
+		if ev.pending == 0 {
 			return nil
 		}
-		if err := src.vanished(snap, pendingNames(gates, results)); err != nil {
+		if err := src.vanished(snap, func() string { return pendingNames(gates, results) }); err != nil {
 			return err
 		}
 
 		var wakeC <-chan time.Time
-		if next := nextCheck(gates); !next.IsZero() {
+		if next := ev.nextCheck(); !next.IsZero() {
 			if wake == nil {
 				wake = time.NewTimer(time.Until(next))
 			} else {

@@ -40,6 +40,11 @@ import (
 type Options struct {
 	// Nodes is the number of fake nodes; 0 means 3.
 	Nodes int
+	// PodsPerNode is each node's pod capacity; 0 means 110, a kubelet's
+	// default. The nodes are simulated: a benchmark of many replicas can
+	// give them more instead of adding nodes, each of which kwok keeps
+	// alive with its own heartbeats.
+	PodsPerNode int
 	// Name is the cluster name prefix ("testbed" if empty); a random suffix
 	// keeps concurrent clusters apart unless ExactName is set.
 	Name string
@@ -156,7 +161,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.applyStorageClasses(ctx); err != nil {
 		return c, err
 	}
-	if err := c.createNodes(ctx, opts.Nodes); err != nil {
+	if err := c.createNodes(ctx, opts.Nodes, opts.PodsPerNode); err != nil {
 		return c, err
 	}
 	c.StartupTime = time.Since(began)
@@ -296,7 +301,11 @@ func (c *Cluster) applyStorageClasses(ctx context.Context) error {
 
 // createNodes registers fake nodes, as kubelets would, and waits until kwok
 // reports them Ready.
-func (c *Cluster) createNodes(ctx context.Context, n int) error {
+func (c *Cluster) createNodes(ctx context.Context, n, podsPerNode int) error {
+	if podsPerNode == 0 {
+		podsPerNode = 110
+	}
+	pods := *resource.NewQuantity(int64(podsPerNode), resource.DecimalSI)
 	for i := range n {
 		name := fmt.Sprintf("testbed-node-%d", i)
 		node := &corev1.Node{
@@ -317,12 +326,12 @@ func (c *Cluster) createNodes(ctx context.Context, n int) error {
 				Allocatable: corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("32"),
 					corev1.ResourceMemory: resource.MustParse("256Gi"),
-					corev1.ResourcePods:   resource.MustParse("110"),
+					corev1.ResourcePods:   pods,
 				},
 				Capacity: corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("32"),
 					corev1.ResourceMemory: resource.MustParse("256Gi"),
-					corev1.ResourcePods:   resource.MustParse("110"),
+					corev1.ResourcePods:   pods,
 				},
 			},
 		}
