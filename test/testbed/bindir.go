@@ -32,6 +32,22 @@ const (
 	Compat Version = "compat"
 )
 
+// EnvVersion names the environment variable that selects the version of
+// the clusters Main starts: empty or "current", or "compat".
+const EnvVersion = "KUBECTL_STS_TESTBED_VERSION"
+
+// VersionFromEnv reads $KUBECTL_STS_TESTBED_VERSION.
+func VersionFromEnv() (Version, error) {
+	switch v := os.Getenv(EnvVersion); v {
+	case "", "current":
+		return Current, nil
+	case string(Compat):
+		return Compat, nil
+	default:
+		return Current, fmt.Errorf("testbed: $%s is %q: use current or compat", EnvVersion, v)
+	}
+}
+
 func (v Version) env() string {
 	if v == Compat {
 		return EnvCompatBinDir
