@@ -29,6 +29,9 @@ type Client struct {
 	Dynamic dynamic.Interface
 	// Exec runs commands inside pods.
 	Exec Executor
+
+	// server caches what discovery said about the API server (Server).
+	server *serverCache
 }
 
 // NewClient builds the shared client from kubectl's connection flags.
@@ -68,5 +71,6 @@ func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.
 		NamespaceExplicit: explicit,
 		Dynamic:           dyn,
 		Exec:              NewPodExecutor(cfg, cs),
+		server:            &serverCache{},
 	}, nil
 }
