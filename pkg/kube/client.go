@@ -71,6 +71,5 @@ func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.
 		NamespaceExplicit: explicit,
 		Dynamic:           dyn,
 		Exec:              NewPodExecutor(cfg, cs),
-		server:            &serverCache{},
 	}, nil
 }

@@ -94,8 +94,16 @@ type serverCache struct {
 	err    error
 }
 
-// Server asks the API server for its version, once per client built by
-// NewClientForConfig (other clients ask every time).
+// WithServerCache returns a copy of c that asks the API server for its
+// version once (Server), however often it is called.
+func (c *Client) WithServerCache() *Client {
+	out := *c
+	out.server = &serverCache{}
+	return &out
+}
+
+// Server asks the API server for its version: once for a client from
+// WithServerCache, else on every call.
 func (c *Client) Server(ctx context.Context) (Server, error) {
 	get := func() (Server, error) {
 		if err := ctx.Err(); err != nil {

@@ -89,6 +89,9 @@ func (o *Options) Client() (*kube.Client, error) {
 		if o.clientErr == nil {
 			o.client, o.clientErr = o.client.Identified(kube.UserAgent(version.Get().Version), o.FieldManager)
 		}
+		if o.clientErr == nil {
+			o.client = o.client.WithServerCache()
+		}
 		if o.clientErr == nil && o.ServerCheck != nil {
 			o.ServerCheck(o.client)
 		}
