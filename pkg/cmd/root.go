@@ -20,8 +20,8 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/scaledown"
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/status"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
-	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/version"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 )
 
