@@ -178,6 +178,7 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 	if err != nil {
 		return nil, &RefusedError{Reason: err.Error(), Input: true}
 	}
+	r.planBudget(ctx, sts, &plan)
 	pv := &Preview{
 		Namespace: r.Namespace, StatefulSet: r.Name, Plan: plan,
 		From: sts.Status.CurrentRevision, Partition: Partition(sts), FinalPartition: req.FinalPartition,

@@ -66,6 +66,9 @@ type Runner struct {
 	Now    func() time.Time
 	// Engines resolves --engine; nil knows no engine.
 	Engines *plugins.Registry
+	// Server tells what discovery says about the API server; nil (or an
+	// unknown version) skips the questions only a real server answers.
+	Server func(context.Context) (kube.Server, error)
 	// Local runs --gate-cmd commands; nil uses ShellRunner.
 	Local CommandRunner
 	// Prompt, when set, is called at a pause; the channel it returns is
@@ -340,7 +343,9 @@ func (x *execution) patch(ctx context.Context, data []byte) (*appsv1.StatefulSet
 }
 
 func (x *execution) setPartition(ctx context.Context, p int32) (*appsv1.StatefulSet, error) {
-	return x.patch(ctx, partitionPatch(p))
+	sts, err := x.patch(ctx, partitionPatch(p))
+	x.readBack(sts)
+	return sts, err
 }
 
 // takeOver raises the partition so that only the pods already on the new
@@ -537,7 +542,7 @@ func (x *execution) emitStepStarted(i int) {
 	st := x.st
 	step := st.Plan.Steps[i]
 	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Kind: "step-started", Object: "statefulset/" + x.r.Name,
-		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas)})
+		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods%s)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas, st.Plan.budgetText())})
 }
 
 func (x *execution) stepGates(i int, gen int64) []wait.Gate {
