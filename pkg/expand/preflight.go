@@ -63,6 +63,7 @@ func (e *Expander) read(ctx context.Context, sts *appsv1.StatefulSet) (*Inputs, 
 	c := e.cfg.Client
 	ns := sts.Namespace
 	in := &Inputs{StatefulSet: sts, Now: e.now(), StorageClasses: map[string]*storagev1.StorageClass{}, StorageClassErrors: map[string]error{}}
+	in.Server = e.server(ctx)
 	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("statefulset %s has an invalid selector: %w", sts.Name, err)
