@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 // How many pods the StatefulSet controller may take down at once depends on
@@ -119,4 +120,34 @@ func (p Plan) budgetText() string {
 		return ""
 	}
 	return fmt.Sprintf(", up to %d at once (maxUnavailable %s)", p.MaxUnavailable.Pods, p.MaxUnavailable.Spec)
+}
+
+// budgetBlockers returns the pods outside a step that are unavailable
+// (missing Ready, or terminating) when they use up the controller's whole
+// budget: the controller then replaces no pod of the step until they are
+// back, since an unavailable pod anywhere in the set counts against
+// maxUnavailable.
+func budgetBlockers(s wait.Snapshot, p Plan, step Step) []string {
+	if p.MaxUnavailable == nil {
+		return nil
+	}
+	inStep := map[string]bool{}
+	for _, name := range step.Pods {
+		inStep[name] = true
+	}
+	var out []string
+	for idx := int32(0); idx < p.Replicas; idx++ {
+		name := wait.PodName(p.StatefulSet, int(p.OrdinalsStart+idx))
+		if inStep[name] {
+			continue
+		}
+		pod := s.Pod(name)
+		if pod == nil || pod.DeletionTimestamp != nil || !wait.IsPodReady(pod) {
+			out = append(out, name)
+		}
+	}
+	if int32(len(out)) < p.MaxUnavailable.Pods {
+		return nil
+	}
+	return out
 }

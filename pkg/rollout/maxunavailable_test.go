@@ -7,10 +7,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
+	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
 func withMaxUnavailable(v intstr.IntOrString) func(*appsv1.StatefulSet) {
@@ -99,4 +102,21 @@ func TestUnknownServersAreNotProbed(t *testing.T) {
 	for _, a := range c.cs.Actions() {
 		assert.NotEqual(t, "patch", a.GetVerb(), "no dry-run probe on a fake")
 	}
+}
+
+func TestUnavailablePodsOutsideTheStepUseUpTheBudget(t *testing.T) {
+	plan, err := BuildPlan("db", 4, 0, []StepSpec{{Value: 2}, {Value: 100, Percent: true}})
+	require.NoError(t, err)
+	ready := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	}
+	snap := wait.Snapshot{Pods: map[string]*corev1.Pod{"db-0": ready("db-0"), "db-1": {ObjectMeta: metav1.ObjectMeta{Name: "db-1"}}, "db-2": ready("db-2"), "db-3": ready("db-3")}}
+
+	plan.MaxUnavailable = &MaxUnavailable{Pods: 1}
+	assert.Equal(t, []string{"db-1"}, budgetBlockers(snap, plan, plan.Steps[0]), "one unready pod uses a budget of 1")
+	plan.MaxUnavailable = &MaxUnavailable{Pods: 2, Spec: "2"}
+	assert.Empty(t, budgetBlockers(snap, plan, plan.Steps[0]), "a budget of 2 leaves room for the step")
+	delete(snap.Pods, "db-0")
+	assert.Equal(t, []string{"db-0", "db-1"}, budgetBlockers(snap, plan, plan.Steps[0]))
+	assert.Empty(t, budgetBlockers(snap, plan, plan.Steps[1]), "the step's own pods do not block it")
 }

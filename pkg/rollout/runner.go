@@ -543,6 +543,13 @@ func (x *execution) emitStepStarted(i int) {
 	step := st.Plan.Steps[i]
 	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Kind: "step-started", Object: "statefulset/" + x.r.Name,
 		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods%s)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas, st.Plan.budgetText())})
+	if x.tracker != nil {
+		if blockers := budgetBlockers(x.tracker.Snapshot(), st.Plan, step); len(blockers) > 0 {
+			x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Object: "statefulset/" + x.r.Name, Message: fmt.Sprintf(
+				"%s outside this step %s not Ready: the controller counts them against its budget of %d unavailable pods (maxUnavailable), so it replaces no pod of the step until they are Ready",
+				strings.Join(blockers, ", "), map[bool]string{true: "is", false: "are"}[len(blockers) == 1], st.Plan.MaxUnavailable.Pods)})
+		}
+	}
 }
 
 func (x *execution) stepGates(i int, gen int64) []wait.Gate {
