@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -120,9 +121,10 @@ func TestCompatOnDeleteCurrentRevisionComesFromThePods(t *testing.T) {
 	sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
 	create(t, sts)
 
-	s := e2eutil.StatefulSet(t, cluster, ns, "db")
-	s.Spec.Template.Spec.Containers[0].Image = "registry.example/db:v2"
-	_, err := cluster.Client.AppsV1().StatefulSets(ns).Update(context.Background(), s, metav1.UpdateOptions{})
+	// A patch, not a read-modify-write: the controller's status writes
+	// move the resourceVersion at any moment.
+	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/db:v2"}]}}}}`)
+	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 	require.NoError(t, err)
 	e2eutil.Poll{Timeout: generous}.Until(t, "the controller names the new revision", func(ctx context.Context) (bool, error) {
 		s, err := cluster.Client.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
