@@ -46,7 +46,8 @@ func currentRevisionFromPods(info *StatefulSetInfo, owned []*corev1.Pod, server 
 	if live == 0 {
 		return
 	}
-	current, n := info.CurrentRevision, int32(0)
+	var current string
+	var n int32
 	switch {
 	case len(counts) == 0:
 		if live != info.Replicas.Desired || updatedReady != live {
