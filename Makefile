@@ -29,9 +29,16 @@ GORELEASER_RUN = $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CO
 	GIT_CONFIG_VALUE_0=https://github.com/kubectl-sts/kubectl-sts) $(GORELEASER)
 
 TESTBED_BIN = $(shell hack/testbed/build.sh --print-bin-dir)
+TESTBED_COMPAT_BIN = $(shell hack/testbed/build.sh --compat --print-bin-dir)
+TESTBED_ENV = KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_TESTBED_COMPAT_BIN=$(TESTBED_COMPAT_BIN)
+# The compatibility suite: these scenarios of the e2e suite again, on the old
+# minor (KUBERNETES_COMPAT_VERSION); test/e2e/compat, which holds what only
+# the old minor shows, runs with every test on its own test bed.
+COMPAT_PACKAGES := ./test/e2e/status ./test/e2e/rollout ./test/e2e/expandpvc ./test/e2e/scaledown
+COMPAT_RUN := ^(TestHealthy|TestStuckRollout|TestLeftoverPVCsAfterScaleDown|TestStagedRolloutMovesPodsInPlannedOrder|TestBrokenImageIsRolledBackAutomatically|TestInterruptedRolloutResumesFromNextStep|TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate|TestFailingResizeStopsAtTheFirstOrdinal|TestKilledRunResumesFromTheFirstUnverifiedOrdinal|TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs|TestKilledRunResumesAfterItsLeaseExpires|TestCompat.*)$$
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build test unit e2e bench bench-e2e lint fmt testbed deps cluster-up cluster-down demo dist dist-host release-check docs clean
+.PHONY: all build test test-compat unit e2e bench bench-e2e lint fmt testbed testbed-compat deps cluster-up cluster-down demo dist dist-host release-check docs clean
 
 all: build
 
@@ -39,17 +46,22 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kubectl-sts
 
-## test: every test, unit and end-to-end, against the real control plane and real database servers
-test: deps testbed dist-host $(KREW)
-	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) ./...
+## test: every test, unit and end-to-end, against the real control plane and real database servers, then the compatibility suite on the old minor
+test: deps testbed testbed-compat dist-host $(KREW)
+	$(TESTBED_ENV) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /test/e2e/compat$$)
+	$(MAKE) --no-print-directory test-compat
+
+## test-compat: the compatibility suite, the main scenarios on the old Kubernetes minor (docs/compatibility.md)
+test-compat: testbed-compat
+	$(TESTBED_ENV) KUBECTL_STS_TESTBED_VERSION=compat $(GO) test $(GO_TEST_FLAGS) -run '$(COMPAT_RUN)' $(COMPAT_PACKAGES) ./test/e2e/compat
 
 ## unit: the fast tests that need no control plane
 unit:
 	$(GO) test -count=1 -short ./pkg/... ./plugins/... ./cmd/...
 
 ## e2e: only the end-to-end tests
-e2e: deps testbed dist-host $(KREW)
-	KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) ./test/...
+e2e: deps testbed testbed-compat dist-host $(KREW)
+	$(TESTBED_ENV) KUBECTL_STS_KREW_DIR=$(KREW_DIR) $(GO) test $(GO_TEST_FLAGS) ./test/...
 
 ## bench: speed and memory benchmarks
 bench:
@@ -89,6 +101,10 @@ fmt:
 ## testbed: build the control-plane binaries once into the cache
 testbed:
 	hack/testbed/build.sh
+
+## testbed-compat: build the old minor's control plane once into the cache (after testbed: it shares kubectl, etcd and kwok)
+testbed-compat: testbed
+	hack/testbed/build.sh --compat
 
 ## deps: install the database servers the engine tests run against
 deps:

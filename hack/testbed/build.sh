@@ -4,6 +4,12 @@
 #
 #   hack/testbed/build.sh                  build if needed, print the bin dir
 #   hack/testbed/build.sh --print-bin-dir  print the bin dir, build nothing
+#   hack/testbed/build.sh --compat [--print-bin-dir]
+#                                          the same for the old minor of the
+#                                          compatibility suite (KUBERNETES_COMPAT_VERSION):
+#                                          its kube-apiserver, kube-controller-manager and
+#                                          kube-scheduler, beside the current minor's
+#                                          kubectl, etcd, etcdctl, kwok and kwokctl
 #
 # Cache: ${KUBECTL_STS_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-sts/testbed}
 set -euo pipefail
@@ -22,23 +28,95 @@ binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwo
 # a cache built before they were added is completed, not rebuilt.
 extras=(etcdctl)
 
-case "${1:-}" in
---print-bin-dir)
-	echo "${bin_dir}"
-	exit 0
-	;;
-"") ;;
-*)
-	echo "usage: $0 [--print-bin-dir]" >&2
-	exit 2
-	;;
-esac
+compat=false
+print_only=false
+for arg in "$@"; do
+	case "${arg}" in
+	--compat) compat=true ;;
+	--print-bin-dir) print_only=true ;;
+	*)
+		echo "usage: $0 [--compat] [--print-bin-dir]" >&2
+		exit 2
+		;;
+	esac
+done
 
 log() { echo "testbed: $*" >&2; }
 die() {
 	echo "testbed: ERROR: $*" >&2
 	exit 1
 }
+
+if ${compat}; then
+	compat_key="${KUBERNETES_COMPAT_VERSION}-${ETCD_VERSION}-${KWOK_VERSION}"
+	compat_bin="${cache_root}/${compat_key}/bin"
+	if ${print_only}; then
+		echo "${compat_bin}"
+		exit 0
+	fi
+	compat_complete() {
+		[[ -f "${compat_bin}/.complete" ]] || return 1
+		local b
+		for b in "${binaries[@]}" "${extras[@]}"; do [[ -x "${compat_bin}/${b}" ]] || return 1; done
+	}
+	if compat_complete; then
+		echo "${compat_bin}"
+		exit 0
+	fi
+	# The shared programs come from the current minor's build.
+	current_bin="$("$0" | tail -n 1)"
+	grep -Eq "k8s.io/kubernetes ${KUBERNETES_COMPAT_VERSION}( |\$)" "${here}/compat/go.mod" ||
+		die "hack/testbed/compat/go.mod does not match KUBERNETES_COMPAT_VERSION in versions.env; run hack/testbed/sync.sh"
+	mkdir -p "${cache_root}"
+	if command -v flock >/dev/null; then
+		exec 9>"${cache_root}/.lock-compat"
+		flock 9
+	fi
+	if compat_complete; then
+		echo "${compat_bin}"
+		exit 0
+	fi
+	if command -v flock >/dev/null; then
+		rm -rf "${cache_root}/.${compat_key}.tmp."*
+	fi
+	tmp="$(mktemp -d "${cache_root}/.${compat_key}.tmp.XXXXXX")"
+	trap 'rm -rf "${tmp}"' EXIT
+	trap 'exit 130' INT TERM
+	mkdir -p "${tmp}/bin"
+	export GOTOOLCHAIN=local
+	export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
+	export CGO_ENABLED=0
+	start=$SECONDS
+	k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBERNETES_COMPAT_VERSION} -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_COMPAT_VERSION}"
+	# One go build for the three, so the packages they share compile once.
+	log "building Kubernetes ${KUBERNETES_COMPAT_VERSION} (kube-apiserver, kube-controller-manager, kube-scheduler) for the compatibility suite; 10-20 minutes on 2 cores"
+	(cd "${here}/compat" && go build -p 2 -ldflags "${k8s_ldflags}" -o "${tmp}/bin/" \
+		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler) ||
+		die "building Kubernetes ${KUBERNETES_COMPAT_VERSION} failed (see the go output above)"
+	for b in kubectl etcd etcdctl kwok kwokctl; do
+		# A hard link where the file system allows it, else a copy: either
+		# survives a rebuild of the current minor's cache.
+		ln "${current_bin}/${b}" "${tmp}/bin/${b}" 2>/dev/null || cp "${current_bin}/${b}" "${tmp}/bin/${b}"
+	done
+	got="$("${tmp}/bin/kube-apiserver" --version)"
+	[[ "${got}" == "Kubernetes ${KUBERNETES_COMPAT_VERSION}" ]] ||
+		die "kube-apiserver reports \"${got}\", not Kubernetes ${KUBERNETES_COMPAT_VERSION}; check the -ldflags in $0"
+	printf 'kubernetes=%s\netcd=%s\nkwok=%s\nkubectl=%s\nbuilt=%s\n' \
+		"${KUBERNETES_COMPAT_VERSION}" "${ETCD_VERSION}" "${KWOK_VERSION}" "${KUBERNETES_VERSION}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"${tmp}/bin/.complete"
+	rm -rf "${cache_root:?}/${compat_key}"
+	mv "${tmp}" "${cache_root}/${compat_key}"
+	trap - EXIT
+	log "built in $((SECONDS - start))s into ${compat_bin}"
+	echo "${compat_bin}"
+	exit 0
+fi
+
+if ${print_only}; then
+	echo "${bin_dir}"
+	exit 0
+fi
 
 complete() {
 	[[ -f "${stamp}" ]] || return 1

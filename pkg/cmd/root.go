@@ -23,6 +23,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/status"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/version"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 )
 
@@ -52,6 +53,13 @@ combines the Kubernetes state with the database's own view.`,
 			}
 			if err := setKlogVerbosity(o.Verbosity); err != nil {
 				return err
+			}
+			if cmd.Annotations[cmdutil.AnnotationNoServerCheck] == "" {
+				// Once, when the command first needs the cluster: a
+				// warning (never a failure) on a server outside the
+				// tested range.
+				ctx := cmd.Context()
+				o.ServerCheck = func(c *kube.Client) { o.CheckServer(ctx, c) }
 			}
 			if o.Verbosity > 0 {
 				// The watch layer silences client-go unless the context

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -83,8 +84,8 @@ const (
 	// ActionDone skips a claim whose capacity already is the size.
 	ActionDone Action = "done"
 	// ActionRetry retries a resize that the storage reported infeasible,
-	// with a request lowered to the size (Kubernetes 1.34 or later allows
-	// any request above the capacity).
+	// with a request lowered to the size (Kubernetes 1.32 or later allows
+	// any request above the capacity; Inputs.Server decides).
 	ActionRetry Action = "retry"
 )
 
@@ -247,6 +248,10 @@ type Inputs struct {
 	// Record is the StatefulSet's journal record, if any.
 	Record *journal.Record
 	Now    time.Time
+	// Server is what discovery said about the API server (the zero value
+	// is an unknown server, taken as the newest tested minor): whether it
+	// lets a request go down after a failed expansion.
+	Server kube.Server
 
 	readWarnings []string
 }
@@ -531,7 +536,15 @@ func (b *builder) claims(tmpl *corev1.PersistentVolumeClaim) {
 // lowered request; anything else is refused with the ways out.
 func (b *builder) retry(op *OrdinalPlan, pvc *corev1.PersistentVolumeClaim, req, capacity resource.Quantity, detail string) bool {
 	name := pvc.Name
-	hint := fmt.Sprintf("the storage does not retry the same request. Kubernetes 1.34 or later lets the request go down to any size above the capacity %s: "+
+	if b.p.Size.Cmp(req) < 0 && !b.in.Server.LowersRequestAfterFailedExpansion() {
+		b.problem(Problem{Object: "pvc/" + name,
+			Message: fmt.Sprintf("an earlier resize of pvc %s to %s failed (%s), and this cluster (Kubernetes %s) does not let a request go down: --size %s is below it",
+				name, req.String(), detail, b.in.Server.GitVersion, b.size),
+			Hint: fmt.Sprintf("lowering the request after a failed expansion needs Kubernetes 1.32 or later (RecoverVolumeExpansionFailure, on by default from 1.32, GA in 1.34); "+
+				"here only a --size of at least %s can be tried, or the data copied to new claims (see docs/expand-pvc.md)", req.String())})
+		return false
+	}
+	hint := fmt.Sprintf("the storage does not retry the same request. Kubernetes 1.32 or later (RecoverVolumeExpansionFailure, on by default from 1.32, GA in 1.34) lets the request go down to any size above the capacity %s: "+
 		"run again with a --size the storage can provide, above %s and below %s, to retry at that size. The request can never go back to %s or below; "+
 		"on older clusters it cannot go down at all (see docs/expand-pvc.md)",
 		capacity.String(), capacity.String(), req.String(), capacity.String())

@@ -63,6 +63,7 @@ func (e *Expander) read(ctx context.Context, sts *appsv1.StatefulSet) (*Inputs, 
 	c := e.cfg.Client
 	ns := sts.Namespace
 	in := &Inputs{StatefulSet: sts, Now: e.now(), StorageClasses: map[string]*storagev1.StorageClass{}, StorageClassErrors: map[string]error{}}
+	in.Server = e.server(ctx)
 	objs, err := wait.ReadFor(ctx, c, sts)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ type Client struct {
 	Dynamic dynamic.Interface
 	// Exec runs commands inside pods.
 	Exec Executor
+
+	// server caches what discovery said about the API server (Server).
+	server *serverCache
 }
 
 // The client's own rate limit, when the kubeconfig sets none: client-go's

@@ -100,6 +100,9 @@ type Plan struct {
 	Steps         []Step `json:"steps"`
 	// Notes explain adjustments, e.g. steps merged by rounding.
 	Notes []string `json:"notes,omitempty"`
+	// MaxUnavailable is how many pods the controller may take down at
+	// once, as read back from the server (nil in records of older runs).
+	MaxUnavailable *MaxUnavailable `json:"maxUnavailable,omitempty"`
 }
 
 // BuildPlan turns step specs into partitions for a StatefulSet with

@@ -203,6 +203,9 @@ type StartInputs struct {
 	// must be rolled last stands.
 	Leadership    plugins.Leadership
 	LeadershipErr error
+	// MaxUnavailableDropped is set when the server would not keep
+	// spec.updateStrategy.rollingUpdate.maxUnavailable (its feature is off).
+	MaxUnavailableDropped bool
 	// Now names the rollout.
 	Now time.Time
 }
@@ -217,6 +220,7 @@ func (r *Runner) readStart(ctx context.Context, sts *appsv1.StatefulSet, req Req
 		return nil, err
 	}
 	in := &StartInputs{StatefulSet: sts, Pods: pods, Now: r.now()}
+	in.MaxUnavailableDropped = r.maxUnavailableDropped(ctx, sts)
 	in.Engine, in.EngineErr = r.engine(sts, req.Gates.Engine)
 	e := in.Engine
 	if in.EngineErr != nil || e == nil || plugins.CheckLagBounds(e, plugins.HealthOptions{MaxLagBytes: req.Gates.MaxLagBytes, MaxLagSeconds: req.Gates.MaxLagSeconds}) != nil {
@@ -251,6 +255,7 @@ func PlanStart(in StartInputs, req Request) (*Preview, error) {
 	if err != nil {
 		return nil, &RefusedError{Reason: err.Error(), Input: true}
 	}
+	planBudget(sts, in.MaxUnavailableDropped, &plan)
 	pv := &Preview{
 		Namespace: sts.Namespace, StatefulSet: name, Plan: plan,
 		From: sts.Status.CurrentRevision, Partition: Partition(sts), FinalPartition: req.FinalPartition,

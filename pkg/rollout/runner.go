@@ -67,6 +67,9 @@ type Runner struct {
 	Now    func() time.Time
 	// Engines resolves --engine; nil knows no engine.
 	Engines *plugins.Registry
+	// Server tells what discovery says about the API server; nil (or an
+	// unknown version) skips the questions only a real server answers.
+	Server func(context.Context) (kube.Server, error)
 	// Local runs --gate-cmd commands; nil uses ShellRunner.
 	Local CommandRunner
 	// Prompt, when set, is called at a pause; the channel it returns is
@@ -345,7 +348,9 @@ func (x *execution) patch(ctx context.Context, data []byte) (*appsv1.StatefulSet
 }
 
 func (x *execution) setPartition(ctx context.Context, p int32) (*appsv1.StatefulSet, error) {
-	return x.patch(ctx, partitionPatch(p))
+	sts, err := x.patch(ctx, partitionPatch(p))
+	x.readBack(sts)
+	return sts, err
 }
 
 // takeOver raises the partition so that only the pods already on the new
@@ -556,7 +561,14 @@ func (x *execution) emitStepStarted(i int) {
 	st := x.st
 	step := st.Plan.Steps[i]
 	x.emit(progress.Event{Step: i + 1, Steps: len(st.Plan.Steps), Total: len(step.Pods), Kind: "step-started", Object: "statefulset/" + x.r.Name,
-		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas)})
+		Message: fmt.Sprintf("partition %d: updating %s to revision %s (%d of %d pods%s)", step.Partition, strings.Join(step.Pods, ", "), st.To, step.Updated, st.Plan.Replicas, st.Plan.budgetText())})
+	if x.tracker != nil {
+		if blockers := budgetBlockers(x.tracker.Snapshot(), st.Plan, step); len(blockers) > 0 {
+			x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Object: "statefulset/" + x.r.Name, Message: fmt.Sprintf(
+				"%s outside this step %s not Ready: the controller counts them against its budget of %d unavailable pods (maxUnavailable), so it replaces no pod of the step until they are Ready",
+				strings.Join(blockers, ", "), map[bool]string{true: "is", false: "are"}[len(blockers) == 1], st.Plan.MaxUnavailable.Pods)})
+		}
+	}
 }
 
 func (x *execution) stepGates(i int, gen int64) []wait.Gate {

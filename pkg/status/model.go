@@ -69,6 +69,11 @@ type StatefulSetInfo struct {
 	// ("<statefulset>-<hash>"); ShortRevision gives the hash.
 	CurrentRevision string `json:"currentRevision"`
 	UpdateRevision  string `json:"updateRevision"`
+	// CurrentRevisionSource is "pods" when CurrentRevision was read from
+	// the pods because the server's status.currentRevision cannot be
+	// trusted (OnDelete before Kubernetes 1.37); empty when it is the
+	// server's.
+	CurrentRevisionSource string `json:"currentRevisionSource,omitempty"`
 	// UpdateStrategy is RollingUpdate, OnDelete or Recreate.
 	UpdateStrategy string `json:"updateStrategy"`
 	// Partition applies to RollingUpdate: pods whose index (ordinal minus

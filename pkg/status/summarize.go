@@ -27,6 +27,7 @@ func Summarize(sts *appsv1.StatefulSet, pods []*corev1.Pod, pvcs []*corev1.Persi
 	}
 	info := &r.StatefulSet
 	owned := wait.FilterPods(sts, pods)
+	currentRevisionFromPods(info, owned, opts.Server)
 	claims := ownedPVCs(sts, pvcs)
 
 	start := int(info.OrdinalsStart)

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
@@ -151,6 +152,10 @@ type Options struct {
 	// SlotRetainedBytes is how much WAL an inactive slot may retain before
 	// it is named; zero means plugins.DefaultSlotRetainedBytes.
 	SlotRetainedBytes int64
+	// Server is what discovery said about the API server; it decides
+	// whether status.currentRevision can be trusted. The zero value is an
+	// unknown server, taken as the newest tested minor.
+	Server kube.Server
 }
 
 // DefaultStuckAfter is the default of Options.StuckAfter (--stuck-after).

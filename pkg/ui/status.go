@@ -97,6 +97,9 @@ func (t Theme) summary(w *errWriter, r *status.Report, opts StatusOptions) {
 func (t Theme) revisions(s status.StatefulSetInfo) string {
 	cur := status.ShortRevision(s.Name, s.CurrentRevision)
 	upd := status.ShortRevision(s.Name, s.UpdateRevision)
+	if s.CurrentRevisionSource == status.RevisionFromPods {
+		cur += " (from the pods: this server's status.currentRevision is stale for OnDelete)"
+	}
 	if s.CurrentRevision == s.UpdateRevision {
 		return fmt.Sprintf("current %s, update %s", orDash(cur), orDash(upd))
 	}

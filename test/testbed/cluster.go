@@ -45,6 +45,9 @@ type Options struct {
 	// give them more instead of adding nodes, each of which kwok keeps
 	// alive with its own heartbeats.
 	PodsPerNode int
+	// Version is the Kubernetes minor of the control plane: Current (the
+	// zero value) or Compat, the old minor of the compatibility suite.
+	Version Version
 	// Name is the cluster name prefix ("testbed" if empty); a random suffix
 	// keeps concurrent clusters apart unless ExactName is set.
 	Name string
@@ -66,6 +69,8 @@ type Cluster struct {
 	WorkDir     string
 	// StartupTime is how long Start took, binaries already built.
 	StartupTime time.Duration
+	// ServerVersion is what the API server reports, e.g. "v1.37.2".
+	ServerVersion string
 
 	RESTConfig *rest.Config
 	Client     kubernetes.Interface
@@ -90,7 +95,7 @@ const (
 // removed by a later Start.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	began := time.Now()
-	binDir, err := BinDir()
+	binDir, err := BinDirOf(opts.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +163,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.waitControlPlane(ctx); err != nil {
 		return c, err
 	}
+	v, err := c.Client.Discovery().ServerVersion()
+	if err != nil {
+		return c, fmt.Errorf("testbed: reading the server version: %w", err)
+	}
+	c.ServerVersion = v.GitVersion
 	if err := c.applyStorageClasses(ctx); err != nil {
 		return c, err
 	}
@@ -165,7 +175,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.StartupTime = time.Since(began)
-	logf("testbed: cluster %s up in %s (kubeconfig %s)", name, c.StartupTime.Round(time.Millisecond), c.Kubeconfig)
+	logf("testbed: cluster %s (Kubernetes %s) up in %s (kubeconfig %s)", name, c.ServerVersion, c.StartupTime.Round(time.Millisecond), c.Kubeconfig)
 	return c, nil
 }
 

@@ -18,11 +18,21 @@ import (
 //	func TestMain(m *testing.M) { os.Exit(testbed.Main(m, testbed.Options{}, &cluster)) }
 //
 // A test bed that cannot start (binaries not built, say) fails the package:
-// it is never skipped. SIGINT and SIGTERM stop the cluster, and any other
+// it is never skipped. $KUBECTL_STS_TESTBED_VERSION=compat runs the package
+// on the old minor (see Compat): the compatibility suite runs the existing
+// scenarios that way. SIGINT and SIGTERM stop the cluster, and any other
 // cluster a test of this process started, before exiting.
 func Main(m *testing.M, opts Options, into **Cluster) int {
 	if opts.Logf == nil {
 		opts.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	}
+	if opts.Version == Current {
+		v, err := VersionFromEnv()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+			return 1
+		}
+		opts.Version = v
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()

@@ -308,6 +308,7 @@ func runner(o *cmdutil.Options, name string, engines *plugins.Registry) (*rollou
 		return nil, err
 	}
 	return &rollout.Runner{
+		Server:    c.Server,
 		Client:    c.Kube,
 		Exec:      c.Exec,
 		Namespace: c.Namespace,

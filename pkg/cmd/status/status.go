@@ -74,6 +74,7 @@ type Options struct {
 	WatchEngineInterval time.Duration
 
 	client     *kube.Client
+	server     kube.Server
 	theme      ui.Theme
 	maxLag     plugins.HealthOptions
 	maxSlotWAL int64
@@ -241,6 +242,9 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	o.client = c
+	// Which of the server's fields can be trusted depends on its version;
+	// a server that does not say is judged as the newest tested one.
+	o.server, _ = c.Server(ctx)
 	switch {
 	case o.Watch:
 		return o.watch(ctx)
@@ -261,7 +265,7 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 func (o *Options) statusOptions() status.Options {
-	return status.Options{StuckAfter: o.StuckAfter, MaxLag: o.maxLag, SlotRetainedBytes: o.maxSlotWAL}
+	return status.Options{StuckAfter: o.StuckAfter, MaxLag: o.maxLag, SlotRetainedBytes: o.maxSlotWAL, Server: o.server}
 }
 
 func (o *Options) buildOptions() status.BuildOptions {

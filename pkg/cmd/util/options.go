@@ -3,6 +3,7 @@
 package util
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -42,6 +43,11 @@ type Options struct {
 	// TakeOver is --take-over: take an operation over from a process that
 	// still holds its lease.
 	TakeOver bool
+
+	// ServerCheck, when set, runs once right after the client is built:
+	// the root command sets it to warn about a server outside the tested
+	// range (CheckServer).
+	ServerCheck func(*kube.Client)
 
 	newClient func() (*kube.Client, error)
 	once      sync.Once
@@ -83,8 +89,37 @@ func (o *Options) Client() (*kube.Client, error) {
 		if o.clientErr == nil {
 			o.client, o.clientErr = o.client.Identified(kube.UserAgent(version.Get().Version), o.FieldManager)
 		}
+		if o.clientErr == nil {
+			o.client = o.client.WithServerCache()
+		}
+		if o.clientErr == nil && o.ServerCheck != nil {
+			o.ServerCheck(o.client)
+		}
 	})
 	return o.client, o.clientErr
+}
+
+// serverCheckTimeout bounds the version lookup of CheckServer, so a slow
+// discovery answer never holds a command up for long.
+const serverCheckTimeout = 5 * time.Second
+
+// AnnotationNoServerCheck on a command turns CheckServer off for it (the
+// version command reports the range itself).
+const AnnotationNoServerCheck = "kubectl-sts.io/no-server-check"
+
+// CheckServer asks the API server for its version and, outside the tested
+// range, prints a warning on the error stream. It never fails: a server it
+// cannot ask is left to the command's own requests to report.
+func (o *Options) CheckServer(ctx context.Context, c *kube.Client) {
+	ctx, cancel := context.WithTimeout(ctx, serverCheckTimeout)
+	defer cancel()
+	s, err := c.Server(ctx)
+	if err != nil {
+		return
+	}
+	if w := s.RangeWarning(); w != "" {
+		fmt.Fprintln(o.ErrOut, w)
+	}
 }
 
 // AddFieldManagerFlag adds --field-manager to a command that writes.

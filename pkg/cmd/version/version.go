@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/version"
 )
 
@@ -31,6 +32,11 @@ type Result struct {
 	Client      version.Info `json:"clientVersion"`
 	Server      string       `json:"serverVersion,omitempty"`
 	ServerError string       `json:"serverError,omitempty"`
+	// TestedRange is the range of Kubernetes minors the plugin is tested
+	// on; ServerTested says whether the server lies inside it (absent when
+	// the server was not asked or its version is not a version).
+	TestedRange  string `json:"testedRange"`
+	ServerTested *bool  `json:"serverTested,omitempty"`
 }
 
 // NewCmdVersion returns the version command.
@@ -42,6 +48,8 @@ func NewCmdVersion(parent *cmdutil.Options) *cobra.Command {
 		Example: `  kubectl sts version
   kubectl sts version --client -o json`,
 		Args: cmdutil.NoArgs,
+		// Run reports the tested range itself.
+		Annotations: map[string]string{cmdutil.AnnotationNoServerCheck: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
 				return err
@@ -65,9 +73,13 @@ func (o *Options) Validate() error {
 
 // Run prints the versions.
 func (o *Options) Run() error {
-	res := Result{Client: version.Get()}
+	res := Result{Client: version.Get(), TestedRange: kube.TestedRange()}
 	if !o.ClientOnly {
 		res.Server, res.ServerError = o.serverVersion()
+		if s := kube.ParseServer(res.Server); res.Server != "" && s.Known {
+			tested := s.Tested()
+			res.ServerTested = &tested
+		}
 	}
 	switch o.Output {
 	case "json":
@@ -91,8 +103,12 @@ func (o *Options) Run() error {
 	}
 	fmt.Fprintf(o.Out, "Go Version: %s (%s)\n", res.Client.GoVersion, res.Client.Platform)
 	switch {
+	case res.Server != "" && res.ServerTested != nil && *res.ServerTested:
+		fmt.Fprintf(o.Out, "Server Version: %s (inside the tested range %s)\n", res.Server, res.TestedRange)
+	case res.Server != "" && res.ServerTested != nil:
+		fmt.Fprintf(o.Out, "Server Version: %s (outside the tested range %s: it should work, but see docs/compatibility.md)\n", res.Server, res.TestedRange)
 	case res.Server != "":
-		fmt.Fprintf(o.Out, "Server Version: %s\n", res.Server)
+		fmt.Fprintf(o.Out, "Server Version: %s (not a version the tested range %s can judge)\n", res.Server, res.TestedRange)
 	case res.ServerError != "":
 		fmt.Fprintf(o.Out, "Server Version: unavailable (%s)\n", res.ServerError)
 	}
