@@ -45,7 +45,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	default:
 		return nil, &InvalidError{Msg: fmt.Sprintf("invalid claim action %q: use keep, delete or snapshot", cfg.PVC)}
 	}
-	if cfg.Cleanup && cfg.PVC == PVCKeep {
+	if cfg.Cleanup && cfg.PVC == PVCKeep && !cfg.CleanupSlots {
 		return nil, &InvalidError{Msg: "cleaning up claims with the action keep would do nothing: use delete or snapshot"}
 	}
 
@@ -86,7 +86,9 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	// Which ordinals, and what happens to their claims.
 	var ordinals []int
 	if cfg.Cleanup {
-		ordinals = LeftoverOrdinals(sts, claims, owned)
+		if cfg.PVC != PVCKeep {
+			ordinals = LeftoverOrdinals(sts, claims, owned)
+		}
 		p.From, p.To = p.Current, p.Current
 	} else {
 		ordinals = RemovedOrdinals(sts, p.From, p.To)
@@ -151,7 +153,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	}
 
 	if cfg.Cleanup {
-		return p, nil
+		return p.planLeftovers(ctx, d, sortedPods(owned))
 	}
 
 	// The engine: who is primary, and is the replica set healthy.

@@ -33,8 +33,12 @@ type Options struct {
 	// Replicas is --replicas; ReplicasSet says it was given.
 	Replicas    int32
 	ReplicasSet bool
-	// Cleanup is set by cleanup-pvcs: no scale, leftover claims only.
-	Cleanup bool
+	// Cleanup is set by cleanup: no scale, leftovers of removed ordinals
+	// only; CleanupSlots (cleanup, not its alias cleanup-pvcs) includes
+	// replication slots, Slots are those named with --slot.
+	Cleanup      bool
+	CleanupSlots bool
+	Slots        []string
 
 	PVC           string
 	PVCSet        bool
@@ -194,7 +198,7 @@ func (o *Options) Validate() error {
 	default:
 		return cmdutil.UsageErrorf("invalid --pvc %q: use keep, delete or snapshot", o.PVC)
 	}
-	if o.Cleanup && o.PVC == string(scaledown.PVCKeep) {
+	if o.Cleanup && !o.CleanupSlots && o.PVC == string(scaledown.PVCKeep) {
 		return cmdutil.UsageErrorf("--pvc keep would clean up nothing: use delete or snapshot")
 	}
 	if o.SnapshotClass != "" && o.PVC != string(scaledown.PVCSnapshot) {
@@ -220,6 +224,11 @@ func (o *Options) Validate() error {
 	for _, s := range o.SlotNames {
 		if s == "" {
 			return cmdutil.UsageErrorf("--slot-name must not be empty")
+		}
+	}
+	for _, s := range o.Slots {
+		if err := scaledown.ValidateSlot(s); err != nil {
+			return cmdutil.UsageErrorf("--slot: %v", err)
 		}
 	}
 	return nil
@@ -257,7 +266,7 @@ func (o *Options) Run(ctx context.Context) error {
 		o.printPlan(plan)
 	}
 
-	if len(plan.Steps) == 0 {
+	if len(plan.Steps) == 0 && !plan.DropsSlots() {
 		if o.Output != "json" {
 			fmt.Fprintln(o.Out, "Nothing to do.")
 		}
@@ -315,6 +324,8 @@ func (o *Options) config(c *kube.Client) scaledown.Config {
 		Timeout:       o.Timeout,
 		SlotNames:     o.SlotNames,
 		Container:     o.Container,
+		CleanupSlots:  o.CleanupSlots,
+		Slots:         o.Slots,
 	}
 }
 
@@ -404,11 +415,26 @@ func (o *Options) question(p *scaledown.Plan) string {
 	}
 	var q string
 	if p.Operation == scaledown.CleanupOperation {
-		q = fmt.Sprintf("Delete %d PVCs of statefulset %s (%s)", len(deleted), p.StatefulSet, strings.Join(deleted, ", "))
-		if p.PVC == scaledown.PVCSnapshot {
-			q += " after snapshotting them"
+		var parts []string
+		if len(deleted) > 0 {
+			q = fmt.Sprintf("delete %d PVCs of statefulset %s (%s)", len(deleted), p.StatefulSet, strings.Join(deleted, ", "))
+			if p.PVC == scaledown.PVCSnapshot {
+				q += " after snapshotting them"
+			}
+			parts = append(parts, q)
 		}
-		return q + "?"
+		var slots []string
+		for _, l := range p.Leftovers {
+			if l.Drop {
+				slots = append(slots, l.Name)
+			}
+		}
+		if len(slots) > 0 {
+			on := p.Leftovers[0].On
+			parts = append(parts, fmt.Sprintf("drop %d replication %s on %s (%s)", len(slots), plural(len(slots), "slot", "slots"), on, strings.Join(slots, ", ")))
+		}
+		q = strings.Join(parts, ", and ")
+		return strings.ToUpper(q[:1]) + q[1:] + "?"
 	}
 	q = fmt.Sprintf("Scale down statefulset %s to %d replicas, removing %s", p.StatefulSet, p.To, strings.Join(pods, ", "))
 	if len(deleted) > 0 {
@@ -466,4 +492,11 @@ func (o *Options) printJSON(v any) {
 	if err == nil {
 		fmt.Fprintf(o.Out, "%s\n", b)
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
