@@ -101,7 +101,6 @@ func (r *runner) dropLeftovers(ctx context.Context) error {
 		return fmt.Errorf("listing pods: %w", err)
 	}
 	target := plugins.Target{StatefulSet: r.plan.sts, Pods: sortedPods(PodsByOrdinal(r.plan.sts, pointers(pods.Items))), Exec: r.deps.Exec, Container: r.cfg.Container}
-	step := len(r.plan.Steps) + 1
 	for _, l := range r.plan.Leftovers {
 		obj := l.Kind + "/" + l.Name
 		if !l.Drop {
@@ -116,7 +115,7 @@ func (r *runner) dropLeftovers(ctx context.Context) error {
 			if ev.Action == plugins.ActionChanged {
 				level, dropped = progress.Success, true
 			}
-			r.emit(step, "slot-"+string(ev.Action), level, obj, ev.Message)
+			r.emit(0, "slot-"+string(ev.Action), level, obj, ev.Message)
 			if ev.Action == plugins.ActionChanged {
 				r.event(ctx, corev1.EventTypeNormal, "SlotDropped", ev.Message)
 			}

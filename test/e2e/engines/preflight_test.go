@@ -2,6 +2,7 @@ package engines
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,8 +59,10 @@ func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 
 // A member whose slot is named outside the derived conventions
 // (standby_pg_2) keeps it after scale-down: the summary lists it, status
-// names it, and the unrelated backup_keep survives.
-func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
+// names it, and the unrelated backup_keep survives. cleanup then drops
+// it, after a dry run and a confirmation, and leaves backup_keep and the
+// slot the remaining replica streams from.
+func TestScaleDownListsTheSlotItLeavesAndCleanupDropsIt(t *testing.T) {
 	s := newPGSet(t)
 	s.primary.Query(t, "SELECT pg_create_physical_replication_slot('standby_pg_2', true)")
 
@@ -73,6 +76,44 @@ func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
 	got := reasonsByObject(r)
 	assert.Contains(t, got, "LeftoverSlot slot/standby_pg_2")
 	assert.NotContains(t, got, "LeftoverSlot slot/backup_keep")
+
+	// The dry run lists what goes and what stays, and drops nothing.
+	stdout, _, code = runCommand(t, s.ns, "cleanup", "pg", "--dry-run=client")
+	require.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "slot standby_pg_2 on pg-0, retaining ")
+	assert.Contains(t, stdout, "→ drop (inactive, named for ordinal 2, which is not a member)")
+	assert.NotContains(t, stdout, "backup_keep", "a slot named for no member is not a leftover")
+	assert.Contains(t, stdout, "Dry run: nothing was changed.")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))
+
+	// Without --yes and no terminal to ask on: refused, nothing dropped.
+	_, stderr, code := runCommand(t, s.ns, "cleanup", "pg")
+	assert.Equal(t, cmdutil.ExitUsage, code)
+	assert.Contains(t, stderr, "Drop 1 replication slot on pg-0 (standby_pg_2)? needs confirmation")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))
+
+	// The slot the remaining replica streams from is never dropped, even
+	// when named.
+	stdout, _, code = runCommand(t, s.ns, "cleanup", "pg", "--slot", "pg_1", "--yes")
+	require.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "slot pg_1 on pg-0")
+	assert.Contains(t, stdout, "left: pod pg-1 streams from it")
+	assert.Contains(t, stdout, "dropped replication slot standby_pg_2 on pg-0")
+	assert.Contains(t, stdout, "1 replication slot dropped (standby_pg_2)")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary))
+
+	r, code = statusReport(t, s.ns, "pg")
+	assert.NotContains(t, reasonsByObject(r), "LeftoverSlot slot/standby_pg_2")
+	events, err := cluster.Client.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	var recorded []string
+	for _, e := range events.Items {
+		if e.Reason == "CleanupSlotDropped" {
+			recorded = append(recorded, e.Message)
+		}
+	}
+	assert.Len(t, recorded, 1, "one Event records the drop")
+	assert.Contains(t, fmt.Sprint(recorded), "dropped replication slot standby_pg_2 on pg-0")
 }
 
 // A Redis replica pointed at a primary that is not there has its link
