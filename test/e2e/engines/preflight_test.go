@@ -32,7 +32,8 @@ func runCommand(t *testing.T, ns string, args ...string) (stdout, stderr string,
 
 // A rollout on a replica set that is already broken (pg-2 has no server)
 // is refused before anything changes, with the engine's reasons; --force
-// plans it anyway and says why.
+// plans it anyway and says why. So is a scale-down whose remaining
+// members are not healthy.
 func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 	s := newPGSet(t)
 	before := s.tracker.Snapshot().StatefulSet.ResourceVersion
@@ -50,6 +51,24 @@ func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 	stdout, _, code := runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--force", "--dry-run")
 	assert.Equal(t, cmdutil.ExitOK, code)
 	assert.Contains(t, stdout, "--force: starting although postgres reports the replica set unhealthy")
+
+	// scale-down checks the engine the same way before its first change:
+	// with the replica's server stopped, the members that would stay
+	// (pg-0, pg-1) are not healthy, although pg-2, the one removed, is
+	// the broken one to begin with.
+	s.replica.Stop(t)
+	_, stderr, code = runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--pvc", "keep", "--yes")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, stderr, "refusing to change statefulset pg; nothing was changed")
+	assert.Contains(t, stderr, "no answer from pg-1")
+	assert.Contains(t, stderr, "pass --force to proceed anyway")
+	sts, err = cluster.Client.AppsV1().StatefulSets(s.ns).Get(context.Background(), "pg", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, before, sts.ResourceVersion, "nothing changed")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "pg_2"}, slotNames(t, s.primary))
+	stdout, _, code = runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--pvc", "keep", "--force", "--dry-run")
+	assert.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "--force: proceeding although")
 
 	// A bound Redis-style engines cannot measure is refused at plan time.
 	_, stderr, code = runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--engine", "redis", "--max-lag", "10s", "--yes")
