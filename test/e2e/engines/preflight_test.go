@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,8 +13,6 @@ import (
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
-	"github.com/kubectl-sts/kubectl-sts/pkg/status"
-	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
 )
 
 // runCommand runs a kubectl sts command line in-process against the test
@@ -133,29 +130,4 @@ func TestScaleDownListsTheSlotItLeavesAndCleanupDropsIt(t *testing.T) {
 	}
 	assert.Len(t, recorded, 1, "one Event records the drop")
 	assert.Contains(t, fmt.Sprint(recorded), "dropped replication slot standby_pg_2 on pg-0")
-}
-
-// A Redis replica pointed at a primary that is not there has its link
-// down: status says Degraded and names it, not a mere warning.
-func TestRedisBrokenLinkIsDegraded(t *testing.T) {
-	primary := dbserver.StartRedis(t, dbserver.RedisOptions{Password: redisPassword})
-	replica := primary.StartReplica(t)
-	b := newBed(t, "cache", "valkey/valkey:8", []map[string]string{redisEnv(primary), redisEnv(replica)})
-	r, code := statusReport(t, b.ns, "cache")
-	require.Equal(t, cmdutil.ExitOK, code, "healthy to begin with")
-
-	replica.Do(t, "REPLICAOF", "127.0.0.1", closedPort(t))
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		r, code = statusReport(t, b.ns, "cache")
-		if r.Verdict.Has(status.CodeReplicationBroken) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	assert.Equal(t, status.StateDegraded, r.Verdict.State)
-	assert.Equal(t, cmdutil.ExitDegraded, code)
-	reason := reasonsByObject(r)["ReplicationBroken pod/cache-1"]
-	assert.Equal(t, status.SeverityError, reason.Severity)
-	assert.Contains(t, reason.Message, "replica cache-1 has its replication link down (master_link_status: link down, primary 127.0.0.1:")
 }
