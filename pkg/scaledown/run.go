@@ -469,8 +469,8 @@ func (r *runner) summary() string {
 		parts = append(parts, "left: "+strings.Join(left, "; "))
 	}
 	if len(r.state.Left) > 0 {
-		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped)",
-			strings.Join(r.state.Left, ", "), p.StatefulSet))
+		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped; kubectl sts cleanup %s -n %s drops them)",
+			strings.Join(r.state.Left, ", "), p.StatefulSet, p.StatefulSet, p.Namespace))
 	}
 	return strings.Join(parts, "; ")
 }
