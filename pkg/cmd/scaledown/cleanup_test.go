@@ -25,10 +25,14 @@ type slotEngine struct {
 	slots   map[string]bool // name → droppable
 	dropped []string
 	names   [][]string
+	err     error
 }
 
 func (e *slotEngine) Leftovers(_ context.Context, _ plugins.Target, o plugins.LeftoverOptions) ([]plugins.Leftover, error) {
 	e.names = append(e.names, o.Names)
+	if e.err != nil {
+		return nil, e.err
+	}
 	var out []plugins.Leftover
 	for _, n := range []string{"db_3", "db_4_logical"} {
 		if ok, exists := e.slots[n]; exists {
@@ -136,4 +140,23 @@ func TestCleanupPVCsAliasHandlesClaimsOnly(t *testing.T) {
 	require.Equal(t, 0, r.code, r.errOut)
 	assert.Contains(t, r.out, "delete the PVCs of statefulset db (namespace default) left over from removed ordinals")
 	assert.NotContains(t, r.out, "slots")
+}
+
+// An engine that cannot say what removed members left refuses the cleanup
+// before anything changes; --engine none cleans up the claims alone.
+func TestCleanupRefusesWhenTheEngineCannotBeRead(t *testing.T) {
+	f := cmdtesting.NewFakeOptions(leftover(fixture(3), 4).Objects()...)
+	eng := &slotEngine{err: fmt.Errorf("no member is primary")}
+	_, err := runCleanup(t, f, eng, "db", "--engine", "fake", "--yes")
+	require.Error(t, err)
+	var exit *cmdutil.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, cmdutil.ExitFailed, exit.Code)
+	assert.Contains(t, err.Error(), "cannot ask the fake engine which replication slots removed members left: no member is primary; fix the database, or pass --engine none to clean up the claims only")
+	assert.Contains(t, pvcNames(t, f.Client.Kube), "data-db-4", "nothing was changed")
+
+	f.Out.Reset()
+	_, err = runCleanup(t, f, eng, "db", "--engine", "none", "--yes")
+	require.NoError(t, err)
+	assert.NotContains(t, pvcNames(t, f.Client.Kube), "data-db-4")
 }
