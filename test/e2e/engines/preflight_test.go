@@ -120,6 +120,7 @@ func TestScaleDownListsTheSlotItLeavesAndCleanupDropsIt(t *testing.T) {
 
 	r, code = statusReport(t, s.ns, "pg")
 	assert.NotContains(t, reasonsByObject(r), "LeftoverSlot slot/standby_pg_2")
+	assert.Equal(t, cmdutil.ExitOK, code, "nothing left to name")
 	events, err := cluster.Client.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
 	var recorded []string
