@@ -25,8 +25,9 @@ import (
 // each engine's real servers (a primary on pod 0, replicas on pods 1 and
 // 2) through the real exec path. Each case leaves the replica set as the
 // next one expects, so one set per engine serves the whole table:
-// healthy cases first, then replica 1's replication is broken, replica 2
-// is stopped, and finally replica 2 is removed.
+// healthy cases first, then replica 1's replication is broken (and a
+// rollout on the broken set rolls back), replica 2 is stopped, and
+// finally replica 2 is removed.
 //
 // An engine that cannot have a case says so in its adapter's notApplicable,
 // with the reason; the case is then reported as skipped with that reason,
@@ -234,6 +235,18 @@ var contractCases = []struct {
 		var timeout *wait.TimeoutError
 		require.True(t, errors.As(err, &timeout), "the gate fails on a broken set: %v", err)
 		assert.Contains(t, err.Error(), c.pod(1))
+	}},
+	{"rollout rolls back on a broken set", func(t *testing.T, c *contract) {
+		// With replica 1 broken, a forced staged rollout updates the top
+		// pod, its engine gate fails, and it rolls back.
+		image := c.sts.Spec.Template.Spec.Containers[1].Image
+		stdout, stderr, code := runCommand(t, c.ns, "rollout", c.name, "--staged", "--image", "db="+image+"-next",
+			"--steps", "1,100%", "--step-timeout", "5s", "--force", "--yes")
+		assert.Equal(t, cmdutil.ExitRolledBack, code)
+		assert.Contains(t, stdout+stderr, c.pod(1))
+		require.NoError(t, wait.WaitGates(context.Background(), c.tracker, waitTimeout, wait.StatefulSetReady(c.name)))
+		sts := c.tracker.Snapshot().StatefulSet
+		assert.Equal(t, image, sts.Spec.Template.Spec.Containers[1].Image, "rolled back to the previous template")
 	}},
 	{"replica stopped", func(t *testing.T, c *contract) {
 		c.adapter.stopReplica(t, 2)

@@ -10,18 +10,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
 // runCommand runs a kubectl sts command line in-process against the test
-// bed, through the real exec path.
+// bed, through the real exec path, on the real clock (the workflows time
+// their waits with it).
 func runCommand(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	client := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns,
 		Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
-	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
+	f := e2eutil.Fake(client)
 	code = cmd.Run(context.Background(), f.Options, args)
 	t.Logf("kubectl sts %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, f.Out, f.ErrOut)
 	return f.Out.String(), f.ErrOut.String(), code
