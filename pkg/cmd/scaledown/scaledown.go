@@ -433,6 +433,9 @@ func (o *Options) question(p *scaledown.Plan) string {
 			on := p.Leftovers[0].On
 			parts = append(parts, fmt.Sprintf("drop %d replication %s on %s (%s)", len(slots), plural(len(slots), "slot", "slots"), on, strings.Join(slots, ", ")))
 		}
+		if len(parts) == 0 {
+			return fmt.Sprintf("Finish the interrupted cleanup of statefulset %s?", p.StatefulSet)
+		}
 		q = strings.Join(parts, ", and ")
 		return strings.ToUpper(q[:1]) + q[1:] + "?"
 	}
