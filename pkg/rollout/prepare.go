@@ -99,6 +99,9 @@ type Preview struct {
 	Record *RecordInfo `json:"record,omitempty"`
 	// Stuck lists pods an undo would delete right away.
 	Stuck []string `json:"stuck,omitempty"`
+	// Leader is where the leader of an engine that must be rolled last
+	// stands in the plan (plugins.LeaderLastEngine).
+	Leader *LeaderPlan `json:"leader,omitempty"`
 
 	state *State
 }
@@ -267,6 +270,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Preview, error) {
 				"A rollout would fail its first engine gate after updating a pod; fix the database first, or pass --force to start anyway",
 				engine.Name(), r.Name, why)
 		}
+		if ll, ok := engine.(plugins.LeaderLastEngine); ok {
+			pv.Leader = r.planLeader(ctx, ll, sts, plan, pv.Done, pv.To, gates.ExecContainer)
+		}
 	} else if gates.MaxLagBytes > 0 || gates.MaxLagSeconds > 0 {
 		return nil, refuseInput("--max-lag needs a database engine, and none was detected for statefulset %s; name it with --engine", r.Name)
 	}
@@ -357,6 +363,9 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 	engine, err := r.engine(sts, st.Gates.Engine)
 	if err != nil {
 		return nil, err
+	}
+	if ll, ok := engine.(plugins.LeaderLastEngine); ok && st.Stage == StageSteps {
+		pv.Leader = r.planLeader(ctx, ll, sts, st.Plan, st.Current, st.To, st.Gates.ExecContainer)
 	}
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)

@@ -440,6 +440,9 @@ func (x *execution) step(ctx context.Context) error {
 	n, total := i+1, len(st.Plan.Steps)
 	gen := x.nextGen
 	if x.begun != n {
+		if err := x.leaderLast(ctx, i); err != nil {
+			return x.failedHandoff(ctx, err)
+		}
 		var err error
 		if gen, err = x.lowerPartition(ctx, i); err != nil {
 			return err
@@ -474,7 +477,10 @@ func (x *execution) step(ctx context.Context) error {
 	st.Current++
 	passed := fmt.Sprintf("step %d of %d passed: %d of %d pods on revision %s", n, total, step.Updated, st.Plan.Replicas, st.To)
 	msg := passed
-	next := n < total && !st.pauseWanted(n)
+	// An engine whose leader is rolled last reads the leader before the
+	// next step's partition goes out.
+	_, leaderLast := x.engine.(plugins.LeaderLastEngine)
+	next := n < total && !st.pauseWanted(n) && !leaderLast
 	if next {
 		if x.nextGen, err = x.lowerPartition(ctx, n); err != nil {
 			return err

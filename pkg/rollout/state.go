@@ -94,7 +94,10 @@ type State struct {
 	PausedAfter int  `json:"pausedAfter,omitempty"`
 	NoRollback  bool `json:"noRollback,omitempty"`
 	// Change is the template change of change mode, kept until applied.
-	Change   *Change        `json:"change,omitempty"`
+	Change *Change `json:"change,omitempty"`
+	// Handoff is a restart of the leader in place before a step, in
+	// progress (plugins.LeaderLastEngine).
+	Handoff  *HandoffState  `json:"handoff,omitempty"`
 	Rollback *RollbackState `json:"rollback,omitempty"`
 }
 

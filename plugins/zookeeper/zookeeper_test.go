@@ -139,3 +139,26 @@ func TestMatches(t *testing.T) {
 		assert.False(t, e.Matches(img), img)
 	}
 }
+
+func TestLeadershipFromRecordedWords(t *testing.T) {
+	e := New()
+	l, err := e.Leadership(context.Background(), recorded(t, fixture(t, 0), fixture(t, 1), fixture(t, 2)))
+	require.NoError(t, err)
+	assert.Equal(t, "zk-2", l.Leader)
+	assert.Equal(t, 2, l.LeaderOrdinal)
+	require.Len(t, l.Voters, 3)
+	for _, v := range l.Voters {
+		assert.True(t, v.Healthy, v.Pod)
+	}
+
+	// zk-0 behind the leader by more than the bound: not synced.
+	lagging := strings.Replace(fixture(t, 0), "Zxid: 0x100000006", "Zxid: 0x100000001", 1)
+	e.MaxZxidLag = 2
+	l, err = e.Leadership(context.Background(), recorded(t, lagging, fixture(t, 1), fixture(t, 2)))
+	require.NoError(t, err)
+	v, ok := l.Voter("zk-0")
+	require.True(t, ok)
+	assert.False(t, v.Healthy, "5 transactions behind, bound 2")
+	v, _ = l.Voter("zk-1")
+	assert.True(t, v.Healthy)
+}

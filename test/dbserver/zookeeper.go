@@ -31,9 +31,10 @@ type ZKServer struct {
 	Dir        string
 	Observer   bool
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	java, jar string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	exited    chan struct{}
 }
 
 // ZooKeeperOptions configure an ensemble.
@@ -90,20 +91,10 @@ func StartZooKeeper(t testing.TB, opts ZooKeeperOptions) *ZooKeeper {
 		if err := os.WriteFile(s.ConfigFile(), []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
 			t.Fatalf("dbserver: %v", err)
 		}
-		logf, err := os.Create(filepath.Join(s.Dir, "zookeeper.log"))
-		if err != nil {
+		s.java, s.jar = java, jar
+		if err := s.Start(); err != nil {
 			t.Fatalf("dbserver: %v", err)
 		}
-		cmd := exec.Command(java, "-Xms32m", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-			"-Dzookeeper.log.dir="+s.Dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
-			"-cp", s.Dir+":"+jar, "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.ConfigFile())
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("dbserver: starting ZooKeeper server %d: %v", s.ID, err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-		s.cmd, s.exited = cmd, exited
 	}
 	t.Cleanup(func() {
 		for _, s := range z.Servers {
@@ -191,6 +182,70 @@ func (s *ZKServer) Membership() ([]string, error) {
 		}
 	}
 	return servers, nil
+}
+
+// Start starts the server's JVM again after Stop (as a kubelet starts a
+// replaced pod's container); it keeps its data. Starting a running server
+// does nothing.
+func (s *ZKServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "zookeeper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.java, "-Xms32m", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Dzookeeper.log.dir="+s.Dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
+		"-cp", s.Dir+":"+s.jar, "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.ConfigFile())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting ZooKeeper server %d: %w", s.ID, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	return nil
+}
+
+// Mode is the server's mode from srvr (leader, follower, observer), or ""
+// when it does not serve.
+func (s *ZKServer) Mode() string {
+	m, _ := s.ModeZxid()
+	return m
+}
+
+// ModeZxid is the server's mode and last zxid from srvr; "" when it does
+// not serve.
+func (s *ZKServer) ModeZxid() (mode, zxid string) {
+	out, err := s.Word("srvr")
+	if err != nil {
+		return "", ""
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(l, "Mode: "); ok {
+			mode = strings.TrimSpace(m)
+		}
+		if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
+			zxid = strings.TrimSpace(z)
+		}
+	}
+	return mode, zxid
+}
+
+// Create creates the znode path with data through zkCli.sh on server s:
+// one transaction, which every synced server then has, so all report the
+// same last zxid.
+func (z *ZooKeeper) Create(s *ZKServer, path, data string) error {
+	cmd := exec.Command(filepath.Join(z.CliDir, "zkCli.sh"), "-server", "127.0.0.1:"+strconv.Itoa(s.ClientPort), "create", path, data)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Created "+path) {
+		return fmt.Errorf("zkCli.sh create %s on server %d: %v: %s", path, s.ID, err, out)
+	}
+	return nil
 }
 
 // Stop kills the server and waits for it.

@@ -93,6 +93,9 @@ func writePlan(w io.Writer, t ui.Theme, pv *rollout.Preview, dryRun bool) {
 			fmt.Fprintf(w, "    - %s\n", g)
 		}
 	}
+	if pv.Leader != nil {
+		fmt.Fprintf(w, "  leader:     %s\n", pv.Leader.Message)
+	}
 	fmt.Fprintf(w, "  on failure: %s\n", pv.OnFailure)
 	for _, n := range pv.Plan.Notes {
 		fmt.Fprintf(w, "  note:       %s\n", n)

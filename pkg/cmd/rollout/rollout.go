@@ -353,7 +353,16 @@ func (o *Options) Run(ctx context.Context) error {
 	if pv.Mode == rollout.ModeResume {
 		question = fmt.Sprintf("Resume the rollout of statefulset %s/%s at step %d of %d?", pv.Namespace, pv.StatefulSet, pv.Done+1, len(pv.Plan.Steps))
 	}
-	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, question)
+	return execute(ctx, o.Options, r, pv, dryRunMode{o.DryRun, o.ServerDryRun}, o.Yes, o.Output, withLeaderRestart(question, pv))
+}
+
+// withLeaderRestart names, in the question, the extra restart of the
+// leader the plan announces, so that confirming the rollout confirms it.
+func withLeaderRestart(question string, pv *rollout.Preview) string {
+	if l := pv.Leader; l != nil && l.RestartBefore > 0 {
+		return strings.TrimSuffix(question, "?") + fmt.Sprintf(", restarting the leader %s in place before step %d?", l.Leader, l.RestartBefore)
+	}
+	return question
 }
 
 // dryRunMode is --dry-run: change nothing, and ask the server or not.

@@ -76,7 +76,7 @@ func (o *ResumeOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return explain(err)
 	}
-	question := fmt.Sprintf("Resume the rollout of statefulset %s/%s at step %d of %d?", pv.Namespace, pv.StatefulSet, pv.Done+1, len(pv.Plan.Steps))
+	question := withLeaderRestart(fmt.Sprintf("Resume the rollout of statefulset %s/%s at step %d of %d?", pv.Namespace, pv.StatefulSet, pv.Done+1, len(pv.Plan.Steps)), pv)
 	if pv.State().Stage == rollout.StageRollback {
 		question = fmt.Sprintf("Continue the rollback of statefulset %s/%s to revision %s?", pv.Namespace, pv.StatefulSet, pv.From)
 	}

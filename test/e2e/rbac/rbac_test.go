@@ -717,7 +717,9 @@ func TestRolloutRole(t *testing.T) {
 	assert.Equal(t, imageV2, sts.Spec.Template.Spec.Containers[0].Image, "the previous template is back")
 	assert.Equal(t, good.Status.CurrentRevision, sts.Status.CurrentRevision)
 
-	assertEveryRuleUsed(t, u, m.roles[roleRollout].Rules, false, nil)
+	assertEveryRuleUsed(t, u, m.roles[roleRollout].Rules, false, map[string]string{
+		"create pods/eviction": "the ZooKeeper engine's leader handoff only",
+	})
 }
 
 func TestExpandPVCRole(t *testing.T) {
