@@ -114,6 +114,9 @@ func RefusePrimary(members []Member, ordinal int) error {
 // Int64 returns a pointer to v, for Member lag fields.
 func Int64(v int64) *int64 { return &v }
 
+// Int returns a pointer to v.
+func Int(v int) *int { return &v }
+
 // Float64 returns a pointer to v, for Member lag fields.
 func Float64(v float64) *float64 { return &v }
 

@@ -215,7 +215,7 @@ func TestManifestDescribesThePlugin(t *testing.T) {
 		names = append(names, c.Name())
 		assert.Contains(t, m.Spec.Description, "kubectl sts "+c.Name()+" ", "the description names %s", c.Name())
 	}
-	assert.Contains(t, names, "cleanup-pvcs")
+	assert.Contains(t, names, "cleanup")
 
 	assert.Contains(t, m.Spec.Caveats, "kubectl_complete-sts", "the caveats give the completion step")
 	assert.NotContains(t, m.Spec.Caveats, "ln -s", "a link into krew's store breaks on upgrade")

@@ -87,7 +87,7 @@ combines the Kubernetes state with the database's own view.`,
 		status.NewCmdStatus(o),
 		rollout.NewCmdRollout(o),
 		scaledown.NewCmdScaleDown(o),
-		cleanuppvcs.NewCmdCleanupPVCs(o),
+		cleanuppvcs.NewCmdCleanup(o),
 		expandpvc.NewCmdExpandPVC(o),
 		version.NewCmdVersion(o),
 	)

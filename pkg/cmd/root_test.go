@@ -25,7 +25,7 @@ func TestHelpSaysKubectlSts(t *testing.T) {
 	code := f.Run(context.Background(), Run, "--help")
 	require.Equal(t, cmdutil.ExitOK, code)
 	assert.Contains(t, f.Out.String(), "kubectl sts [command]")
-	for _, sub := range []string{"status", "rollout", "scale-down", "expand-pvc", "cleanup-pvcs", "version"} {
+	for _, sub := range []string{"status", "rollout", "scale-down", "expand-pvc", "cleanup", "version"} {
 		assert.Contains(t, f.Out.String(), "\n  "+sub+" ", "help lists %s", sub)
 	}
 	for _, flag := range []string{"--kubeconfig", "--context", "--namespace", "--as", "--color", "-v, --v"} {
@@ -104,7 +104,7 @@ func TestCompletionOfNamesClaimsAndSubcommands(t *testing.T) {
 		return words
 	}
 
-	assert.Subset(t, complete(""), []string{"status", "rollout", "scale-down", "expand-pvc", "cleanup-pvcs", "version"})
+	assert.Subset(t, complete(""), []string{"status", "rollout", "scale-down", "expand-pvc", "cleanup", "version"})
 	assert.ElementsMatch(t, []string{"db", "dbx"}, complete("status", "d"))
 	assert.ElementsMatch(t, []string{"cache", "db", "dbx"}, complete("scale-down", ""))
 	assert.Empty(t, complete("status", "db", ""), "only one NAME")
@@ -146,7 +146,7 @@ func TestNoFlagUsageRendersABacktickWordAsItsValueName(t *testing.T) {
 func TestEveryWritingCommandTakesFieldManager(t *testing.T) {
 	f := cmdtesting.NewFakeOptions()
 	root := NewCmdRoot(f.Options)
-	for _, path := range [][]string{{"rollout"}, {"rollout", "resume"}, {"rollout", "undo"}, {"rollout", "abort"}, {"scale-down"}, {"cleanup-pvcs"}, {"expand-pvc"}} {
+	for _, path := range [][]string{{"rollout"}, {"rollout", "resume"}, {"rollout", "undo"}, {"rollout", "abort"}, {"scale-down"}, {"cleanup"}, {"cleanup-pvcs"}, {"expand-pvc"}} {
 		c, _, err := root.Find(path)
 		require.NoError(t, err)
 		fl := c.Flags().Lookup("field-manager")

@@ -797,7 +797,13 @@ func (b *builder) order() {
 		b.plan.Engine = b.in.Engine.Name()
 	}
 	if b.in.EngineError != nil {
-		b.plan.Warnings = append(b.plan.Warnings, fmt.Sprintf("the %s engine could not tell the roles (%v): highest ordinal first, and the engine is not consulted again", b.plan.Engine, b.in.EngineError))
+		// The primary is restarted last, so it must be known before the
+		// first change; --force goes ahead in ordinal order.
+		if len(b.plan.Pending()) > 0 {
+			b.problem(Problem{Object: "statefulset/" + b.sts.Name, Forcible: true,
+				Message: fmt.Sprintf("the %s engine cannot tell which member is the primary (%v), and expand-pvc restarts the primary last: with --force it goes highest ordinal first and does not consult the engine again", b.plan.Engine, b.in.EngineError),
+				Hint:    fmt.Sprintf("check the database (kubectl sts status %s %s), or pass --engine none to expand without the database's roles", b.sts.Name, b.ns())})
+		}
 		// An engine that cannot be read now would only stall the health
 		// checks after each restart.
 		b.plan.engine = nil

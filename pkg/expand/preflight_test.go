@@ -85,15 +85,55 @@ func (brokenEngine) Members(context.Context, plugins.Target) ([]plugins.Member, 
 	return nil, errors.New("connection refused")
 }
 
-func TestPreflightEngineTroubleFallsBackToOrdinalOrder(t *testing.T) {
+// expand-pvc restarts the primary last, so it must know which member that
+// is before it changes anything: an engine that cannot tell is a refusal
+// with the reasons, which --force overrides (then highest ordinal first).
+func TestPreflightRefusesWhenThePrimaryIsUnknown(t *testing.T) {
 	h := newHarness(t, cluster(3, classOn, "1Gi")...)
 	h.engine = brokenEngine{&fakeEngine{}}
-	plan, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	var refused *PreflightError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "the fakedb engine cannot tell which member is the primary (connection refused), and expand-pvc restarts the primary last: with --force it goes highest ordinal first")
+	for _, a := range h.sim.cs.Actions() {
+		assert.Contains(t, []string{"get", "list", "watch"}, a.GetVerb(), "nothing was changed: %v", a)
+	}
+
+	p := testParams("2Gi")
+	p.Force = true
+	plan, err := h.expander(p).Preflight(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []int{2, 1, 0}, ordinalsOf(plan))
 	require.NotEmpty(t, plan.Warnings)
-	assert.Contains(t, plan.Warnings[0], "could not tell the roles (connection refused): highest ordinal first")
+	assert.Contains(t, plan.Warnings[0], "--force: the fakedb engine cannot tell which member is the primary (connection refused)")
 	assert.Nil(t, plan.engine, "an unreadable engine is not consulted during the run")
+}
+
+// Two members reporting themselves primary is refused the same way.
+func TestPreflightRefusesSeveralPrimaries(t *testing.T) {
+	h := newHarness(t, cluster(3, classOn, "1Gi")...)
+	h.engine = twoPrimaries{&fakeEngine{}}
+	_, err := h.expander(testParams("2Gi")).Preflight(context.Background())
+	var refused *PreflightError
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "cannot tell which member is the primary (")
+	assert.Contains(t, err.Error(), "db-0")
+	assert.Contains(t, err.Error(), "db-1")
+}
+
+type twoPrimaries struct{ *fakeEngine }
+
+func (twoPrimaries) Members(_ context.Context, t plugins.Target) ([]plugins.Member, error) {
+	var out []plugins.Member
+	for _, p := range t.SortedPods() {
+		o := plugins.Ordinal(t.StatefulSet, p)
+		role := plugins.RoleReplica
+		if o < 2 {
+			role = plugins.RolePrimary
+		}
+		out = append(out, plugins.Member{Pod: p.Name, Ordinal: o, Role: role})
+	}
+	return out, nil
 }
 
 func TestPreflightDoesNotAskTheEngineWhenNothingRestarts(t *testing.T) {

@@ -45,10 +45,10 @@ func (r *runner) runCleanup(ctx context.Context) error {
 		}
 		r.emit(i+1, "step-done", progress.Success, "pod/"+s.Pod, fmt.Sprintf("claims of ordinal %d handled", s.Ordinal))
 	}
-	if steps == 0 {
-		r.emit(0, "nothing-to-do", progress.Info, "statefulset/"+r.plan.StatefulSet, "no claims left over from removed ordinals")
+	if steps == 0 && !r.plan.DropsSlots() {
+		r.emit(0, "nothing-to-do", progress.Info, "statefulset/"+r.plan.StatefulSet, "nothing left over from removed ordinals")
 	}
-	return nil
+	return r.dropLeftovers(ctx)
 }
 
 // handleClaims applies the plan's action to one ordinal's claims, and to

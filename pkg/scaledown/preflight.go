@@ -39,7 +39,13 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return BuildPlan(*in, cfg)
+	p, err := BuildPlan(*in, cfg)
+	if err != nil || !p.cfg.Cleanup {
+		return p, err
+	}
+	// A cleanup asks the engine for leftover slots only once the claims
+	// are planned.
+	return p.planLeftovers(ctx, d, sortedPods(PodsByOrdinal(p.sts, in.Pods)))
 }
 
 // Inputs are everything a scale-down plan is built from: what Read found
@@ -174,7 +180,7 @@ func (c Config) normalized() (Config, error) {
 	default:
 		return c, &InvalidError{Msg: fmt.Sprintf("invalid claim action %q: use keep, delete or snapshot", c.PVC)}
 	}
-	if c.Cleanup && c.PVC == PVCKeep {
+	if c.Cleanup && c.PVC == PVCKeep && !c.CleanupSlots {
 		return c, &InvalidError{Msg: "cleaning up claims with the action keep would do nothing: use delete or snapshot"}
 	}
 	return c, nil
@@ -232,7 +238,9 @@ func BuildPlan(in Inputs, cfg Config) (*Plan, error) {
 	// Which ordinals, and what happens to their claims.
 	var ordinals []int
 	if cfg.Cleanup {
-		ordinals = LeftoverOrdinals(sts, claims, owned)
+		if cfg.PVC != PVCKeep {
+			ordinals = LeftoverOrdinals(sts, claims, owned)
+		}
 		p.From, p.To = p.Current, p.Current
 	} else {
 		ordinals = RemovedOrdinals(sts, p.From, p.To)

@@ -47,6 +47,9 @@ func Execute(ctx context.Context, p *Plan, d Deps) (*Result, error) {
 	r.eventPrefix = "ScaleDown"
 	if p.cfg.Cleanup {
 		r.eventPrefix = "CleanupPVCs"
+		if p.cfg.CleanupSlots {
+			r.eventPrefix = "Cleanup"
+		}
 	}
 
 	r.journal = d.journal(p.Namespace, p.StatefulSet)
@@ -121,7 +124,11 @@ type runner struct {
 func (r *runner) startMessage(verb string) string {
 	p := r.plan
 	if p.cfg.Cleanup {
-		return fmt.Sprintf("claim cleanup of statefulset %s %s: %d %s of removed ordinals (action: %s)", p.StatefulSet, verb, len(p.Steps), plural(len(p.Steps), "ordinal", "ordinals"), p.PVC)
+		msg := fmt.Sprintf("cleanup of statefulset %s %s: claims of %d removed %s (action: %s)", p.StatefulSet, verb, len(p.Steps), plural(len(p.Steps), "ordinal", "ordinals"), p.PVC)
+		if n := len(p.dropped()); n > 0 {
+			msg += fmt.Sprintf(", %d replication %s (%s)", n, plural(n, "slot", "slots"), strings.Join(p.dropped(), ", "))
+		}
+		return msg
 	}
 	return fmt.Sprintf("scale-down of statefulset %s from %d to %d replicas %s (claims: %s)", p.StatefulSet, p.From, p.To, verb, p.PVC)
 }
@@ -469,7 +476,7 @@ func (r *runner) summary() string {
 	if !p.cfg.Cleanup {
 		parts = append(parts, fmt.Sprintf("statefulset %s scaled from %d to %d replicas", p.StatefulSet, p.From, p.To))
 	} else {
-		parts = append(parts, fmt.Sprintf("claim cleanup of statefulset %s done", p.StatefulSet))
+		parts = append(parts, fmt.Sprintf("cleanup of statefulset %s done", p.StatefulSet))
 	}
 	// Count from the journal's record, so a resumed run reports the whole
 	// operation, not only what it did itself.
@@ -499,9 +506,15 @@ func (r *runner) summary() string {
 	if n := byKubernetes; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d %s left to Kubernetes (whenScaled: Delete)", n, plural(n, "pvc", "pvcs")))
 	}
+	if n := len(r.state.DroppedSlots); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d replication %s dropped (%s)", n, plural(n, "slot", "slots"), strings.Join(r.state.DroppedSlots, ", ")))
+	}
+	if left := p.slotsLeft(); len(left) > 0 {
+		parts = append(parts, "left: "+strings.Join(left, "; "))
+	}
 	if len(r.state.Left) > 0 {
-		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped)",
-			strings.Join(r.state.Left, ", "), p.StatefulSet))
+		parts = append(parts, fmt.Sprintf("left in place of removed members: %s (kubectl sts status %s names them until they are dropped; kubectl sts cleanup %s -n %s drops them)",
+			strings.Join(r.state.Left, ", "), p.StatefulSet, p.StatefulSet, p.Namespace))
 	}
 	return strings.Join(parts, "; ")
 }

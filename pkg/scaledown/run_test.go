@@ -69,7 +69,7 @@ func TestSummaryListsWhatTheEngineLeft(t *testing.T) {
 	assert.Equal(t, []string{"slot standby_db_3"}, res.Left)
 	evs := e.rec.Events()
 	require.Equal(t, "succeeded", evs[len(evs)-1].Kind)
-	assert.Contains(t, evs[len(evs)-1].Message, "left in place of removed members: slot standby_db_3 (kubectl sts status db names them until they are dropped)")
+	assert.Contains(t, evs[len(evs)-1].Message, "left in place of removed members: slot standby_db_3 (kubectl sts status db names them until they are dropped; kubectl sts cleanup db -n prod drops them)")
 }
 
 func TestExecuteRemovesOneOrdinalAtATimeFromTheTop(t *testing.T) {

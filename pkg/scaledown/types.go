@@ -70,6 +70,13 @@ type Config struct {
 	// Container is the container engine commands run in ("" lets the
 	// engine pick).
 	Container string
+	// CleanupSlots makes a cleanup also drop what removed members left on
+	// the remaining ones (PostgreSQL replication slots); with it, PVC keep
+	// leaves the claims alone.
+	CleanupSlots bool
+	// Slots are slots the user named for a cleanup (--slot): dropped
+	// whatever their name or type, when inactive and used by no member.
+	Slots []string
 }
 
 func (c Config) timeout() time.Duration {
@@ -159,6 +166,13 @@ type Plan struct {
 	// OtherLeftovers are claims of ordinals outside the plan left over by
 	// earlier scale-downs; cleanup-pvcs removes them.
 	OtherLeftovers []string `json:"otherLeftovers,omitempty"`
+	// Leftovers are what removed members left on the remaining ones
+	// (replication slots), for a cleanup: each says whether it is
+	// dropped, and why or why not.
+	Leftovers []plugins.Leftover `json:"leftovers,omitempty"`
+	// CleanupSlots is set on a cleanup that also handles replication
+	// slots (cleanup, not its alias cleanup-pvcs).
+	CleanupSlots bool `json:"cleanupSlots,omitempty"`
 	// DryRun is set on plans printed by --dry-run.
 	DryRun bool `json:"dryRun,omitempty"`
 
@@ -246,6 +260,8 @@ type State struct {
 	// Left are what the engine steps left in place of removed members
 	// (e.g. "slot standby_db_2"), for the summary of the whole operation.
 	Left []string `json:"left,omitempty"`
+	// DroppedSlots are the slots a cleanup dropped.
+	DroppedSlots []string `json:"droppedSlots,omitempty"`
 }
 
 // StepState is one ordinal's progress.
@@ -362,4 +378,6 @@ type Result struct {
 	// Left are what the engine steps left in place of removed members,
 	// e.g. "slot standby_db_2".
 	Left []string `json:"left,omitempty"`
+	// DroppedSlots are the replication slots a cleanup dropped.
+	DroppedSlots []string `json:"droppedSlots,omitempty"`
 }

@@ -83,7 +83,7 @@ func slotTraps(primary plugins.Member, members []plugins.Member, opts plugins.Tr
 			continue
 		}
 		if o, ok := SlotOrdinal(opts.StatefulSet, s.Name); ok && !opts.Desired(o) && used[s.Name] == "" && s.Type == "physical" {
-			hint := fmt.Sprintf("drop it once nothing needs it: SELECT pg_drop_replication_slot('%s') on %s", s.Name, primary.Pod)
+			hint := fmt.Sprintf("drop it once nothing needs it: kubectl sts cleanup %s%s (a dry run first: --dry-run)", opts.StatefulSet, nsFlag(opts.Namespace))
 			out = append(out, plugins.Trap{Code: plugins.TrapLeftoverSlot, Object: obj,
 				Message: fmt.Sprintf("replication slot %s on %s is inactive and named for ordinal %d, which is not a member%s", s.Name, primary.Pod, o, retained),
 				Hint:    hint})
@@ -136,4 +136,11 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+func nsFlag(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " -n " + ns
 }

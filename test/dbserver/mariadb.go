@@ -38,6 +38,8 @@ type MariaDB struct {
 	socket         string
 	logFile        string
 	replPassword   string
+	// replicas counts the replicas started, for their server ids.
+	replicas int
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -68,7 +70,8 @@ GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';`, sqlString(opts.Password)
 // threads run.
 func (m *MariaDB) StartReplica(t testing.TB) *MariaDB {
 	t.Helper()
-	r := newMariaDB(t, m.Password, m.ServerID+1)
+	m.replicas++
+	r := newMariaDB(t, m.Password, m.ServerID+m.replicas)
 	r.Primary = m
 	r.start(t, false)
 	r.socketQuery(t, fmt.Sprintf(`SET sql_log_bin = 0;
@@ -119,9 +122,20 @@ func newMariaDB(t testing.TB, password string, serverID int) *MariaDB {
 // until it answers on its socket.
 func (m *MariaDB) start(t testing.TB, binlog bool) {
 	t.Helper()
+	m.startOn(t, binlog, 0)
+	t.Cleanup(func() { m.Stop(t) })
+}
+
+// startOn starts the server on port, or on a free port when port is 0.
+// The caller arranges the stop: Stop ends whichever process runs.
+func (m *MariaDB) startOn(t testing.TB, binlog bool, port int) {
+	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		m.Port = freePort(t)
+		m.Port = port
+		if port == 0 {
+			m.Port = freePort(t)
+		}
 		args := []string{m.daemon, "--no-defaults", "--datadir=" + m.DataDir, "--port=" + strconv.Itoa(m.Port),
 			"--bind-address=127.0.0.1", "--socket=" + m.socket, "--pid-file=" + filepath.Join(filepath.Dir(m.DataDir), "mysqld.pid"),
 			"--log-error=" + m.logFile, "--server-id=" + strconv.Itoa(m.ServerID), "--skip-name-resolve",
@@ -158,7 +172,6 @@ func (m *MariaDB) start(t testing.TB, binlog bool) {
 		default:
 		}
 		if lastErr == nil {
-			t.Cleanup(func() { m.Stop(t) })
 			return
 		}
 		m.kill()
@@ -183,6 +196,31 @@ func (m *MariaDB) Stop(t testing.TB) {
 			m.kill()
 		}
 	})
+}
+
+// Restart stops the server and starts it again on the same port; a
+// replica's threads start with it, and it is waited for until both run.
+func (m *MariaDB) Restart(t testing.TB) {
+	t.Helper()
+	m.Stop(t)
+	m.stopOnce = sync.Once{}
+	m.startOn(t, m.Primary == nil, m.Port)
+	if m.Primary == nil {
+		return
+	}
+	err := waitUntil(startTimeout, func() error {
+		out, err := m.socketQueryErr("SHOW SLAVE STATUS", "-E")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "Slave_IO_Running: Yes") || !strings.Contains(out, "Slave_SQL_Running: Yes") {
+			return fmt.Errorf("replica threads not running:\n%s", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dbserver: restarted MariaDB replica on port %d does not replicate: %v\n%s", m.Port, err, tail(m.logFile, 20))
+	}
 }
 
 // Env is the environment that points the mysql/mariadb client at this

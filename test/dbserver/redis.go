@@ -32,6 +32,7 @@ type Redis struct {
 
 	server, cli string
 	logFile     string
+	extra       []string
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -83,9 +84,22 @@ func newRedis(t testing.TB, password string) *Redis {
 
 func (r *Redis) start(t testing.TB, extra []string) {
 	t.Helper()
+	r.extra = extra
+	r.startOn(t, 0)
+	t.Cleanup(func() { r.Stop(t) })
+}
+
+// startOn starts the server on port, or on a free port when port is 0.
+// The caller arranges the stop: Stop ends whichever process runs.
+func (r *Redis) startOn(t testing.TB, port int) {
+	t.Helper()
+	extra := r.extra
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r.Port = freePort(t)
+		r.Port = port
+		if port == 0 {
+			r.Port = freePort(t)
+		}
 		args := []string{"--port", strconv.Itoa(r.Port), "--bind", r.Host, "--dir", r.Dir, "--logfile", r.logFile,
 			"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"}
 		if r.Password != "" {
@@ -117,7 +131,6 @@ func (r *Redis) start(t testing.TB, extra []string) {
 		default:
 		}
 		if lastErr == nil {
-			t.Cleanup(func() { r.Stop(t) })
 			return
 		}
 		_ = cmd.Process.Kill()
@@ -137,6 +150,31 @@ func (r *Redis) Stop(t testing.TB) {
 			t.Errorf("dbserver: Redis on port %d did not exit", r.Port)
 		}
 	})
+}
+
+// Restart stops the server and starts it again on the same port, with
+// the same arguments; a replica is waited for until its link is up.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop(t)
+	r.stopOnce = sync.Once{}
+	r.startOn(t, r.Port)
+	if r.Primary == nil {
+		return
+	}
+	err := waitUntil(startTimeout, func() error {
+		info, err := r.DoErr("INFO", "replication")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("replica link not up:\n%s", info)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dbserver: restarted Redis replica on port %d: %v\n%s", r.Port, err, tail(r.logFile, 20))
+	}
 }
 
 // Env points redis-cli at this server: REDIS_PORT_NUMBER is the port

@@ -1,4 +1,5 @@
-// Package cleanuppvcs is the `kubectl sts cleanup-pvcs` command.
+// Package cleanuppvcs is the `kubectl sts cleanup` command (alias
+// `cleanup-pvcs`).
 package cleanuppvcs
 
 import (
@@ -8,8 +9,12 @@ import (
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 )
 
-// NewCmdCleanupPVCs returns the command.
-func NewCmdCleanupPVCs(parent *cmdutil.Options) *cobra.Command {
+// AliasPVCs is the command's former name: called by it, the command
+// deletes leftover claims only, as it always did.
+const AliasPVCs = "cleanup-pvcs"
+
+// NewCmdCleanup returns the command.
+func NewCmdCleanup(parent *cmdutil.Options) *cobra.Command {
 	return NewCmd(scaledown.NewOptions(parent))
 }
 
@@ -18,32 +23,54 @@ func NewCmdCleanupPVCs(parent *cmdutil.Options) *cobra.Command {
 func NewCmd(o *scaledown.Options) *cobra.Command {
 	o.Cleanup = true
 	cmd := &cobra.Command{
-		Use:   "cleanup-pvcs NAME",
-		Short: "Delete PVCs left behind by earlier scale-downs",
-		Long: `Delete the PVCs of a StatefulSet's ordinals at or above its replica count, which
-earlier scale-downs (kubectl scale, or scale-down --pvc keep) left behind and which
-a later scale-up would silently reattach with their old data.
+		Use:     "cleanup NAME",
+		Aliases: []string{AliasPVCs},
+		Short:   "Clean up what removed ordinals left behind: PVCs and replication slots",
+		Long: `Clean up what earlier scale-downs (kubectl scale, or scale-down --pvc keep) left
+behind of the ordinals at or above a StatefulSet's replica count:
 
-Only PVCs created from this StatefulSet's volumeClaimTemplates are touched: the
-name must be <template>-<statefulset>-<ordinal> and the labels must carry the
-StatefulSet's selector. A PVC whose ordinal has a pod, or that any pod mounts,
-is never deleted. --pvc snapshot takes a VolumeSnapshot of each first and
-deletes the PVC only once the snapshot is readyToUse.
+- their PVCs, which a later scale-up would silently reattach with their old data.
+  Only PVCs created from this StatefulSet's volumeClaimTemplates are touched: the
+  name must be <template>-<statefulset>-<ordinal> and the labels must carry the
+  StatefulSet's selector. A PVC whose ordinal has a pod, or that any pod mounts,
+  is never deleted. --pvc snapshot takes a VolumeSnapshot of each first and
+  deletes the PVC only once the snapshot is readyToUse; --pvc keep leaves them.
+- their replication slots on the PostgreSQL primary, which keep its WAL (and fill
+  its disk) until dropped: physical slots named for a removed ordinal (pg_2,
+  slot_pg_2, _cnpg_pg_2, standby_pg_2, repmgr_slot_1002), only while inactive,
+  never one a remaining member streams from. A logical slot, or one named
+  otherwise (backup_keep), is dropped only when named with --slot.
+
+Called as cleanup-pvcs it handles the PVCs only, as before.
 
 Exit codes: 0 done (or nothing to do, or dry run), 1 refused or failed,
 2 bad input, 5 stopped part-way (re-run to resume), 130 interrupted.
 See docs/scale-down.md.`,
-		Example: `  # Show what would be deleted
-  kubectl sts cleanup-pvcs db --dry-run=client
+		Example: `  # Show what would be deleted and dropped
+  kubectl sts cleanup db --dry-run=client
 
-  # Delete them without asking
-  kubectl sts cleanup-pvcs db --yes
+  # Delete the leftover PVCs and drop the leftover slots without asking
+  kubectl sts cleanup db --yes
 
-  # Snapshot each first, then delete
-  kubectl sts cleanup-pvcs db --pvc snapshot --snapshot-class csi-snapclass`,
+  # Drop leftover slots only, and also the slot old_standby, named explicitly
+  kubectl sts cleanup db --pvc keep --slot old_standby
+
+  # Snapshot each leftover PVC first, then delete it
+  kubectl sts cleanup db --pvc snapshot --snapshot-class csi-snapclass
+
+  # PVCs only (the command's former name)
+  kubectl sts cleanup-pvcs db --yes`,
 		Args: cmdutil.ExactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.PVCSet = cmd.Flags().Changed("pvc")
+			o.CleanupSlots = cmd.CalledAs() != AliasPVCs
+			if !o.CleanupSlots {
+				for _, name := range []string{"slot", "engine", "container"} {
+					if cmd.Flags().Changed(name) {
+						return cmdutil.UsageErrorf("--%s applies to replication slots, which %s does not touch: use kubectl sts cleanup", name, AliasPVCs)
+					}
+				}
+			}
 			if err := o.CompleteDryRun(cmd); err != nil {
 				return err
 			}
@@ -57,8 +84,11 @@ See docs/scale-down.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.PVC, "pvc", "delete", "What to do with each leftover PVC: delete, or snapshot (then delete)")
+	f.StringVar(&o.PVC, "pvc", "delete", "What to do with each leftover PVC: delete, snapshot (then delete), or keep (slots only)")
 	f.StringVar(&o.SnapshotClass, "snapshot-class", "", "VolumeSnapshotClass for --pvc snapshot (default: the cluster's default class)")
+	f.StringArrayVar(&o.Slots, "slot", nil, "Also drop this replication slot (repeatable), whatever its name or type; still only while inactive and used by no member")
+	f.StringVar(&o.Engine, "engine", o.Engine, "Database engine that keeps the slots: auto, postgres, or none (PVCs only)")
+	f.StringVarP(&o.Container, "container", "c", "", "Container to run engine commands in (default: the engine's)")
 	f.BoolVar(&o.Abort, "abort", false, "Drop the record of an interrupted cleanup instead of resuming it")
 	scaledown.AddCommonFlags(o, cmd)
 	return cmd

@@ -145,7 +145,7 @@ aborted), 6 paused, 130 interrupted. See docs/rollout.md.`,
 	f.StringVarP(&o.Container, "container", "c", "", "Container for --env and --gate-exec (default: every container for --env, the first for --gate-exec)")
 	f.StringVar(&o.Patch, "patch", "", "Strategic merge patch of the StatefulSet (JSON or YAML) that changes only spec.template")
 	f.StringVarP(&o.Filename, "filename", "f", "", "StatefulSet manifest whose pod template to roll out ('-' reads standard input)")
-	o.TimeoutFlags.AddFlags(cmd, rollout.DefaultStepTimeout, "a step may take for its pods to become Ready and its gates to pass (the soak comes on top)")
+	o.TimeoutFlags.AddFlags(cmd, rollout.DefaultStepTimeout, "a step (its pods becoming Ready, its gates passing; the soak comes on top)")
 	f.DurationVar(&o.Soak, "soak", 0, "After each step, the updated pods must stay Ready with unchanged restart counts this long")
 	f.DurationVar(&o.RollbackTimeout, "rollback-timeout", o.RollbackTimeout, "How long a rollback may take for every pod to be Ready on the previous revision")
 	f.StringVar(&o.GateExec, "gate-exec", "", "Command (sh -c) run in each pod a step updated; exit 0 passes")

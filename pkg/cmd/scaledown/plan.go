@@ -8,6 +8,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/scaledown"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
+	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
 // withProgress renders the workflow's events for the duration of run.
@@ -50,8 +51,11 @@ func (o *Options) printPlan(p *scaledown.Plan) {
 
 func writePlan(w io.Writer, t ui.Theme, p *scaledown.Plan) {
 	ns := p.Namespace
-	if p.Operation == scaledown.CleanupOperation {
+	if p.Operation == scaledown.CleanupOperation && !p.CleanupSlots {
 		fmt.Fprintf(w, "%s delete the PVCs of statefulset %s (namespace %s) left over from removed ordinals; it has %d replicas\n",
+			t.Bold("Plan:"), p.StatefulSet, ns, p.Current)
+	} else if p.Operation == scaledown.CleanupOperation {
+		fmt.Fprintf(w, "%s clean up what removed ordinals left of statefulset %s (namespace %s); it has %d replicas\n",
 			t.Bold("Plan:"), p.StatefulSet, ns, p.Current)
 	} else {
 		fmt.Fprintf(w, "%s scale down statefulset %s (namespace %s) from %d to %d replicas\n",
@@ -122,6 +126,9 @@ func writePlan(w io.Writer, t ui.Theme, p *scaledown.Plan) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if p.CleanupSlots && p.Engine != "" {
+		writeLeftovers(w, t, p)
+	}
 	if len(p.OtherLeftovers) > 0 {
 		fmt.Fprintf(w, "  %s %s (left by earlier scale-downs; not touched; delete them with: kubectl sts cleanup-pvcs %s -n %s)\n",
 			t.Bold("other leftover pvcs:"), strings.Join(p.OtherLeftovers, ", "), p.StatefulSet, ns)
@@ -157,4 +164,28 @@ func actionWord(a scaledown.PVCAction) string {
 		return "deleted by Kubernetes"
 	}
 	return string(a)
+}
+
+// writeLeftovers lists the replication slots removed members left: those
+// dropped, and those that stay with the reason.
+func writeLeftovers(w io.Writer, t ui.Theme, p *scaledown.Plan) {
+	if len(p.Leftovers) == 0 {
+		fmt.Fprintf(w, "  %s none left by removed ordinals (%s)\n", t.Bold("slots:"), p.Engine)
+		return
+	}
+	fmt.Fprintf(w, "  %s\n", t.Bold("slots of removed members ("+p.Engine+"):"))
+	for _, l := range p.Leftovers {
+		what := l.Kind + " " + l.Name
+		if l.On != "" {
+			what += " on " + l.On
+		}
+		if l.RetainedBytes != nil {
+			what += fmt.Sprintf(", retaining %s of WAL", plugins.Bytes(*l.RetainedBytes))
+		}
+		if l.Drop {
+			fmt.Fprintf(w, "    - %s → drop (%s)\n", what, l.Reason)
+		} else {
+			fmt.Fprintf(w, "    - %s → %s\n", what, t.Warn("left: "+l.Reason))
+		}
+	}
 }

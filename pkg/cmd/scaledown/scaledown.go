@@ -33,8 +33,12 @@ type Options struct {
 	// Replicas is --replicas; ReplicasSet says it was given.
 	Replicas    int32
 	ReplicasSet bool
-	// Cleanup is set by cleanup-pvcs: no scale, leftover claims only.
-	Cleanup bool
+	// Cleanup is set by cleanup: no scale, leftovers of removed ordinals
+	// only; CleanupSlots (cleanup, not its alias cleanup-pvcs) includes
+	// replication slots, Slots are those named with --slot.
+	Cleanup      bool
+	CleanupSlots bool
+	Slots        []string
 
 	PVC           string
 	PVCSet        bool
@@ -158,7 +162,7 @@ func (o *Options) CompleteDryRun(cmd *cobra.Command) error {
 // AddCommonFlags binds the flags both commands share.
 func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	o.ChangeFlags.AddFlags(o.Options, cmd)
-	o.TimeoutFlags.AddFlags(cmd, scaledown.DefaultTimeout, "each wait of a step may take (pod gone, slot inactive, snapshot ready, PVC deleted)")
+	o.TimeoutFlags.AddFlags(cmd, scaledown.DefaultTimeout, "each wait of a step (pod gone, slot inactive, snapshot ready, PVC deleted)")
 	o.Output.AddFlags(cmd)
 	cmdutil.AddTakeOverFlag(cmd.Flags(), o.Options)
 }
@@ -191,7 +195,7 @@ func (o *Options) Validate() error {
 	default:
 		return cmdutil.UsageErrorf("invalid --pvc %q: use keep, delete or snapshot", o.PVC)
 	}
-	if o.Cleanup && o.PVC == string(scaledown.PVCKeep) {
+	if o.Cleanup && !o.CleanupSlots && o.PVC == string(scaledown.PVCKeep) {
 		return cmdutil.UsageErrorf("--pvc keep would clean up nothing: use delete or snapshot")
 	}
 	if o.SnapshotClass != "" && o.PVC != string(scaledown.PVCSnapshot) {
@@ -217,6 +221,11 @@ func (o *Options) Validate() error {
 	for _, s := range o.SlotNames {
 		if s == "" {
 			return cmdutil.UsageErrorf("--slot-name must not be empty")
+		}
+	}
+	for _, s := range o.Slots {
+		if err := scaledown.ValidateSlot(s); err != nil {
+			return cmdutil.UsageErrorf("--slot: %v", err)
 		}
 	}
 	return nil
@@ -254,7 +263,7 @@ func (o *Options) Run(ctx context.Context) error {
 		o.printPlan(plan)
 	}
 
-	if len(plan.Steps) == 0 {
+	if len(plan.Steps) == 0 && !plan.DropsSlots() {
 		if o.Output.Printer() {
 			return o.printDocument(kindPlan, plan)
 		}
@@ -351,6 +360,8 @@ func (o *Options) config(c *kube.Client) scaledown.Config {
 		Timeout:       o.StepTimeout,
 		SlotNames:     o.SlotNames,
 		Container:     o.Container,
+		CleanupSlots:  o.CleanupSlots,
+		Slots:         o.Slots,
 	}
 }
 
@@ -440,11 +451,29 @@ func (o *Options) question(p *scaledown.Plan) string {
 	}
 	var q string
 	if p.Operation == scaledown.CleanupOperation {
-		q = fmt.Sprintf("Delete %d PVCs of statefulset %s (%s)", len(deleted), p.StatefulSet, strings.Join(deleted, ", "))
-		if p.PVC == scaledown.PVCSnapshot {
-			q += " after snapshotting them"
+		var parts []string
+		if len(deleted) > 0 {
+			q = fmt.Sprintf("delete %d PVCs of statefulset %s (%s)", len(deleted), p.StatefulSet, strings.Join(deleted, ", "))
+			if p.PVC == scaledown.PVCSnapshot {
+				q += " after snapshotting them"
+			}
+			parts = append(parts, q)
 		}
-		return q + "?"
+		var slots []string
+		for _, l := range p.Leftovers {
+			if l.Drop {
+				slots = append(slots, l.Name)
+			}
+		}
+		if len(slots) > 0 {
+			on := p.Leftovers[0].On
+			parts = append(parts, fmt.Sprintf("drop %d replication %s on %s (%s)", len(slots), plural(len(slots), "slot", "slots"), on, strings.Join(slots, ", ")))
+		}
+		if len(parts) == 0 {
+			return fmt.Sprintf("Finish the interrupted cleanup of statefulset %s?", p.StatefulSet)
+		}
+		q = strings.Join(parts, ", and ")
+		return strings.ToUpper(q[:1]) + q[1:] + "?"
 	}
 	q = fmt.Sprintf("Scale down statefulset %s to %d replicas, removing %s", p.StatefulSet, p.To, strings.Join(pods, ", "))
 	if len(deleted) > 0 {
@@ -502,4 +531,11 @@ func (o *Options) printJSON(v any) {
 	if err == nil {
 		fmt.Fprintf(o.Out, "%s\n", b)
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

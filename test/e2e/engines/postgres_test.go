@@ -2,7 +2,6 @@ package engines
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
@@ -57,61 +55,6 @@ func newPGSet(t *testing.T) *pgSet {
 func slotNames(t *testing.T, p *dbserver.Postgres) []string {
 	out := p.Query(t, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots")
 	return strings.Split(out, ",")
-}
-
-func TestPostgresRolesLagAndSlots(t *testing.T) {
-	s := newPGSet(t)
-	ms := members(t, s.engine, s.target())
-	mustNotLeak(t, pgPassword, ms)
-	require.Len(t, ms, 3)
-
-	p, r, down := ms[0], ms[1], ms[2]
-	assert.Equal(t, plugins.RolePrimary, p.Role)
-	assert.Empty(t, p.Error)
-	slots := map[string]plugins.Slot{}
-	for _, sl := range p.Slots {
-		slots[sl.Name] = sl
-	}
-	require.Contains(t, slots, "pg_1")
-	require.Contains(t, slots, "pg_2")
-	require.Contains(t, slots, "backup_keep")
-	assert.True(t, slots["pg_1"].Active, "the replica streams through pg_1")
-	assert.False(t, slots["pg_2"].Active)
-	require.NotNil(t, slots["pg_2"].RetainedBytes)
-	assert.Greater(t, *slots["pg_2"].RetainedBytes, int64(1<<20), "pg_2 pins the WAL written since it was made")
-	assert.Equal(t, "reserved", slots["pg_2"].WALStatus)
-
-	assert.Equal(t, plugins.RoleReplica, r.Role)
-	assert.Equal(t, "streaming", r.State)
-	assert.Equal(t, "pg_1", r.Details["slot"])
-	require.NotNil(t, r.LagBytes, "lag in bytes from the primary's pg_stat_replication")
-	assert.GreaterOrEqual(t, *r.LagBytes, int64(0))
-	require.NotNil(t, r.LagSeconds)
-
-	assert.Equal(t, plugins.RoleUnknown, down.Role)
-	assert.Contains(t, down.Error, "psql in pod pg-2 exited with code 2")
-
-	ok, reason := s.engine.Healthy(ms, plugins.HealthOptions{})
-	assert.False(t, ok)
-	assert.Contains(t, reason, "no answer from pg-2")
-	ok, reason = s.engine.Healthy(ms[:2], plugins.HealthOptions{MaxLagBytes: 64 << 20, MaxLagSeconds: 60})
-	assert.True(t, ok, reason)
-}
-
-func TestPostgresHealthGateWaitsForTheReplica(t *testing.T) {
-	s := newPGSet(t)
-	s.scaleTo(2)
-	ctx := context.Background()
-	gate := plugins.HealthGate(s.engine, s.target(), plugins.HealthOptions{MaxLagBytes: 64 << 20}, 500*time.Millisecond)
-	require.NoError(t, wait.WaitGates(ctx, s.tracker, waitTimeout, gate))
-
-	// Without its replica server, pg-1 does not answer: the gate holds.
-	s.replica.Stop(t)
-	gate = plugins.HealthGate(s.engine, s.target(), plugins.HealthOptions{}, 500*time.Millisecond)
-	err := wait.WaitGates(ctx, s.tracker, 5*time.Second, gate)
-	var timeout *wait.TimeoutError
-	require.True(t, errors.As(err, &timeout), "want a timeout, got %v", err)
-	assert.Contains(t, err.Error(), "no answer from pg-1")
 }
 
 func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {

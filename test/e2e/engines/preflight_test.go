@@ -2,28 +2,27 @@ package engines
 
 import (
 	"context"
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd"
-	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
-	"github.com/kubectl-sts/kubectl-sts/pkg/status"
-	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
 // runCommand runs a kubectl sts command line in-process against the test
-// bed, through the real exec path.
+// bed, through the real exec path, on the real clock (the workflows time
+// their waits with it).
 func runCommand(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	client := &kube.Client{Kube: cluster.Client, Config: cluster.RESTConfig, Namespace: ns,
 		Exec: kube.NewPodExecutor(cluster.RESTConfig, cluster.Client)}
-	f := cmdtesting.NewFakeOptionsWithClient(client, nil)
+	f := e2eutil.Fake(client)
 	code = cmd.Run(context.Background(), f.Options, args)
 	t.Logf("kubectl sts %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, f.Out, f.ErrOut)
 	return f.Out.String(), f.ErrOut.String(), code
@@ -31,7 +30,8 @@ func runCommand(t *testing.T, ns string, args ...string) (stdout, stderr string,
 
 // A rollout on a replica set that is already broken (pg-2 has no server)
 // is refused before anything changes, with the engine's reasons; --force
-// plans it anyway and says why.
+// plans it anyway and says why. So is a scale-down whose remaining
+// members are not healthy.
 func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 	s := newPGSet(t)
 	before := s.tracker.Snapshot().StatefulSet.ResourceVersion
@@ -50,6 +50,24 @@ func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 	assert.Equal(t, cmdutil.ExitOK, code)
 	assert.Contains(t, stdout, "--force: starting although postgres reports the replica set unhealthy")
 
+	// scale-down checks the engine the same way before its first change:
+	// with the replica's server stopped, the members that would stay
+	// (pg-0, pg-1) are not healthy, although pg-2, the one removed, is
+	// the broken one to begin with.
+	s.replica.Stop(t)
+	_, stderr, code = runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--pvc", "keep", "--yes")
+	assert.Equal(t, cmdutil.ExitFailed, code)
+	assert.Contains(t, stderr, "refusing to change statefulset pg; nothing was changed")
+	assert.Contains(t, stderr, "no answer from pg-1")
+	assert.Contains(t, stderr, "pass --force to proceed anyway")
+	sts, err = cluster.Client.AppsV1().StatefulSets(s.ns).Get(context.Background(), "pg", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, before, sts.ResourceVersion, "nothing changed")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "pg_2"}, slotNames(t, s.primary))
+	stdout, _, code = runCommand(t, s.ns, "scale-down", "pg", "--replicas", "2", "--pvc", "keep", "--force", "--dry-run")
+	assert.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "--force: proceeding although")
+
 	// A bound Redis-style engines cannot measure is refused at plan time.
 	_, stderr, code = runCommand(t, s.ns, "rollout", "pg", "--staged", "--image", "db=postgres:16", "--engine", "redis", "--max-lag", "10s", "--yes")
 	assert.Equal(t, cmdutil.ExitUsage, code)
@@ -58,8 +76,10 @@ func TestRolloutRefusesAnAlreadyBrokenReplicaSet(t *testing.T) {
 
 // A member whose slot is named outside the derived conventions
 // (standby_pg_2) keeps it after scale-down: the summary lists it, status
-// names it, and the unrelated backup_keep survives.
-func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
+// names it, and the unrelated backup_keep survives. cleanup then drops
+// it, after a dry run and a confirmation, and leaves backup_keep and the
+// slot the remaining replica streams from.
+func TestScaleDownListsTheSlotItLeavesAndCleanupDropsIt(t *testing.T) {
 	s := newPGSet(t)
 	s.primary.Query(t, "SELECT pg_create_physical_replication_slot('standby_pg_2', true)")
 
@@ -73,29 +93,43 @@ func TestScaleDownListsTheSlotItLeaves(t *testing.T) {
 	got := reasonsByObject(r)
 	assert.Contains(t, got, "LeftoverSlot slot/standby_pg_2")
 	assert.NotContains(t, got, "LeftoverSlot slot/backup_keep")
-}
 
-// A Redis replica pointed at a primary that is not there has its link
-// down: status says Degraded and names it, not a mere warning.
-func TestRedisBrokenLinkIsDegraded(t *testing.T) {
-	primary := dbserver.StartRedis(t, dbserver.RedisOptions{Password: redisPassword})
-	replica := primary.StartReplica(t)
-	b := newBed(t, "cache", "valkey/valkey:8", []map[string]string{redisEnv(primary), redisEnv(replica)})
-	r, code := statusReport(t, b.ns, "cache")
-	require.Equal(t, cmdutil.ExitOK, code, "healthy to begin with")
+	// The dry run lists what goes and what stays, and drops nothing.
+	stdout, _, code = runCommand(t, s.ns, "cleanup", "pg", "--dry-run=client")
+	require.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "slot standby_pg_2 on pg-0, retaining ")
+	assert.Contains(t, stdout, "→ drop (inactive, named for ordinal 2, which is not a member)")
+	assert.NotContains(t, stdout, "backup_keep", "a slot named for no member is not a leftover")
+	assert.Contains(t, stdout, "Dry run: nothing was changed.")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))
 
-	replica.Do(t, "REPLICAOF", "127.0.0.1", closedPort(t))
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		r, code = statusReport(t, b.ns, "cache")
-		if r.Verdict.Has(status.CodeReplicationBroken) || time.Now().After(deadline) {
-			break
+	// Without --yes and no terminal to ask on: refused, nothing dropped.
+	_, stderr, code := runCommand(t, s.ns, "cleanup", "pg")
+	assert.Equal(t, cmdutil.ExitUsage, code)
+	assert.Contains(t, stderr, "Drop 1 replication slot on pg-0 (standby_pg_2)? needs confirmation")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1", "standby_pg_2"}, slotNames(t, s.primary))
+
+	// The slot the remaining replica streams from is never dropped, even
+	// when named.
+	stdout, _, code = runCommand(t, s.ns, "cleanup", "pg", "--slot", "pg_1", "--yes")
+	require.Equal(t, cmdutil.ExitOK, code)
+	assert.Contains(t, stdout, "slot pg_1 on pg-0")
+	assert.Contains(t, stdout, "left: pod pg-1 streams from it")
+	assert.Contains(t, stdout, "dropped replication slot standby_pg_2 on pg-0")
+	assert.Contains(t, stdout, "1 replication slot dropped (standby_pg_2)")
+	assert.ElementsMatch(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary))
+
+	r, code = statusReport(t, s.ns, "pg")
+	assert.NotContains(t, reasonsByObject(r), "LeftoverSlot slot/standby_pg_2")
+	assert.Equal(t, cmdutil.ExitOK, code, "nothing left to name")
+	events, err := cluster.Client.CoreV1().Events(s.ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	var recorded []string
+	for _, e := range events.Items {
+		if e.Reason == "CleanupSlotDropped" {
+			recorded = append(recorded, e.Message)
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	assert.Equal(t, status.StateDegraded, r.Verdict.State)
-	assert.Equal(t, cmdutil.ExitDegraded, code)
-	reason := reasonsByObject(r)["ReplicationBroken pod/cache-1"]
-	assert.Equal(t, status.SeverityError, reason.Severity)
-	assert.Contains(t, reason.Message, "replica cache-1 has its replication link down (master_link_status: link down, primary 127.0.0.1:")
+	assert.Len(t, recorded, 1, "one Event records the drop")
+	assert.Contains(t, fmt.Sprint(recorded), "dropped replication slot standby_pg_2 on pg-0")
 }

@@ -182,7 +182,7 @@ func (u *user) publish(t *testing.T, m *krewcheck.Manifest, baseURL string) {
 func (u *user) assertCompletion(t *testing.T, realContext, ns, sts string) {
 	t.Helper()
 	out, _ := u.mustKubectl(t, "__complete", "sts", "")
-	for _, sub := range []string{"status", "rollout", "scale-down", "cleanup-pvcs", "expand-pvc", "version"} {
+	for _, sub := range []string{"status", "rollout", "scale-down", "cleanup", "expand-pvc", "version"} {
 		assert.Contains(t, out, sub+"\t", "subcommand %s is offered", sub)
 	}
 	out, _ = u.mustKubectl(t, "__complete", "sts", "status", "--context", realContext, "-n", ns, sts[:2])

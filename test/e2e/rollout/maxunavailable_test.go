@@ -15,6 +15,7 @@ import (
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
 // overlap follows pods and records whether all of names were unavailable
@@ -90,7 +91,7 @@ func TestMaxUnavailableTwoReplacesTwoPodsAtOnce(t *testing.T) {
 	assert.Contains(t, res.Out, "updating db-3, db-2 to revision ")
 	assert.Contains(t, res.Out, "(2 of 4 pods, up to 2 at once (maxUnavailable 2))")
 	assert.True(t, step1.happened(), "db-3 and db-2 were replaced together")
-	for n, p := range pods(t, ns, "db") {
+	for n, p := range e2eutil.Pods(t, cluster.Client, ns, "app=db") {
 		assert.Equal(t, imageV2, p.Spec.Containers[0].Image, n)
 		assert.True(t, ready(p), n)
 	}
