@@ -195,7 +195,7 @@ func TestBrokenImageRollsBackAndReplacesStuckPod(t *testing.T) {
 	assert.Equal(t, int32(0), Partition(sts))
 	for n, p := range c.pods("db") {
 		assert.Equal(t, from, p.Labels[appsv1.StatefulSetRevisionLabel], n)
-		assert.True(t, podReady(p), n)
+		assert.True(t, wait.IsPodReady(p), n)
 	}
 	jr, st := record(t, c)
 	assert.Equal(t, journal.RolledBack, jr.Phase)
@@ -953,11 +953,11 @@ func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
 		lost := false
 		once.Do(func() {
 			in := a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).DeepCopy()
-			old, err := c.cs.Tracker().Get(stsGVR, a.GetNamespace(), in.Name)
+			old, err := c.cs.Tracker().Get(kubefake.StatefulSetGVR, a.GetNamespace(), in.Name)
 			require.NoError(t, err)
 			in.Generation = old.(*appsv1.StatefulSet).Generation + 1
 			in.Status = old.(*appsv1.StatefulSet).Status
-			require.NoError(t, c.cs.Tracker().Update(stsGVR, in, a.GetNamespace()))
+			require.NoError(t, c.cs.Tracker().Update(kubefake.StatefulSetGVR, in, a.GetNamespace()))
 			lost = true
 		})
 		if lost {
