@@ -259,13 +259,21 @@ func (c *Controller) Reconcile(ctx context.Context, name string) {
 		}
 	}
 	acted := false
-	// Adopt orphans.
+	// Adopt orphans, as the real controller does: only pods nobody
+	// controls, and only after reading the StatefulSet afresh, so that a
+	// sync that began before the StatefulSet was deleted and recreated
+	// does not claim the pods for the deleted one.
 	for _, p := range pods {
-		if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != sts.UID {
-			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))}
-			_, _ = c.cs.CoreV1().Pods(c.namespace).Update(ctx, p, metav1.UpdateOptions{})
-			acted = true
+		if metav1.GetControllerOf(p) != nil {
+			continue
 		}
+		acted = true
+		fresh, err := c.cs.AppsV1().StatefulSets(c.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || fresh.UID != sts.UID || fresh.DeletionTimestamp != nil {
+			return
+		}
+		p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))}
+		_, _ = c.cs.CoreV1().Pods(c.namespace).Update(ctx, p, metav1.UpdateOptions{})
 	}
 	// Create or wait, in ordinal order (OrderedReady).
 	for idx := int32(0); idx < replicas && !acted; idx++ {
