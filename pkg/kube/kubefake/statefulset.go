@@ -122,7 +122,10 @@ func (c *Controller) Start(ctx context.Context, name string) {
 	}()
 }
 
-// SetPaused stops and restarts the controller's work.
+// SetPaused stops and restarts the controller's work. A sync that reads
+// the StatefulSet after SetPaused(true) changes nothing; one that read it
+// before may still finish its one step. To hold the pods as a spec change
+// finds them, pause in a reactor on that change.
 func (c *Controller) SetPaused(p bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -221,14 +224,16 @@ func (c *Controller) templateOf(ctx context.Context, ns, rev string) (corev1.Pod
 // Reconcile takes one step towards the StatefulSet name's spec, as the
 // real controller does on a sync, and updates its status.
 func (c *Controller) Reconcile(ctx context.Context, name string) {
+	sts, err := c.cs.AppsV1().StatefulSets(c.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || sts.DeletionTimestamp != nil {
+		return
+	}
+	// Checked after the read: a sync never acts on a spec written after
+	// the controller was paused.
 	c.mu.Lock()
 	paused := c.paused
 	c.mu.Unlock()
 	if paused {
-		return
-	}
-	sts, err := c.cs.AppsV1().StatefulSets(c.namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil || sts.DeletionTimestamp != nil {
 		return
 	}
 	update, err := c.ensureRevision(ctx, sts)
