@@ -48,10 +48,6 @@ func (c *fakeCluster) setPaused(p bool) { c.ctrl.SetPaused(p) }
 
 func (c *fakeCluster) podChanges() []string { return c.ctrl.PodChanges() }
 
-func revisionData(t corev1.PodTemplateSpec) []byte { return kubefake.RevisionData(t) }
-
-func revisionName(sts *appsv1.StatefulSet) string { return kubefake.RevisionName(sts) }
-
 // newSTS returns a StatefulSet with the partition holding nothing.
 func newSTS(name string, replicas int32, image string) *appsv1.StatefulSet {
 	labels := map[string]string{"app": name}
