@@ -347,6 +347,54 @@ func (x *execution) patch(ctx context.Context, data []byte) (*appsv1.StatefulSet
 	return sts, nil
 }
 
+// lowerPartitionFrom sets the partition to p only if the StatefulSet's
+// spec is still the one of base (its generation): a change stored by
+// someone else that the watch has not shown yet makes the write fail
+// instead of going on from it. The run then stops having changed nothing
+// more. A write that applied but whose answer was lost is recognised as the
+// run's own.
+func (x *execution) lowerPartitionFrom(ctx context.Context, base *appsv1.StatefulSet, p int32) (*appsv1.StatefulSet, error) {
+	updated, err := x.patchJSON(ctx, conditionalPartitionPatch(base, p))
+	if err == nil {
+		x.readBack(updated)
+		// The answer carries whatever else the write met: a change made
+		// between the test and the write is impossible, but say so if seen.
+		want := withPartition(base, p)
+		want.Generation = min(want.Generation, updated.Generation-1)
+		if d := drift(want, updated); d != "" {
+			return nil, x.changedElsewhere(d)
+		}
+		return updated, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	got, gerr := x.r.getStatefulSet(ctx)
+	if gerr != nil {
+		return nil, err
+	}
+	if got.UID != base.UID {
+		return nil, x.changedElsewhere("it was deleted and recreated")
+	}
+	own := withPartition(base, p)
+	if got.Generation > base.Generation && drift(own, got) == "" && Partition(got) == p {
+		x.readBack(got)
+		return got, nil
+	}
+	if d := drift(base, got); d != "" {
+		return nil, x.changedElsewhere(d)
+	}
+	return nil, err
+}
+
+func (x *execution) patchJSON(ctx context.Context, data []byte) (*appsv1.StatefulSet, error) {
+	sts, err := x.r.Client.AppsV1().StatefulSets(x.r.Namespace).Patch(ctx, x.r.Name, types.JSONPatchType, data, metav1.PatchOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("updating statefulset %s: %w", x.r.Name, err)
+	}
+	return sts, nil
+}
+
 func (x *execution) setPartition(ctx context.Context, p int32) (*appsv1.StatefulSet, error) {
 	sts, err := x.patch(ctx, partitionPatch(p))
 	x.readBack(sts)
@@ -525,20 +573,17 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 	if d := drift(x.base, sts); d != "" {
 		return 0, x.changedElsewhere(d)
 	}
-	x.base = sts
+	// The watch may not show this run's own last write yet: never go back
+	// to an older view than the one the run already has.
+	if x.base == nil || sts.Generation > x.base.Generation {
+		x.base = sts
+	}
+	sts = x.base
 	switch live := Partition(sts); {
 	case live > step.Partition:
-		updated, err := x.setPartition(ctx, step.Partition)
+		updated, err := x.lowerPartitionFrom(ctx, sts, step.Partition)
 		if err != nil {
 			return 0, err
-		}
-		// The answer carries any change made since the snapshot, which
-		// the watch has not shown yet: taken as the new base, it would
-		// pass for this run's own.
-		want := withPartition(sts, step.Partition)
-		want.Generation = min(want.Generation, updated.Generation-1)
-		if d := drift(want, updated); d != "" {
-			return 0, x.changedElsewhere(d)
 		}
 		x.base = updated
 		return updated.Generation, nil
