@@ -398,6 +398,11 @@ func (x *execution) patchJSON(ctx context.Context, data []byte) (*appsv1.Statefu
 func (x *execution) setPartition(ctx context.Context, p int32) (*appsv1.StatefulSet, error) {
 	sts, err := x.patch(ctx, partitionPatch(p))
 	x.readBack(sts)
+	if err == nil {
+		// The run's own write: the watch may show it later, and it must
+		// not then pass for someone else's change.
+		x.base = sts
+	}
 	return sts, err
 }
 
