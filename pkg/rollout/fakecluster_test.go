@@ -192,14 +192,16 @@ func (c *fakeCluster) templateOf(ctx context.Context, ns, rev string) (corev1.Po
 }
 
 func (c *fakeCluster) reconcile(ctx context.Context, name string) {
+	sts, err := c.cs.AppsV1().StatefulSets(testNS).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return
+	}
+	// Paused is checked after the read: a sync never acts on a change
+	// written after the pause.
 	c.mu.Lock()
 	paused := c.paused
 	c.mu.Unlock()
 	if paused {
-		return
-	}
-	sts, err := c.cs.AppsV1().StatefulSets(testNS).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
 		return
 	}
 	update, err := c.ensureRevision(ctx, sts)

@@ -410,8 +410,17 @@ func TestAbortAfterInterruptionHoldsPodsAsTheyAre(t *testing.T) {
 	c.applyPending("app:v2", 4)
 	steps, _ := ParseSteps([]string{"1,100%"})
 	ctx, cancel := context.WithCancel(ctxT(t))
-	// Stop the controller's work during step 2 so that it is cut short.
-	sink, _ := cancelAfter("step-passed", 1, func() { c.setPaused(true); cancel() })
+	// Stop the controller's work during step 2 so that it is cut short:
+	// the run lowers the partition for step 2 before it reports step 1
+	// passed, so the controller is stopped as that patch lands, before any
+	// sync can see it.
+	c.cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), `/rollingUpdate/partition","value":0}`) {
+			c.setPaused(true)
+		}
+		return false, nil, nil
+	})
+	sink, _ := cancelAfter("step-passed", 1, cancel)
 	r := c.runner("first", sink)
 	pv, err := r.Prepare(ctx, Request{Steps: steps})
 	require.NoError(t, err)
