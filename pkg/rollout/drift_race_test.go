@@ -18,12 +18,13 @@ import (
 )
 
 // A person's change that lands just before the run's own partition patch,
-// before the watch has shown it, comes back in the patch's answer. The run
-// must see it there, stop, and never roll it back.
+// before the watch has shown it, must stop the run before its patch
+// applies: nothing is changed after the person's edit, and nothing is
+// rolled back.
 func TestChangeLandingJustBeforeTheOwnPartitionPatchIsNoticed(t *testing.T) {
 	c := setup(t, 4)
 	var patches atomic.Int32
-	c.cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		p := a.(k8stesting.PatchAction)
 		if a.GetSubresource() != "" || !strings.Contains(string(p.GetPatch()), "partition") {
 			return false, nil, nil
@@ -60,4 +61,5 @@ func TestChangeLandingJustBeforeTheOwnPartitionPatchIsNoticed(t *testing.T) {
 	sts, err := c.cs.AppsV1().StatefulSets(testNS).Get(context.Background(), "db", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "app:hotfix", sts.Spec.Template.Spec.Containers[0].Image, "the person's change stays")
+	assert.Equal(t, int32(3), Partition(sts), "the partition stays where step 1 left it: nothing was changed after the person's edit")
 }

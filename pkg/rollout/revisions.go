@@ -84,6 +84,17 @@ func partitionPatch(partition int32) []byte {
 	return fmt.Appendf(nil, `{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":%d}}}}`, partition)
 }
 
+// conditionalPartitionPatch is a JSON patch that sets the partition to p
+// only while metadata.generation is still base's: every spec change moves
+// the generation, status updates do not.
+func conditionalPartitionPatch(base *appsv1.StatefulSet, p int32) []byte {
+	set := fmt.Sprintf(`{"op":"add","path":"/spec/updateStrategy/rollingUpdate/partition","value":%d}`, p)
+	if base.Spec.UpdateStrategy.RollingUpdate == nil {
+		set = fmt.Sprintf(`{"op":"add","path":"/spec/updateStrategy/rollingUpdate","value":{"partition":%d}}`, p)
+	}
+	return fmt.Appendf(nil, `[{"op":"test","path":"/metadata/generation","value":%d},%s]`, base.Generation, set)
+}
+
 // Partition returns the StatefulSet's partition (0 when unset).
 func Partition(sts *appsv1.StatefulSet) int32 {
 	if ru := sts.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {

@@ -338,18 +338,55 @@ func (x *execution) finish(ctx context.Context, phase journal.Phase, outcome err
 	return outcome
 }
 
-// patch applies a strategic merge patch to the StatefulSet.
-func (x *execution) patch(ctx context.Context, data []byte) (*appsv1.StatefulSet, error) {
-	sts, err := x.r.Client.AppsV1().StatefulSets(x.r.Namespace).Patch(ctx, x.r.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{})
+// patch applies a patch of type pt to the StatefulSet.
+func (x *execution) patch(ctx context.Context, pt types.PatchType, data []byte) (*appsv1.StatefulSet, error) {
+	sts, err := x.r.Client.AppsV1().StatefulSets(x.r.Namespace).Patch(ctx, x.r.Name, pt, data, metav1.PatchOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("updating statefulset %s: %w", x.r.Name, err)
 	}
 	return sts, nil
 }
 
+// lowerPartitionFrom sets the partition to p only if the StatefulSet's
+// spec is still the one of base (its generation): a change stored by
+// someone else that the watch has not shown yet makes the write fail
+// instead of going on from it. The run then stops having changed nothing
+// more. A write that applied but whose answer was lost is recognised as the
+// run's own.
+func (x *execution) lowerPartitionFrom(ctx context.Context, base *appsv1.StatefulSet, p int32) (*appsv1.StatefulSet, error) {
+	updated, err := x.patch(ctx, types.JSONPatchType, conditionalPartitionPatch(base, p))
+	if err == nil {
+		x.readBack(updated)
+		return updated, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	got, gerr := x.r.getStatefulSet(ctx)
+	if gerr != nil {
+		return nil, err
+	}
+	if got.UID != base.UID {
+		return nil, x.changedElsewhere("it was deleted and recreated")
+	}
+	if got.Generation > base.Generation && drift(withPartition(base, p), got) == "" {
+		x.readBack(got)
+		return got, nil
+	}
+	if d := drift(base, got); d != "" {
+		return nil, x.changedElsewhere(d)
+	}
+	return nil, err
+}
+
 func (x *execution) setPartition(ctx context.Context, p int32) (*appsv1.StatefulSet, error) {
-	sts, err := x.patch(ctx, partitionPatch(p))
+	sts, err := x.patch(ctx, types.StrategicMergePatchType, partitionPatch(p))
 	x.readBack(sts)
+	if err == nil {
+		// The run's own write: the watch may show it later, and it must
+		// not then pass for someone else's change.
+		x.base = sts
+	}
 	return sts, err
 }
 
@@ -525,20 +562,17 @@ func (x *execution) lowerPartition(ctx context.Context, i int) (int64, error) {
 	if d := drift(x.base, sts); d != "" {
 		return 0, x.changedElsewhere(d)
 	}
-	x.base = sts
+	// The watch may not show this run's own last write yet: never go back
+	// to an older view than the one the run already has.
+	if x.base == nil || sts.Generation > x.base.Generation {
+		x.base = sts
+	}
+	sts = x.base
 	switch live := Partition(sts); {
 	case live > step.Partition:
-		updated, err := x.setPartition(ctx, step.Partition)
+		updated, err := x.lowerPartitionFrom(ctx, sts, step.Partition)
 		if err != nil {
 			return 0, err
-		}
-		// The answer carries any change made since the snapshot, which
-		// the watch has not shown yet: taken as the new base, it would
-		// pass for this run's own.
-		want := withPartition(sts, step.Partition)
-		want.Generation = min(want.Generation, updated.Generation-1)
-		if d := drift(want, updated); d != "" {
-			return 0, x.changedElsewhere(d)
 		}
 		x.base = updated
 		return updated.Generation, nil
@@ -825,7 +859,7 @@ func (x *execution) rollback(ctx context.Context) error {
 	if err != nil {
 		return x.finish(ctx, journal.Failed, needsAttention("cannot roll back statefulset %s: %v", r.Name, err))
 	}
-	updated, err := x.patch(ctx, data)
+	updated, err := x.patch(ctx, types.StrategicMergePatchType, data)
 	if err != nil {
 		return err
 	}

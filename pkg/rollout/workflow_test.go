@@ -414,8 +414,8 @@ func TestAbortAfterInterruptionHoldsPodsAsTheyAre(t *testing.T) {
 	// the run lowers the partition for step 2 before it reports step 1
 	// passed, so the controller is stopped as that patch lands, before any
 	// sync can see it.
-	c.cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), `"partition":0`) {
+	c.ctrl.React("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), `/rollingUpdate/partition","value":0}`) {
 			c.setPaused(true)
 		}
 		return false, nil, nil
@@ -955,7 +955,7 @@ func TestChangeBySomeoneElseStopsTheRunWithoutRollback(t *testing.T) {
 func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
 	c := setup(t, 3)
 	var once sync.Once
-	c.cs.PrependReactor("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "" {
 			return false, nil, nil
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -101,7 +100,7 @@ func (r *runner) dropLeftovers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	target := plugins.Target{StatefulSet: r.plan.sts, Pods: sortedPods(PodsByOrdinal(r.plan.sts, pods)), Exec: r.deps.Exec, Container: r.cfg.Container}
+	target := plugins.Target{StatefulSet: r.plan.sts, Pods: pods, Exec: r.deps.Exec, Container: r.cfg.Container}
 	for _, l := range r.plan.Leftovers {
 		obj := l.Kind + "/" + l.Name
 		if !l.Drop {
@@ -157,16 +156,6 @@ func (p *Plan) dropped() []string {
 		if l.Drop {
 			out = append(out, l.Name)
 		}
-	}
-	return out
-}
-
-// sortedPods returns the pods by ascending ordinal.
-func sortedPods(byOrdinal map[int]*corev1.Pod) []*corev1.Pod {
-	keys := slices.Sorted(maps.Keys(byOrdinal))
-	out := make([]*corev1.Pod, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, byOrdinal[k])
 	}
 	return out
 }

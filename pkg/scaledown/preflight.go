@@ -45,7 +45,7 @@ func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	}
 	// A cleanup asks the engine for leftover slots only once the claims
 	// are planned.
-	return p.planLeftovers(ctx, d, sortedPods(PodsByOrdinal(p.sts, in.Pods)))
+	return p.planLeftovers(ctx, d, in.Pods)
 }
 
 // Inputs are everything a scale-down plan is built from: what Read found

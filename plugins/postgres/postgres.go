@@ -554,7 +554,20 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	waiting := false
 	holder := ""
 	inactiveRetries := 0
-	var stop error // the reason the wait ended, when it is not the wait's own
+	var stop error        // the reason the wait ended, when it is not the wait's own
+	var unreachable error // the last command's failure to reach psql, until one answers
+	// noAnswer tells whether err is a command that never got psql's answer
+	// (the exec stream failed, or psql did not finish in time): no news about
+	// the slot, so the wait asks again on its next tick. psql's own failure
+	// is an answer and ends the wait.
+	noAnswer := func(ctx context.Context, err error) bool {
+		var ce *plugins.CommandError
+		if err == nil || errors.As(err, &ce) || ctx.Err() != nil {
+			return false
+		}
+		unreachable = err
+		return true
+	}
 	fail := func(ctx context.Context, err error) (kwait.Verdict, string, error) {
 		if ctx.Err() == nil {
 			// Not the wait's deadline cutting a command short.
@@ -565,6 +578,10 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	dropped := kwait.NewGate("replication slot "+name+" on "+primary.Name, "to be dropped once inactive", func(ctx context.Context, _ kwait.Snapshot) (kwait.Verdict, string, error) {
 		for {
 			out, err := t.Run(ctx, primary, container, "psql", psqlCommand(dropSlotSQL(name)))
+			if noAnswer(ctx, err) {
+				return kwait.NotYet, "no answer from " + primary.Name, nil
+			}
+			unreachable = nil
 			if err == nil && strings.TrimSpace(string(out)) == "1" {
 				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: object,
 					Message: fmt.Sprintf("dropped replication slot %s on %s", name, primary.Name)})
@@ -579,6 +596,10 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 				return fail(ctx, fmt.Errorf("dropping replication slot %s on %s: %w", name, primary.Name, err))
 			}
 			out, err = t.Run(ctx, primary, container, "psql", psqlCommand(slotStateSQL(name)))
+			if noAnswer(ctx, err) {
+				return kwait.NotYet, "no answer from " + primary.Name, nil
+			}
+			unreachable = nil
 			if err != nil {
 				return fail(ctx, fmt.Errorf("reading replication slot %s on %s: %w", name, primary.Name, err))
 			}
@@ -620,6 +641,9 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	switch {
 	case stop != nil:
 		return stop
+	case errors.As(err, &timeout) && ctx.Err() == nil && unreachable != nil:
+		return fmt.Errorf("replication slot %s on %s was not dropped within %s: the last attempt got no answer from the primary (%v); "+
+			"run the scale-down again once %s answers (%w)", name, primary.Name, wait, unreachable, primary.Name, err)
 	case errors.As(err, &timeout) && ctx.Err() == nil:
 		return fmt.Errorf("replication slot %s on %s is still active%s after %s: a replica or client still streams from it. "+
 			"kubectl-sts never drops an active slot; stop what uses it (or wait for wal_sender_timeout to end a vanished "+

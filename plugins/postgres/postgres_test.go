@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -53,6 +54,7 @@ type server struct {
 	mu      sync.Mutex
 	view    string
 	fail    string          // stderr of a failing psql, if set
+	exit    int             // its exit code; 2 when unset
 	slots   map[string]bool // slot name → active
 	drops   []string
 	queries []string
@@ -62,6 +64,9 @@ type server struct {
 	// onStateRead, if set, runs after each read of a slot's state has
 	// been answered.
 	onStateRead func(s *server)
+	// unreachable fails the next commands in the executor itself, the
+	// way a dropped connection to the kubelet does, before psql runs.
+	unreachable int
 }
 
 func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
@@ -71,9 +76,17 @@ func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
 		return kube.ExecResult{}, fmt.Errorf("unexpected command %q", req.Command)
 	}
 	sql := req.Command[5]
+	if s.unreachable > 0 {
+		s.unreachable--
+		return kube.ExecResult{}, errors.New("dial tcp 127.0.0.1:10250: i/o timeout")
+	}
 	s.queries = append(s.queries, sql)
 	if s.fail != "" {
-		return kube.ExecResult{Stderr: []byte(s.fail), ExitCode: 2}, nil
+		code := s.exit
+		if code == 0 {
+			code = 2
+		}
+		return kube.ExecResult{Stderr: []byte(s.fail), ExitCode: code}, nil
 	}
 	switch {
 	case sql == membersSQL:
@@ -356,6 +369,63 @@ func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
 	assert.Contains(t, err.Error(), "never drops an active slot")
 	assert.Empty(t, e.servers["pg-0"].drops)
 	assert.True(t, e.servers["pg-0"].slots["pg_1"])
+}
+
+// A command that never reached psql (the exec stream to the pod failed) is
+// no answer about the slot: the wait asks again instead of giving up.
+func TestAfterRemoveRidesOutACommandThatNeverReachedTheServer(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	eng, _ := testEngine()
+	// The first state read finds the slot active; the two commands after
+	// it fail on the way to the pod; then the replica has let go.
+	srv.onStateRead = func(s *server) {
+		s.slots["pg_1"] = false
+		s.unreachable = 2
+		s.onStateRead = nil
+	}
+	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
+	assert.Equal(t, []string{"pg_1"}, srv.drops)
+	require.NotEmpty(t, e.events)
+	last := e.events[len(e.events)-1]
+	assert.Equal(t, plugins.ActionChanged, last.Action)
+	assert.Equal(t, "dropped replication slot pg_1 on pg-0", last.Message)
+}
+
+// When the primary stays unreachable the wait ends at its own deadline and
+// says why, with nothing dropped.
+func TestAfterRemoveUnreachablePrimaryTimesOutSayingWhy(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	srv.onStateRead = func(s *server) { s.unreachable = 1 << 20 }
+	eng, _ := testEngine()
+	opts := e.opts()
+	opts.Wait = 100 * time.Millisecond
+	err := eng.AfterRemove(context.Background(), e.target, 1, opts)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a timeout of the wait layer")
+	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 was not dropped within 100ms")
+	assert.Contains(t, err.Error(), "i/o timeout")
+	assert.Empty(t, srv.drops)
+	assert.True(t, srv.slots["pg_1"])
+}
+
+// psql that ran and failed on the SQL is an answer: the wait stops at once.
+func TestAfterRemoveStopsOnAnSQLError(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	srv.onStateRead = func(s *server) { s.fail = "ERROR:  permission denied for function pg_drop_replication_slot" }
+	srv.exit = 3
+	eng, _ := testEngine()
+	start := time.Now()
+	err := eng.AfterRemove(context.Background(), e.target, 1, e.opts())
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 5*time.Second, "not the 10s wait")
+	assert.Contains(t, err.Error(), "permission denied")
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func TestAfterRemoveAlreadyDroppedIsSuccess(t *testing.T) {

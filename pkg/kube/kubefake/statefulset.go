@@ -47,6 +47,9 @@ type Controller struct {
 	seq     int
 	changes []string // "pod:revision" for every pod created
 	paused  bool
+	// reactors are the tests' own, consulted before the controller's:
+	// see React.
+	reactors []k8stesting.Reactor
 	// ScaleDownDelay is how long the controller waits before it removes
 	// a pod above the replica count.
 	ScaleDownDelay time.Duration
@@ -61,6 +64,7 @@ func NewController(cs *fake.Clientset, namespace string) *Controller {
 	c := &Controller{cs: cs, namespace: namespace}
 	tracker := cs.Tracker()
 	react := k8stesting.ObjectReaction(tracker)
+	defer cs.PrependReactor("*", "*", c.reactTests)
 	// The API server bumps metadata.generation when the spec changes; the
 	// fake tracker does not.
 	cs.PrependReactor("*", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -106,6 +110,32 @@ func NewController(cs *fake.Clientset, namespace string) *Controller {
 		return true, sts, nil
 	})
 	return c
+}
+
+// React adds a test's reactor in front of every other, like the
+// clientset's PrependReactor. Unlike PrependReactor it may be called while
+// the controller runs: the clientset's reactor chain is not safe to change
+// while another goroutine calls the clientset.
+func (c *Controller) React(verb, resource string, fn k8stesting.ReactionFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := &k8stesting.SimpleReactor{Verb: verb, Resource: resource, Reaction: fn}
+	c.reactors = append([]k8stesting.Reactor{r}, c.reactors...)
+}
+
+func (c *Controller) reactTests(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.mu.Lock()
+	reactors := c.reactors
+	c.mu.Unlock()
+	for _, r := range reactors {
+		if !r.Handles(a) {
+			continue
+		}
+		if handled, obj, err := r.React(a.DeepCopy()); handled {
+			return handled, obj, err
+		}
+	}
+	return false, nil, nil
 }
 
 // Start reconciles the StatefulSet name every few milliseconds until ctx

@@ -350,33 +350,6 @@ func TestOrdinalsStartingAboveZero(t *testing.T) {
 	assert.Equal(t, []string{"db-7", "db-6"}, order())
 }
 
-// jsonLines is an output stream that calls onEvent for every progress event
-// printed with -o json.
-type jsonLines struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	line    []byte
-	onEvent func(progress.Event)
-}
-
-func (w *jsonLines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	for _, b := range p {
-		if b != '\n' {
-			w.line = append(w.line, b)
-			continue
-		}
-		var ev progress.Event
-		if json.Unmarshal(w.line, &ev) == nil && ev.Kind != "" {
-			w.onEvent(ev)
-		}
-		w.line = w.line[:0]
-	}
-	return len(p), nil
-}
-
 func TestInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 5))
@@ -386,14 +359,14 @@ func TestInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	f := e2eutil.Fake(e2eutil.Client(cluster, ns))
 	ctx, cancel := context.WithTimeout(context.Background(), generous)
 	defer cancel()
-	out := &jsonLines{onEvent: func(ev progress.Event) {
+	out := &e2eutil.JSONLines{OnEvent: func(ev progress.Event) {
 		if ev.Kind == "step-done" && ev.Step == 1 {
 			cancel()
 		}
 	}}
 	f.Options.Out = out
 	code := f.Run(ctx, cmd.Run, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes", "-o", "json")
-	t.Logf("first run → exit %d\n%s%s", code, out.buf.String(), f.ErrOut.String())
+	t.Logf("first run → exit %d\n%s%s", code, out.String(), f.ErrOut.String())
 	require.Equal(t, cmdutil.ExitInterrupted, code)
 	assert.Contains(t, f.ErrOut.String(), "run the same command again to resume")
 
