@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -470,7 +471,14 @@ func TestRunRecreatesStatefulSetDeletedByACrashedRun(t *testing.T) {
 		objs = append(objs, p, newPVC(i, classOn, "2Gi", "2Gi"))
 		marks = append(marks, PodMark{Name: p.Name, UID: p.UID, Revision: testRev})
 	}
-	objs = append(objs, storageClass(classOn, true))
+	// The old StatefulSet's ControllerRevision outlives it, orphaned as
+	// its pods are, and the recreated one adopts it.
+	rev := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: testRev, Namespace: testNS, Labels: old.Spec.Selector.MatchLabels},
+		Data:       runtime.RawExtension{Raw: kubefake.RevisionData(old.Spec.Template)},
+		Revision:   1,
+	}
+	objs = append(objs, rev, storageClass(classOn, true))
 	h := newHarness(t, objs...)
 	j := journal.New(h.sim.cs, testNS, "db", "crashed-process")
 	rec, _, err := j.Begin(context.Background(), Operation, &State{Version: 1, Claim: "data", Size: "2Gi", Restart: RestartAuto, UpdateTemplate: true,

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 )
 
@@ -123,7 +123,7 @@ func cluster(n int32, class, size string) []runtime.Object {
 	return objs
 }
 
-// sim drives a fake clientset like a small cluster: the StatefulSet
+// sim drives a fake clientset like a small cluster: the fake StatefulSet
 // controller (recreates deleted pods, adopts orphans, keeps the status),
 // a resizer and a kubelet per StorageClass mode: offline finishes the file
 // system resize only for a pod started after the volume was expanded,
@@ -132,8 +132,9 @@ type sim struct {
 	t  *testing.T
 	cs *fake.Clientset
 
+	ctrl *kubefake.Controller
+
 	mu        sync.Mutex
-	podSeq    int
 	stsSeq    int
 	deletes   map[string]int
 	evictions map[string]int
@@ -215,6 +216,7 @@ func newSim(t *testing.T, objs ...runtime.Object) *sim {
 		orphan(tracker, a.(clienttesting.DeleteActionImpl))
 		return apply(a)
 	})
+	s.ctrl = kubefake.NewController(s.cs, testNS)
 	s.cs.PrependReactor("create", "statefulsets", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		obj := a.(clienttesting.CreateActionImpl).GetObject().(*appsv1.StatefulSet)
 		s.mu.Lock()
@@ -251,7 +253,7 @@ func (s *sim) reconcile(ctx context.Context) {
 		return
 	}
 	if err == nil {
-		s.controller(ctx, sts)
+		s.ctrl.Reconcile(ctx, sts.Name)
 	}
 	pvcs, err := s.cs.CoreV1().PersistentVolumeClaims(testNS).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -259,42 +261,6 @@ func (s *sim) reconcile(ctx context.Context) {
 	}
 	for i := range pvcs.Items {
 		s.resize(ctx, &pvcs.Items[i])
-	}
-}
-
-// controller recreates missing pods, adopts orphans and keeps the status.
-func (s *sim) controller(ctx context.Context, sts *appsv1.StatefulSet) {
-	ready := int32(0)
-	for _, n := range ordinalRange(sts) {
-		name := wait.PodName(sts.Name, n)
-		pod, err := s.cs.CoreV1().Pods(testNS).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			s.mu.Lock()
-			s.podSeq++
-			uid := fmt.Sprintf("pod-%d-new%d", n, s.podSeq)
-			s.mu.Unlock()
-			_, _ = s.cs.CoreV1().Pods(testNS).Create(ctx, newPod(sts, n, uid), metav1.CreateOptions{})
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if ref := metav1.GetControllerOf(pod); ref == nil || ref.UID != sts.UID {
-			pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts.Name, UID: sts.UID, Controller: ptr(true)}}
-			_, _ = s.cs.CoreV1().Pods(testNS).Update(ctx, pod, metav1.UpdateOptions{})
-			continue
-		}
-		if wait.IsPodReady(pod) {
-			ready++
-		}
-	}
-	want := appsv1.StatefulSetStatus{
-		ObservedGeneration: sts.Generation, Replicas: *sts.Spec.Replicas, ReadyReplicas: ready, AvailableReplicas: ready,
-		CurrentReplicas: ready, UpdatedReplicas: ready, CurrentRevision: testRev, UpdateRevision: testRev,
-	}
-	if !equality.Semantic.DeepEqual(sts.Status, want) {
-		sts.Status = want
-		_, _ = s.cs.AppsV1().StatefulSets(testNS).UpdateStatus(ctx, sts, metav1.UpdateOptions{})
 	}
 }
 

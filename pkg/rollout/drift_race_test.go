@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 )
 
 // A person's change that lands just before the run's own partition patch,
@@ -22,7 +24,7 @@ import (
 func TestChangeLandingJustBeforeTheOwnPartitionPatchIsNoticed(t *testing.T) {
 	c := setup(t, 4)
 	var patches atomic.Int32
-	c.cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		p := a.(k8stesting.PatchAction)
 		if a.GetSubresource() != "" || !strings.Contains(string(p.GetPatch()), "partition") {
 			return false, nil, nil
@@ -33,12 +35,12 @@ func TestChangeLandingJustBeforeTheOwnPartitionPatchIsNoticed(t *testing.T) {
 			return false, nil, nil
 		}
 		c.setPaused(true)
-		obj, err := c.cs.Tracker().Get(stsGVR, a.GetNamespace(), p.GetName())
+		obj, err := c.cs.Tracker().Get(kubefake.StatefulSetGVR, a.GetNamespace(), p.GetName())
 		require.NoError(t, err)
 		s := obj.(*appsv1.StatefulSet).DeepCopy()
 		s.Spec.Template.Spec.Containers[0].Image = "app:hotfix"
 		s.Generation++
-		require.NoError(t, c.cs.Tracker().Update(stsGVR, s, a.GetNamespace()))
+		require.NoError(t, c.cs.Tracker().Update(kubefake.StatefulSetGVR, s, a.GetNamespace()))
 		return false, nil, nil
 	})
 	r := c.runner("me", nil)

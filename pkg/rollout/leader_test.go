@@ -155,7 +155,7 @@ func evictions(c *fakeCluster, after func()) *[]string {
 	var mu sync.Mutex
 	var got []string
 	podGVR := corev1.SchemeGroupVersion.WithResource("pods")
-	c.cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
 		}

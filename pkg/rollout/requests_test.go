@@ -55,7 +55,7 @@ func (l *writeLog) Event(ctx context.Context, obj *corev1.ObjectReference, typ, 
 // logWrites puts a writeLog in front of the fake cluster and the runner.
 func logWrites(c *fakeCluster, r *Runner) *writeLog {
 	l := &writeLog{events: &c.events}
-	c.cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		var w string
 		switch {
 		case a.GetResource().Resource == "statefulsets" && a.GetVerb() == "patch" && a.GetSubresource() == "":

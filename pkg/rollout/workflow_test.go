@@ -195,7 +195,7 @@ func TestBrokenImageRollsBackAndReplacesStuckPod(t *testing.T) {
 	assert.Equal(t, int32(0), Partition(sts))
 	for n, p := range c.pods("db") {
 		assert.Equal(t, from, p.Labels[appsv1.StatefulSetRevisionLabel], n)
-		assert.True(t, podReady(p), n)
+		assert.True(t, wait.IsPodReady(p), n)
 	}
 	jr, st := record(t, c)
 	assert.Equal(t, journal.RolledBack, jr.Phase)
@@ -414,7 +414,7 @@ func TestAbortAfterInterruptionHoldsPodsAsTheyAre(t *testing.T) {
 	// the run lowers the partition for step 2 before it reports step 1
 	// passed, so the controller is stopped as that patch lands, before any
 	// sync can see it.
-	c.cs.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), `/rollingUpdate/partition","value":0}`) {
 			c.setPaused(true)
 		}
@@ -955,18 +955,18 @@ func TestChangeBySomeoneElseStopsTheRunWithoutRollback(t *testing.T) {
 func TestAppliedTemplateWhoseAnswerWasLostIsRecognised(t *testing.T) {
 	c := setup(t, 3)
 	var once sync.Once
-	c.cs.PrependReactor("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.ctrl.React("update", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "" {
 			return false, nil, nil
 		}
 		lost := false
 		once.Do(func() {
 			in := a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).DeepCopy()
-			old, err := c.cs.Tracker().Get(stsGVR, a.GetNamespace(), in.Name)
+			old, err := c.cs.Tracker().Get(kubefake.StatefulSetGVR, a.GetNamespace(), in.Name)
 			require.NoError(t, err)
 			in.Generation = old.(*appsv1.StatefulSet).Generation + 1
 			in.Status = old.(*appsv1.StatefulSet).Status
-			require.NoError(t, c.cs.Tracker().Update(stsGVR, in, a.GetNamespace()))
+			require.NoError(t, c.cs.Tracker().Update(kubefake.StatefulSetGVR, in, a.GetNamespace()))
 			lost = true
 		})
 		if lost {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/pkg/progress"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -188,8 +189,8 @@ func (l *eventLog) Reasons() []string {
 	return append([]string(nil), l.reasons...)
 }
 
-// env is a fake cluster with a StatefulSet controller that removes pods
-// above the replica range, as the real one does.
+// env is a fake cluster with the fake StatefulSet controller, which
+// removes pods above the replica range as the real one does.
 type env struct {
 	t       *testing.T
 	client  *fake.Clientset
@@ -197,12 +198,16 @@ type env struct {
 	events  *eventLog
 	rec     *progress.Recorder
 	deleted chan string
+	ctrl    *kubefake.Controller
 }
 
 func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	t.Helper()
 	client := fake.NewClientset(objs...)
 	e := &env{t: t, client: client, engine: &fakeEngine{kube: client}, events: &eventLog{}, rec: &progress.Recorder{}, deleted: make(chan string, 100)}
+	// The controller's reactors come first, so that a test's own reactors
+	// run before them.
+	e.ctrl = kubefake.NewController(client, ns)
 	return e
 }
 
@@ -220,45 +225,24 @@ func (e *env) deps() Deps {
 	}
 }
 
-// startController runs a minimal StatefulSet controller: whenever the
-// StatefulSet changes it deletes the pods at or above its replica range,
-// highest first, after delay.
+// startController runs the fake StatefulSet controller, which removes
+// the pods above the replica range, highest first, each after delay, and
+// reports each on e.deleted.
 func (e *env) startController(ctx context.Context, name string, delay time.Duration) {
 	e.t.Helper()
-	w, err := e.client.AppsV1().StatefulSets(ns).Watch(ctx, metav1.ListOptions{})
-	require.NoError(e.t, err)
-	go func() {
-		defer w.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					return
-				}
-				sts, ok := ev.Object.(*appsv1.StatefulSet)
-				if !ok || sts.Name != name {
-					continue
-				}
-				end := OrdinalsStart(sts) + int(Replicas(sts))
-				pods, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-				if err != nil {
-					continue
-				}
-				for n := OrdinalsStart(sts) + 100; n >= end; n-- {
-					for _, p := range pods.Items {
-						if o, ok := OwnedPod(sts, &p); ok && o == n {
-							time.Sleep(delay)
-							if err := e.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err == nil {
-								e.deleted <- p.Name
-							}
-						}
-					}
-				}
-			}
-		}
-	}()
+	e.ctrl.ScaleDownDelay = delay
+	e.ctrl.OnPodRemoved = func(pod string) { e.deleted <- pod }
+	e.ctrl.Start(ctx, name)
+}
+
+// waitObserved waits until the controller has observed the StatefulSet's
+// latest spec.
+func (e *env) waitObserved(ctx context.Context) {
+	e.t.Helper()
+	require.Eventually(e.t, func() bool {
+		s, err := e.client.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
+		return err == nil && s.Status.ObservedGeneration == s.Generation
+	}, safety, 5*time.Millisecond, "the controller did not observe the latest spec of statefulset db")
 }
 
 func (e *env) pvcNames(ctx context.Context) []string {

@@ -181,7 +181,9 @@ func TestExecuteInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	d.Sink = progress.SinkFunc(func(ev progress.Event) {
 		e.rec.Emit(ev)
 		if ev.Kind == "scaled" && ev.Step == 1 {
-			go func() { _ = e.client.CoreV1().Pods(ns).Delete(context.Background(), "db-4", metav1.DeleteOptions{}) }()
+			// One sync of the controller: it removes pod 4 and observes
+			// the new generation; then it syncs no more.
+			go e.ctrl.Reconcile(context.Background(), "db")
 		}
 		if ev.Kind == "waiting" && ev.Step == 2 {
 			cancel1()
@@ -208,6 +210,8 @@ func TestExecuteInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	defer cancel()
 	e.startController(ctx, "db", 0)
+	// The controller is back and has caught up with the scale to 3.
+	e.waitObserved(ctx)
 	before := len(e.engine.Calls())
 	p, err = Prepare(ctx, cfg(3), e.deps())
 	require.NoError(t, err)
