@@ -562,7 +562,13 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	// is an answer and ends the wait.
 	noAnswer := func(ctx context.Context, err error) bool {
 		var ce *plugins.CommandError
-		if err == nil || errors.As(err, &ce) || ctx.Err() != nil {
+		switch {
+		case err == nil || errors.As(err, &ce):
+			unreachable = nil
+			return false
+		case ctx.Err() != nil:
+			// The wait's own deadline cut the command short; what ends
+			// the wait is its timeout, with the last answer kept.
 			return false
 		}
 		unreachable = err
@@ -581,7 +587,6 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 			if noAnswer(ctx, err) {
 				return kwait.NotYet, "no answer from " + primary.Name, nil
 			}
-			unreachable = nil
 			if err == nil && strings.TrimSpace(string(out)) == "1" {
 				opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: primary.Name, Object: object,
 					Message: fmt.Sprintf("dropped replication slot %s on %s", name, primary.Name)})
@@ -599,7 +604,6 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 			if noAnswer(ctx, err) {
 				return kwait.NotYet, "no answer from " + primary.Name, nil
 			}
-			unreachable = nil
 			if err != nil {
 				return fail(ctx, fmt.Errorf("reading replication slot %s on %s: %w", name, primary.Name, err))
 			}
