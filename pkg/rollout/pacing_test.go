@@ -267,8 +267,9 @@ func TestResumeAfterAKillRightAfterThePartitionWentAhead(t *testing.T) {
 	go func() { done <- r.Run(ctx, pv) }()
 	waitFor(t, killed.Load)
 	require.ErrorIs(t, <-done, context.Canceled)
-	require.NotNil(t, c.podAt("db-3", pv.To))
-	require.Equal(t, corev1.ConditionFalse, c.podAt("db-3", pv.To).Status.Conditions[0].Status, "killed before db-3 was Ready")
+	if p := c.podAt("db-3", pv.To); p != nil {
+		require.Equal(t, corev1.ConditionFalse, p.Status.Conditions[0].Status, "killed before db-3 was Ready")
+	}
 	l.mu.Lock()
 	l.onWrite = nil
 	l.mu.Unlock()
@@ -278,6 +279,7 @@ func TestResumeAfterAKillRightAfterThePartitionWentAhead(t *testing.T) {
 	require.Equal(t, int32(2), Partition(c.sts("db")), "the partition of step 2 went out ahead")
 
 	stop()
+	waitFor(t, func() bool { return c.podAt("db-3", pv.To) != nil })
 	c.markReady("db-3")
 	later := func() time.Time { return time.Now().Add(time.Hour) }
 	rec := &progress.Recorder{}
