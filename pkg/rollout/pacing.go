@@ -193,9 +193,17 @@ func (x *execution) holdFrontier(ctx context.Context) int32 {
 	snap := x.tracker.Snapshot()
 	sts := snap.StatefulSet
 	hold := st.Plan.Steps[i].Partition
-	if sts == nil || Partition(sts) >= hold || drift(x.base, sts) != "" {
+	if sts == nil || drift(x.base, sts) != "" {
 		// Someone else's change is theirs to settle: the run writes
 		// nothing more.
+		return -1
+	}
+	// The watch may not show the run's own last write yet.
+	live := Partition(x.base)
+	if sts.Generation > x.base.Generation {
+		live = Partition(sts)
+	}
+	if live >= hold {
 		return -1
 	}
 	for _, name := range st.Plan.Steps[i+1].Pods {
@@ -209,7 +217,7 @@ func (x *execution) holdFrontier(ctx context.Context) int32 {
 	if err != nil {
 		x.emit(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf(
 			"could not raise the partition back to %d (it stays at %d, set ahead for step %d, so the controller replaces %s once %s is Ready): %v",
-			hold, Partition(sts), i+2, strings.Join(st.Plan.Steps[i+1].Pods, ", "), strings.Join(st.Plan.Steps[i].Pods, ", "), err)})
+			hold, live, i+2, strings.Join(st.Plan.Steps[i+1].Pods, ", "), strings.Join(st.Plan.Steps[i].Pods, ", "), err)})
 		return -1
 	}
 	x.base, x.ahead = updated, 0

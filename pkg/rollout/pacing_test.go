@@ -321,6 +321,7 @@ func TestInterruptedControllerPacedRunTakesThePartitionBack(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	assert.Equal(t, int32(2), Partition(c.sts("db")), "the partition is back at step 1")
 	assert.Contains(t, rec.Kinds(), "partition-held")
+	waitFor(t, func() bool { return c.podAt("db-2", pv.To) != nil })
 	c.markReady("db-2")
 	time.Sleep(100 * time.Millisecond)
 	held := c.podAt("db-1", from)
