@@ -158,8 +158,8 @@ func (x *execution) goAhead(ctx context.Context, i int, timeout time.Duration) (
 	if before <= next.Partition {
 		verb = "was already"
 	}
-	msg := fmt.Sprintf("partition %s %d ahead for step %d of %d: %s began, and the controller replaces %s once %s is Ready",
-		verb, next.Partition, n+1, total, strings.Join(step.Pods, ", "), strings.Join(next.Pods, ", "), strings.Join(step.Pods, ", "))
+	msg := fmt.Sprintf("partition %d %s ahead for step %d of %d: %s is being replaced, and the controller replaces %s once %s is Ready",
+		next.Partition, verb, n+1, total, strings.Join(step.Pods, ", "), strings.Join(next.Pods, ", "), strings.Join(step.Pods, ", "))
 	x.emitStep(progress.Event{Kind: "partition-ahead", Object: "statefulset/" + r.Name, Message: msg})
 	return time.Since(begun), nil
 }
