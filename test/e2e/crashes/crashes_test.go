@@ -84,7 +84,9 @@ func rolloutWorkflow() workflow {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 		},
 		args:       []string{"rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--yes"},
-		boundaries: []string{"started", "template-applied", "revision", "step-started", "step-passed", "done"},
+		// partition-ahead: the steps are controller-paced, and the kill
+		// lands right after the partition went one step ahead.
+		boundaries: []string{"started", "template-applied", "revision", "step-started", "partition-ahead", "step-passed", "done"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 3)
 			pods := list(t, ns)
