@@ -550,8 +550,8 @@ func (x *execution) step(ctx context.Context) error {
 	case next && x.ahead == n+1:
 		// Its partition went out while this step's gates were pending.
 		x.nextGen, x.begun = x.aheadGen, n+1
-		msg += "; " + x.stepMessage(n) + fmt.Sprintf(" (partition set ahead at %s, once %s was replaced: the controller held %s until %s was Ready)",
-			st.Steps[n].Started.UTC().Format("15:04:05.000"), strings.Join(step.Pods, ", "), strings.Join(st.Plan.Steps[n].Pods, ", "), strings.Join(step.Pods, ", "))
+		msg += "; " + x.stepMessage(n) + fmt.Sprintf(" (its partition was set ahead at %s, once %s was being replaced: controller-paced)",
+			st.Steps[n].Started.UTC().Format("15:04:05.000"), strings.Join(step.Pods, ", "))
 	case next:
 		if x.nextGen, err = x.lowerPartition(ctx, n); err != nil {
 			return err
