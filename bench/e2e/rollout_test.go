@@ -44,7 +44,7 @@ type rolloutRun struct {
 	// turning Ready on the new revision to its deletion of the next pod.
 	deletes []time.Duration
 	reqs    []request
-	maxRSS    int64
+	maxRSS  int64
 }
 
 // rolloutBench sets up a StatefulSet of n replicas (OrderedReady) and rolls
