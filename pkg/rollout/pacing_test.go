@@ -367,3 +367,35 @@ func TestNoRollbackOfAControllerPacedRunHoldsThePartitionAtTheFailedStep(t *test
 		}
 	}
 }
+
+// An abort of a live controller-paced run while the partition is one
+// step ahead raises it back to hold exactly the pods already on the new
+// revision: the next pod is never replaced.
+func TestAbortOfAControllerPacedRunRaisesThePartitionBack(t *testing.T) {
+	c := setup(t, 3)
+	from := c.applyPending("app:v2", 3)
+	r := c.runner("first", nil)
+	pv, err := r.Prepare(ctxT(t), Request{})
+	require.NoError(t, err)
+	c.startUnready(pv.To)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctxT(t), pv) }()
+	waitFor(t, func() bool { return Partition(c.sts("db")) == 1 && c.podAt("db-2", pv.To) != nil })
+	old := c.podAt("db-1", from)
+	require.NotNil(t, old)
+
+	out, err := c.runner("second", nil).Abort(ctxT(t))
+	require.NoError(t, err)
+	require.True(t, out.Requested)
+	var ab *AbortedError
+	require.ErrorAs(t, <-done, &ab)
+	assert.Equal(t, int32(2), ab.Partition)
+	assert.Equal(t, int32(2), Partition(c.sts("db")), "the partition holds db-2, the one pod on the new revision")
+	c.markReady("db-2")
+	time.Sleep(100 * time.Millisecond)
+	held := c.podAt("db-1", from)
+	require.NotNil(t, held, "db-1 stays on the old revision")
+	assert.Equal(t, old.UID, held.UID)
+	jr, _ := record(t, c)
+	assert.Equal(t, journal.Aborted, jr.Phase)
+}
