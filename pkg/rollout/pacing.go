@@ -187,7 +187,12 @@ func replacedGate(pods []string, revision string) wait.Gate {
 func (x *execution) holdFrontier(ctx context.Context) int32 {
 	st := x.st
 	i := st.Current
-	if x.ahead != i+2 || st.Stage != StageSteps || i+1 >= len(st.Plan.Steps) || x.tracker == nil || x.base == nil {
+	if st.Stage != StageSteps || i+1 >= len(st.Plan.Steps) || x.tracker == nil || x.base == nil {
+		return -1
+	}
+	// Set ahead by this run, or by a run killed before it (found at the
+	// next step's partition on resume).
+	if x.ahead != i+2 && !x.controllerPaced() {
 		return -1
 	}
 	snap := x.tracker.Snapshot()
@@ -203,7 +208,7 @@ func (x *execution) holdFrontier(ctx context.Context) int32 {
 	if sts.Generation > x.base.Generation {
 		live = Partition(sts)
 	}
-	if live >= hold {
+	if live >= hold || live != st.Plan.Steps[i+1].Partition {
 		return -1
 	}
 	for _, name := range st.Plan.Steps[i+1].Pods {

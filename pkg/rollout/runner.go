@@ -726,7 +726,11 @@ func (x *execution) failed(ctx context.Context, err error) error {
 	x.emitStep(progress.Event{Kind: "gate-failed", Level: progress.Failure, Object: "statefulset/" + r.Name, Message: err.Error()})
 	x.event(ctx, corev1.EventTypeWarning, ReasonGateFailed, fmt.Sprintf("step %d of %d failed: %v", n, total, err))
 	if st.NoRollback {
-		part := Partition(x.tracker.Snapshot().StatefulSet)
+		live := x.tracker.Snapshot().StatefulSet
+		if x.base != nil && x.base.Generation > live.Generation {
+			live = x.base // the run's own last write, not shown yet
+		}
+		part := Partition(live)
 		if p := x.holdFrontier(ctx); p >= 0 {
 			part = p
 		}
