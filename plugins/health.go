@@ -51,6 +51,29 @@ func PrimaryReason(members []Member) string {
 	}
 }
 
+// Problems collects what keeps a replica set from being healthy, in the
+// order an engine's Healthy finds it.
+type Problems []string
+
+// Add notes reason; the "" of a check that found nothing adds nothing.
+func (p *Problems) Add(reason string) {
+	if reason != "" {
+		*p = append(*p, reason)
+	}
+}
+
+// Addf notes a formatted reason.
+func (p *Problems) Addf(format string, args ...any) { p.Add(fmt.Sprintf(format, args...)) }
+
+// Verdict is Healthy's answer: true without problems, else false and the
+// problems joined by "; ".
+func (p Problems) Verdict() (bool, string) {
+	if len(p) > 0 {
+		return false, strings.Join(p, "; ")
+	}
+	return true, ""
+}
+
 // LagReason checks a replica's lag against the bounds; "" when within.
 // A bound that is set with the lag unknown is a failure: the gate cannot
 // vouch for what it cannot see.

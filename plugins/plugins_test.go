@@ -228,6 +228,56 @@ func TestTargetRunAndContainer(t *testing.T) {
 	assert.EqualError(t, err, "psql in pod db-0: upgrade failed")
 }
 
+func TestRunParsedRunsInTheEngineContainerAndNamesThePodOfAParseError(t *testing.T) {
+	_, ex := kubefake.NewClient()
+	pod := runningPod("db-0", corev1.PodRunning)
+	target := plugins.Target{StatefulSet: sts(nil), Pods: []*corev1.Pod{pod}, Exec: ex, Timeout: time.Second}
+	isPG := func(img string) bool { return plugins.ImageName(img) == "postgres" }
+	parse := func(out []byte) (int, error) {
+		if string(out) != "42" {
+			return 0, fmt.Errorf("cannot parse %q", out)
+		}
+		return 42, nil
+	}
+	query := plugins.RunParsed(target, isPG, "psql", []string{"psql", "-c", "select 42"}, parse)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{Stdout: []byte("42")}, nil })
+	v, err := query(context.Background(), pod)
+	require.NoError(t, err)
+	assert.Equal(t, 42, v)
+	calls := ex.Calls()
+	require.Len(t, calls, 1)
+	assert.Equal(t, "db", calls[0].Container, "the container whose image the engine matches")
+	assert.Equal(t, []string{"psql", "-c", "select 42"}, calls[0].Command)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{Stdout: []byte("?")}, nil })
+	_, err = query(context.Background(), pod)
+	assert.EqualError(t, err, `pod db-0: cannot parse "?"`)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{ExitCode: 2}, nil })
+	_, err = query(context.Background(), pod)
+	var ce *plugins.CommandError
+	require.ErrorAs(t, err, &ce, "the command's own failure comes back as it is")
+	assert.Equal(t, 2, ce.ExitCode)
+}
+
+func TestProblemsVerdict(t *testing.T) {
+	var p plugins.Problems
+	ok, why := p.Verdict()
+	assert.True(t, ok)
+	assert.Empty(t, why)
+
+	p.Add("")
+	ok, _ = p.Verdict()
+	assert.True(t, ok, "a check that found nothing adds no problem")
+
+	p.Addf("%s is %s", "db-1", "down")
+	p.Add(plugins.LagReason(plugins.Member{Pod: "db-2"}, plugins.HealthOptions{MaxLagBytes: 10}))
+	ok, why = p.Verdict()
+	assert.False(t, ok)
+	assert.Equal(t, "db-1 is down; db-2: lag in bytes unknown (bound 10)", why)
+}
+
 func TestRefusePrimary(t *testing.T) {
 	ms := []plugins.Member{
 		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},

@@ -260,14 +260,14 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.PrimaryReason(members); r != "" {
 		return false, r
 	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		switch m.Role {
 		case plugins.RolePrimary:
 			continue
 		case plugins.RoleReplica:
 		default:
-			problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.State))
+			problems.Addf("%s is %s", m.Pod, m.State)
 			continue
 		}
 		if m.State != "Yes/Yes" {
@@ -275,17 +275,12 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 			if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
 				why += " (" + errText + ")"
 			}
-			problems = append(problems, why)
+			problems.Add(why)
 			continue
 		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
+		problems.Add(plugins.LagReason(m, opts))
 	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return problems.Verdict()
 }
 
 // BeforeRemove implements plugins.Engine: it refuses to remove the

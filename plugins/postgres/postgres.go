@@ -125,17 +125,7 @@ func parseView(out []byte) (view, error) {
 
 // read asks every pod of t for its view, in parallel.
 func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]view, error) {
-	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (view, error) {
-		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "psql", psqlCommand(membersSQL))
-		if err != nil {
-			return view{}, err
-		}
-		v, err := parseView(out)
-		if err != nil {
-			return view{}, fmt.Errorf("pod %s: %w", pod.Name, err)
-		}
-		return v, nil
-	})
+	members, views, err := plugins.QueryViews(ctx, t, plugins.RunParsed(t, e.Matches, "psql", psqlCommand(membersSQL), parseView))
 	ips := map[string]string{}
 	for _, p := range t.Pods {
 		ips[p.Name] = p.Status.PodIP
@@ -343,23 +333,18 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if r := plugins.PrimaryReason(members); r != "" {
 		return false, r
 	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		if m.Role != plugins.RoleReplica {
 			continue
 		}
 		if m.State != "streaming" {
-			problems = append(problems, fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State)))
+			problems.Addf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
 			continue
 		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
+		problems.Add(plugins.LagReason(m, opts))
 	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return problems.Verdict()
 }
 
 func orUnknown(s string) string {

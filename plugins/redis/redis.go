@@ -209,28 +209,23 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	} else if r := plugins.PrimaryReason(members); r != "" {
 		return false, r
 	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		switch m.Role {
 		case plugins.RolePrimary:
 			continue
 		case plugins.RoleReplica:
 		default:
-			problems = append(problems, fmt.Sprintf("%s has role %s", m.Pod, m.State))
+			problems.Addf("%s has role %s", m.Pod, m.State)
 			continue
 		}
 		if m.State != "link up" {
-			problems = append(problems, fmt.Sprintf("%s replication %s", m.Pod, m.State))
+			problems.Addf("%s replication %s", m.Pod, m.State)
 			continue
 		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
+		problems.Add(plugins.LagReason(m, opts))
 	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return problems.Verdict()
 }
 
 // ClusterNode is one line of CLUSTER NODES.
