@@ -12,13 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // Fixtures: what endpoint status, member list and alarm list printed on
@@ -50,15 +49,7 @@ func reply(view string) kubefake.Handler {
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
-	t := plugins.Target{StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "ns"}}, Exec: ex, Timeout: time.Second}
-	for _, p := range pods {
-		t.Pods = append(t.Pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: p, Namespace: "ns"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "etcd", Image: "quay.io/coreos/etcd:v3.6.16"}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		})
-	}
-	return t
+	return pluginstest.Target(ex, "etcd", corev1.Container{Name: "etcd", Image: "quay.io/coreos/etcd:v3.6.16"}, pods...)
 }
 
 func TestMembersFromRecordedViews(t *testing.T) {
