@@ -23,6 +23,16 @@ func Unanswered(members []Member) string {
 	return "no answer from " + strings.Join(bad, ", ")
 }
 
+// ReplicationReason is where the Healthy of a primary/replica engine
+// starts: every member answered (Unanswered) and exactly one is primary
+// (PrimaryReason); "" when both hold.
+func ReplicationReason(members []Member) string {
+	if r := Unanswered(members); r != "" {
+		return r
+	}
+	return PrimaryReason(members)
+}
+
 // Primaries returns the members in the primary role.
 func Primaries(members []Member) []Member {
 	var out []Member

@@ -310,6 +310,28 @@ func TestPrimaryReason(t *testing.T) {
 	assert.Equal(t, "no pods to ask", plugins.Unanswered(nil))
 }
 
+func TestReplicationReasonAsksForAnswersFirstThenOnePrimary(t *testing.T) {
+	primary := plugins.Member{Pod: "db-0", Role: plugins.RolePrimary}
+	replica := plugins.Member{Pod: "db-1", Role: plugins.RoleReplica}
+	silent := plugins.Member{Pod: "db-2", Role: plugins.RoleUnknown, Error: "timeout"}
+	assert.Empty(t, plugins.ReplicationReason([]plugins.Member{primary, replica}))
+	assert.Equal(t, "no answer from db-2 (timeout)", plugins.ReplicationReason([]plugins.Member{replica, silent}), "an unanswered member before a missing primary")
+	assert.Equal(t, "no member is primary", plugins.ReplicationReason([]plugins.Member{replica}))
+	assert.Equal(t, "no pods to ask", plugins.ReplicationReason(nil))
+}
+
+func TestQuorumReasonAllowsALeaderOutsideTheMembers(t *testing.T) {
+	leader := plugins.Member{Pod: "etcd-0", Role: plugins.RolePrimary}
+	follower := plugins.Member{Pod: "etcd-1", Role: plugins.RoleReplica}
+	silent := plugins.Member{Pod: "etcd-2", Role: plugins.RoleUnknown, Error: "timeout"}
+	assert.Empty(t, plugins.QuorumReason([]plugins.Member{follower}), "the members that stay may follow a leader that goes")
+	assert.Empty(t, plugins.QuorumReason([]plugins.Member{leader, follower}))
+	assert.Equal(t, "no answer from etcd-2 (timeout)", plugins.QuorumReason([]plugins.Member{leader, silent}))
+	other := leader
+	other.Pod = "etcd-1"
+	assert.Equal(t, "more than one leader: etcd-0, etcd-1", plugins.QuorumReason([]plugins.Member{leader, other}))
+}
+
 func TestRemoveOptionsEmit(t *testing.T) {
 	var mu sync.Mutex
 	var got []plugins.RemoveEvent

@@ -398,13 +398,8 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // applied index within MaxIndexLag of the leader's commit index. etcd
 // measures no lag in bytes or seconds, so such a bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	if r := plugins.QuorumReason(members); r != "" {
 		return false, r
-	}
-	// The leader may be outside members (scale-down judges the members
-	// that stay): what counts is that all follow the same one.
-	if len(plugins.Primaries(members)) > 1 {
-		return false, plugins.LeaderReason(members)
 	}
 	leader := members[0].Details["leader"]
 	if p := plugins.Primaries(members); len(p) == 1 {

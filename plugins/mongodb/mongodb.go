@@ -316,10 +316,7 @@ func roleOf(state int) plugins.Role {
 // ARBITER) and healthy from the primary's view, and optime lag within the
 // bound. MongoDB has no lag in bytes, so a byte bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
-		return false, r
-	}
-	if r := plugins.PrimaryReason(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
 	var problems plugins.Problems

@@ -254,10 +254,7 @@ func MemberFrom(st Status) plugins.Member {
 // (seconds behind the source) within the bound. MySQL has no byte lag, so
 // a byte bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
-		return false, r
-	}
-	if r := plugins.PrimaryReason(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
 	var problems plugins.Problems

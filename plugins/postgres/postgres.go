@@ -327,10 +327,7 @@ func ParseLSN(s string) (uint64, error) {
 // Healthy implements plugins.Engine: every member answered, exactly one
 // primary, every replica streaming, lag within the bounds.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
-		return false, r
-	}
-	if r := plugins.PrimaryReason(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
 	var problems plugins.Problems

@@ -365,13 +365,10 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // the membership without a pod. ZooKeeper measures no lag in bytes or
 // seconds, so such a bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	// None of members need lead: a follower is in that mode only while it
+	// follows a leader.
+	if r := plugins.QuorumReason(members); r != "" {
 		return false, r
-	}
-	// The leader may be outside members (scale-down judges the servers
-	// that stay); a follower is in that mode only while it follows one.
-	if len(plugins.Primaries(members)) > 1 {
-		return false, plugins.LeaderReason(members)
 	}
 	var problems plugins.Problems
 	for _, m := range members {
