@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,9 +24,7 @@ import (
 // etcd-1, etcd-2; etcd-1 leads), one file per member, separated by fixtureSep.
 func fixture(t *testing.T, i int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("testdata/view-%d.txt", i))
-	require.NoError(t, err)
-	return string(b)
+	return pluginstest.Testdata(t, fmt.Sprintf("view-%d.txt", i))
 }
 
 const fixtureSep = "--- kubectl-sts ---"
@@ -295,13 +292,9 @@ func TestAfterRemoveRemovesADeadVoterLeftBehind(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"quay.io/coreos/etcd:v3.6.16", "bitnami/etcd:3.5", "registry.k8s.io/etcd:3.5.12-0", "gcr.io/etcd-development/etcd:v3.6.0"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"etcd-operator:1", "bitnami/etcd-exporter", "nginx"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"quay.io/coreos/etcd:v3.6.16", "bitnami/etcd:3.5", "registry.k8s.io/etcd:3.5.12-0", "gcr.io/etcd-development/etcd:v3.6.0"},
+		[]string{"etcd-operator:1", "bitnami/etcd-exporter", "nginx"})
 }
 
 func TestHealthyJudgesTheMembersThatStayWithoutTheLeader(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +27,7 @@ import (
 // JSON from the legacy mongo shell. Each is one member's view; viewFrom
 // turns it into another member's by moving "self" and myState, as the
 // documents of the other members would differ.
-func load(t *testing.T, name string) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(b, &doc))
-	return doc
-}
+func load(t *testing.T, name string) map[string]any { return pluginstest.TestdataJSON(t, name) }
 
 func viewFrom(t *testing.T, doc map[string]any, pod string) string {
 	t.Helper()
@@ -270,13 +262,9 @@ func TestPodOfHost(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"mongo:7.0", "bitnami/mongodb:7", "percona/percona-server-mongodb:7.0", "mongodb/mongodb-community-server:7.0-ubi8"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"percona/mongodb_exporter:0.40", "bitnami/mongodb-exporter", "mongo-express"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"mongo:7.0", "bitnami/mongodb:7", "percona/percona-server-mongodb:7.0", "mongodb/mongodb-community-server:7.0-ubi8"},
+		[]string{"percona/mongodb_exporter:0.40", "bitnami/mongodb-exporter", "mongo-express"})
 }
 
 func TestValidateHost(t *testing.T) {

@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -21,12 +20,7 @@ import (
 // primary, its replica, the replica with its SQL thread stopped by a
 // duplicate key), and a MySQL 8.0 replica with the Replica_/Source_
 // column names.
-func read(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	return string(b)
-}
+func read(t *testing.T, name string) string { return pluginstest.Testdata(t, name) }
 
 func TestParseMariaDB(t *testing.T) {
 	st, err := ParseStatus(read(t, "mariadb-primary.txt"))
@@ -159,13 +153,9 @@ func TestBeforeRemoveRefusesThePrimary(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"mysql:8.4", "mariadb:11", "bitnami/mariadb-galera:11", "percona/percona-server:8.0", "percona/percona-xtradb-cluster:8.0"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"percona/percona-server-mongodb:7", "prom/mysqld-exporter", "bitnami/mysqld-exporter", "percona/percona-distribution-postgresql:16", "mysql/mysql-router:8"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"mysql:8.4", "mariadb:11", "bitnami/mariadb-galera:11", "percona/percona-server:8.0", "percona/percona-xtradb-cluster:8.0"},
+		[]string{"percona/percona-server-mongodb:7", "prom/mysqld-exporter", "bitnami/mysqld-exporter", "percona/percona-distribution-postgresql:16", "mysql/mysql-router:8"})
 }
 
 func TestClientScriptMapsTheContainersCredentials(t *testing.T) {

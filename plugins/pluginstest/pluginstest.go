@@ -5,6 +5,7 @@ package pluginstest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -70,4 +72,34 @@ func RunScript(t testing.TB, env, argv []string) map[string][]string {
 		got[k] = append(got[k], v)
 	}
 	return got
+}
+
+// Testdata returns the file name of the test's testdata directory: client
+// output recorded from a real server.
+func Testdata(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestdataJSON returns the JSON object in the file name of the test's
+// testdata directory.
+func TestdataJSON(t testing.TB, name string) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(Testdata(t, name)), &doc))
+	return doc
+}
+
+// AssertMatches checks that matches, an engine's Matches, claims every
+// image of claimed and none of others.
+func AssertMatches(t *testing.T, matches func(image string) bool, claimed, others []string) {
+	t.Helper()
+	for _, img := range claimed {
+		assert.True(t, matches(img), img)
+	}
+	for _, img := range others {
+		assert.False(t, matches(img), img)
+	}
 }

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
@@ -19,9 +18,7 @@ import (
 // Fixtures: INFO recorded on Redis 7.0, a primary and its replica.
 func read(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	return strings.ReplaceAll(string(b), "\n", "\r\n") // as redis-cli prints it
+	return strings.ReplaceAll(pluginstest.Testdata(t, name), "\n", "\r\n") // as redis-cli prints it
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
@@ -157,13 +154,9 @@ func TestBeforeRemoveRefusesThePrimary(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"redis:7", "bitnami/redis-cluster:7.2", "valkey/valkey:8", "redis/redis-stack-server:7.2.0-v9"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"bitnami/redis-sentinel:7", "oliver006/redis_exporter", "bitnami/redis-exporter"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"redis:7", "bitnami/redis-cluster:7.2", "valkey/valkey:8", "redis/redis-stack-server:7.2.0-v9"},
+		[]string{"bitnami/redis-sentinel:7", "oliver006/redis_exporter", "bitnami/redis-exporter"})
 }
 
 func TestCLIScriptMapsTheContainersCredentials(t *testing.T) {

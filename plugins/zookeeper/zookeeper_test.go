@@ -3,7 +3,6 @@ package zookeeper
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -22,9 +21,7 @@ import (
 // (zk-2, server.3, leads; three znodes written).
 func fixture(t *testing.T, i int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("testdata/view-%d.txt", i+1))
-	require.NoError(t, err)
-	return string(b)
+	return pluginstest.Testdata(t, fmt.Sprintf("view-%d.txt", i+1))
 }
 
 func target(ex kube.Executor, n int) plugins.Target {
@@ -125,13 +122,9 @@ func TestWordsReachTheServerAsArguments(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"zookeeper:3.9", "bitnami/zookeeper:3.8", "docker.io/library/zookeeper:3.8.4"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"dabealu/zookeeper-exporter", "kafka:3"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"zookeeper:3.9", "bitnami/zookeeper:3.8", "docker.io/library/zookeeper:3.8.4"},
+		[]string{"dabealu/zookeeper-exporter", "kafka:3"})
 }
 
 func TestLeadershipFromRecordedWords(t *testing.T) {
