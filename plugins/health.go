@@ -75,6 +75,26 @@ func (p *Problems) Add(reason string) {
 // Addf notes a formatted reason.
 func (p *Problems) Addf(format string, args ...any) { p.Add(fmt.Sprintf(format, args...)) }
 
+// AddReplicas notes, for each member that is neither primary nor
+// replica, what role says of it ("" when that is no problem), and for each
+// replica what broken says of its replication ("" when it works) or else
+// its lag against opts (LagReason).
+func (p *Problems) AddReplicas(members []Member, opts HealthOptions, role, broken func(Member) string) {
+	for _, m := range members {
+		switch m.Role {
+		case RolePrimary:
+		case RoleReplica:
+			if why := broken(m); why != "" {
+				p.Add(why)
+				continue
+			}
+			p.Add(LagReason(m, opts))
+		default:
+			p.Add(role(m))
+		}
+	}
+}
+
 // Verdict is Healthy's answer: true without problems, else false and the
 // problems joined by "; ".
 func (p Problems) Verdict() (bool, string) {

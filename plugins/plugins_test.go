@@ -278,6 +278,32 @@ func TestProblemsVerdict(t *testing.T) {
 	assert.Equal(t, "db-1 is down; db-2: lag in bytes unknown (bound 10)", why)
 }
 
+func TestProblemsAddReplicas(t *testing.T) {
+	lag := int64(100)
+	members := []plugins.Member{
+		{Pod: "db-0", Role: plugins.RolePrimary, State: "broken too, but a primary"},
+		{Pod: "db-1", Role: plugins.RoleReplica, State: "down"},
+		{Pod: "db-2", Role: plugins.RoleReplica, State: "up", LagBytes: &lag},
+		{Pod: "db-3", Role: plugins.RoleReplica, State: "up"},
+		{Pod: "db-4", Role: plugins.RoleUnknown, State: "starting"},
+	}
+	role := func(m plugins.Member) string { return m.Pod + " is " + m.State }
+	broken := func(m plugins.Member) string {
+		if m.State == "up" {
+			return ""
+		}
+		return m.Pod + " replication " + m.State
+	}
+	var p plugins.Problems
+	p.AddReplicas(members, plugins.HealthOptions{MaxLagBytes: 10}, role, broken)
+	assert.Equal(t, plugins.Problems{
+		"db-1 replication down",
+		"db-2: 100 bytes behind (bound 10)",
+		"db-3: lag in bytes unknown (bound 10)",
+		"db-4 is starting",
+	}, p, "a broken replica is not also judged by its lag; the primary is not judged")
+}
+
 func TestRefusePrimary(t *testing.T) {
 	ms := []plugins.Member{
 		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},

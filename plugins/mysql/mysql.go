@@ -258,25 +258,18 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	for _, m := range members {
-		switch m.Role {
-		case plugins.RolePrimary:
-			continue
-		case plugins.RoleReplica:
-		default:
-			problems.Addf("%s is %s", m.Pod, m.State)
-			continue
+	problems.AddReplicas(members, opts, func(m plugins.Member) string {
+		return fmt.Sprintf("%s is %s", m.Pod, m.State)
+	}, func(m plugins.Member) string {
+		if m.State == "Yes/Yes" {
+			return ""
 		}
-		if m.State != "Yes/Yes" {
-			why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
-			if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
-				why += " (" + errText + ")"
-			}
-			problems.Add(why)
-			continue
+		why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
+		if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
+			why += " (" + errText + ")"
 		}
-		problems.Add(plugins.LagReason(m, opts))
-	}
+		return why
+	})
 	return problems.Verdict()
 }
 

@@ -331,16 +331,13 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	for _, m := range members {
-		if m.Role != plugins.RoleReplica {
-			continue
+	// A member in neither role streams nothing to judge.
+	problems.AddReplicas(members, opts, func(plugins.Member) string { return "" }, func(m plugins.Member) string {
+		if m.State == "streaming" {
+			return ""
 		}
-		if m.State != "streaming" {
-			problems.Addf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
-			continue
-		}
-		problems.Add(plugins.LagReason(m, opts))
-	}
+		return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
+	})
 	return problems.Verdict()
 }
 

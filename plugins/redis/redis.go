@@ -210,21 +210,14 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	for _, m := range members {
-		switch m.Role {
-		case plugins.RolePrimary:
-			continue
-		case plugins.RoleReplica:
-		default:
-			problems.Addf("%s has role %s", m.Pod, m.State)
-			continue
+	problems.AddReplicas(members, opts, func(m plugins.Member) string {
+		return fmt.Sprintf("%s has role %s", m.Pod, m.State)
+	}, func(m plugins.Member) string {
+		if m.State == "link up" {
+			return ""
 		}
-		if m.State != "link up" {
-			problems.Addf("%s replication %s", m.Pod, m.State)
-			continue
-		}
-		problems.Add(plugins.LagReason(m, opts))
-	}
+		return fmt.Sprintf("%s replication %s", m.Pod, m.State)
+	})
 	return problems.Verdict()
 }
 
