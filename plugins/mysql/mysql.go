@@ -258,19 +258,23 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	problems.AddReplicas(members, opts, func(m plugins.Member) string {
-		return fmt.Sprintf("%s is %s", m.Pod, m.State)
-	}, func(m plugins.Member) string {
-		if m.State == "Yes/Yes" {
-			return ""
-		}
-		why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
-		if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
-			why += " (" + errText + ")"
-		}
-		return why
-	})
+	problems.AddReplicas(members, opts, neitherRole, threadsStopped)
 	return problems.Verdict()
+}
+
+func neitherRole(m plugins.Member) string { return fmt.Sprintf("%s is %s", m.Pod, m.State) }
+
+// threadsStopped says which replication thread of replica m is not
+// running, with its last error; "" when both run.
+func threadsStopped(m plugins.Member) string {
+	if m.State == "Yes/Yes" {
+		return ""
+	}
+	why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
+	if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
+		why += " (" + errText + ")"
+	}
+	return why
 }
 
 // BeforeRemove implements plugins.Engine: it refuses to remove the

@@ -331,14 +331,20 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	// A member in neither role streams nothing to judge.
-	problems.AddReplicas(members, opts, func(plugins.Member) string { return "" }, func(m plugins.Member) string {
-		if m.State == "streaming" {
-			return ""
-		}
-		return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
-	})
+	problems.AddReplicas(members, opts, streamsNothing, notStreaming)
 	return problems.Verdict()
+}
+
+// streamsNothing: a member in neither role has no replication to judge.
+func streamsNothing(plugins.Member) string { return "" }
+
+// notStreaming says that replica m's WAL receiver does not stream; ""
+// when it does.
+func notStreaming(m plugins.Member) string {
+	if m.State == "streaming" {
+		return ""
+	}
+	return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
 }
 
 func orUnknown(s string) string {

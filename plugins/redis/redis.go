@@ -210,15 +210,19 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		return false, r
 	}
 	var problems plugins.Problems
-	problems.AddReplicas(members, opts, func(m plugins.Member) string {
-		return fmt.Sprintf("%s has role %s", m.Pod, m.State)
-	}, func(m plugins.Member) string {
-		if m.State == "link up" {
-			return ""
-		}
-		return fmt.Sprintf("%s replication %s", m.Pod, m.State)
-	})
+	problems.AddReplicas(members, opts, otherRole, linkDown)
 	return problems.Verdict()
+}
+
+func otherRole(m plugins.Member) string { return fmt.Sprintf("%s has role %s", m.Pod, m.State) }
+
+// linkDown says that replica m's link to its primary is not up; "" when it
+// is.
+func linkDown(m plugins.Member) string {
+	if m.State == "link up" {
+		return ""
+	}
+	return fmt.Sprintf("%s replication %s", m.Pod, m.State)
 }
 
 // ClusterNode is one line of CLUSTER NODES.
