@@ -188,6 +188,17 @@ func orDash(s string) string {
 	return s
 }
 
+func otherRole(m plugins.Member) string { return fmt.Sprintf("%s has role %s", m.Pod, m.State) }
+
+// linkDown says that replica m's link to its primary is not up; "" when it
+// is.
+func linkDown(m plugins.Member) string {
+	if m.State == "link up" {
+		return ""
+	}
+	return fmt.Sprintf("%s replication %s", m.Pod, m.State)
+}
+
 // Healthy implements plugins.Engine: every member answered; outside
 // cluster mode exactly one primary; every replica's link up and not
 // syncing; lag in bytes within the bound. Redis measures no lag in
@@ -212,17 +223,6 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	var problems plugins.Problems
 	problems.AddReplicas(members, opts, otherRole, linkDown)
 	return problems.Verdict()
-}
-
-func otherRole(m plugins.Member) string { return fmt.Sprintf("%s has role %s", m.Pod, m.State) }
-
-// linkDown says that replica m's link to its primary is not up; "" when it
-// is.
-func linkDown(m plugins.Member) string {
-	if m.State == "link up" {
-		return ""
-	}
-	return fmt.Sprintf("%s replication %s", m.Pod, m.State)
 }
 
 // ClusterNode is one line of CLUSTER NODES.
