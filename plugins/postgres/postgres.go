@@ -541,26 +541,30 @@ func (e *Engine) dropWhenInactive(ctx context.Context, t plugins.Target, primary
 	inactiveRetries := 0
 	var stop error        // the reason the wait ended, when it is not the wait's own
 	var unreachable error // the last command's failure to reach psql, until one answers
+	// cutShort tells whether the wait's own deadline ended a command: a
+	// dial's socket deadline can fire a moment before the context's timer.
+	cutShort := func(ctx context.Context) bool {
+		dl, ok := ctx.Deadline()
+		return ctx.Err() != nil || (ok && !time.Now().Before(dl))
+	}
 	// noAnswer tells whether err is a command that never got psql's answer
 	// (the exec stream failed, or psql did not finish in time): no news about
 	// the slot, so the wait asks again on its next tick. psql's own failure
-	// is an answer and ends the wait.
+	// is an answer and ends the wait. When the wait's own deadline cut the
+	// command short, the wait ends on its timeout with the last answer kept.
 	noAnswer := func(ctx context.Context, err error) bool {
 		var ce *plugins.CommandError
-		switch {
-		case err == nil || errors.As(err, &ce):
+		if err == nil || errors.As(err, &ce) {
 			unreachable = nil
 			return false
-		case ctx.Err() != nil:
-			// The wait's own deadline cut the command short; what ends
-			// the wait is its timeout, with the last answer kept.
-			return false
 		}
-		unreachable = err
+		if !cutShort(ctx) {
+			unreachable = err
+		}
 		return true
 	}
 	fail := func(ctx context.Context, err error) (kwait.Verdict, string, error) {
-		if ctx.Err() == nil {
+		if !cutShort(ctx) {
 			// Not the wait's deadline cutting a command short.
 			stop = err
 		}

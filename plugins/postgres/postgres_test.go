@@ -60,6 +60,8 @@ type server struct {
 	// unreachable fails the next commands in the executor itself, the
 	// way a dropped connection to the kubelet does, before psql runs.
 	unreachable int
+	// stall is how long such a failing command takes.
+	stall time.Duration
 }
 
 func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
@@ -71,6 +73,7 @@ func (s *server) handle(req kube.ExecRequest) (kube.ExecResult, error) {
 	sql := req.Command[5]
 	if s.unreachable > 0 {
 		s.unreachable--
+		time.Sleep(s.stall)
 		return kube.ExecResult{}, errors.New("dial tcp 127.0.0.1:10250: i/o timeout")
 	}
 	s.queries = append(s.queries, sql)
@@ -402,6 +405,25 @@ func TestAfterRemoveUnreachablePrimaryTimesOutSayingWhy(t *testing.T) {
 	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 was not dropped within 100ms")
 	assert.Contains(t, err.Error(), "i/o timeout")
 	assert.Empty(t, srv.drops)
+	assert.True(t, srv.slots["pg_1"])
+}
+
+// The wait's own deadline cuts a command short: the wait ends on its
+// timeout, and says what the last answer was (the slot is active), not the
+// cut command's error.
+func TestAfterRemoveDeadlineCuttingACommandShortKeepsTheLastAnswer(t *testing.T) {
+	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
+	srv := e.servers["pg-0"]
+	srv.slots = map[string]bool{"pg_1": true}
+	srv.onStateRead = func(s *server) { s.unreachable, s.stall = 1, 150*time.Millisecond }
+	eng, _ := testEngine()
+	opts := e.opts()
+	opts.Wait = 100 * time.Millisecond
+	err := eng.AfterRemove(context.Background(), e.target, 1, opts)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a timeout of the wait layer")
+	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active by pid 4242 after 100ms")
+	assert.NotContains(t, err.Error(), "i/o timeout")
 	assert.True(t, srv.slots["pg_1"])
 }
 
