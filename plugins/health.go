@@ -23,6 +23,16 @@ func Unanswered(members []Member) string {
 	return "no answer from " + strings.Join(bad, ", ")
 }
 
+// ReplicationReason is where the Healthy of a primary/replica engine
+// starts: every member answered (Unanswered) and exactly one is primary
+// (PrimaryReason); "" when both hold.
+func ReplicationReason(members []Member) string {
+	if r := Unanswered(members); r != "" {
+		return r
+	}
+	return PrimaryReason(members)
+}
+
 // Primaries returns the members in the primary role.
 func Primaries(members []Member) []Member {
 	var out []Member
@@ -49,6 +59,49 @@ func PrimaryReason(members []Member) string {
 		}
 		return "more than one primary: " + strings.Join(names, ", ")
 	}
+}
+
+// Problems collects what keeps a replica set from being healthy, in the
+// order an engine's Healthy finds it.
+type Problems []string
+
+// Add notes reason; the "" of a check that found nothing adds nothing.
+func (p *Problems) Add(reason string) {
+	if reason != "" {
+		*p = append(*p, reason)
+	}
+}
+
+// Addf notes a formatted reason.
+func (p *Problems) Addf(format string, args ...any) { p.Add(fmt.Sprintf(format, args...)) }
+
+// AddReplicas notes, for each member that is neither primary nor
+// replica, what role says of it ("" when that is no problem), and for each
+// replica what broken says of its replication ("" when it works) or else
+// its lag against opts (LagReason).
+func (p *Problems) AddReplicas(members []Member, opts HealthOptions, role, broken func(Member) string) {
+	for _, m := range members {
+		switch m.Role {
+		case RolePrimary:
+		case RoleReplica:
+			if why := broken(m); why != "" {
+				p.Add(why)
+				continue
+			}
+			p.Add(LagReason(m, opts))
+		default:
+			p.Add(role(m))
+		}
+	}
+}
+
+// Verdict is Healthy's answer: true without problems, else false and the
+// problems joined by "; ".
+func (p Problems) Verdict() (bool, string) {
+	if len(p) > 0 {
+		return false, strings.Join(p, "; ")
+	}
+	return true, ""
 }
 
 // LagReason checks a replica's lag against the bounds; "" when within.

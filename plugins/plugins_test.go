@@ -228,6 +228,82 @@ func TestTargetRunAndContainer(t *testing.T) {
 	assert.EqualError(t, err, "psql in pod db-0: upgrade failed")
 }
 
+func TestRunParsedRunsInTheEngineContainerAndNamesThePodOfAParseError(t *testing.T) {
+	_, ex := kubefake.NewClient()
+	pod := runningPod("db-0", corev1.PodRunning)
+	target := plugins.Target{StatefulSet: sts(nil), Pods: []*corev1.Pod{pod}, Exec: ex, Timeout: time.Second}
+	isPG := func(img string) bool { return plugins.ImageName(img) == "postgres" }
+	parse := func(out []byte) (int, error) {
+		if string(out) != "42" {
+			return 0, fmt.Errorf("cannot parse %q", out)
+		}
+		return 42, nil
+	}
+	query := plugins.RunParsed(target, isPG, "psql", []string{"psql", "-c", "select 42"}, parse)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{Stdout: []byte("42")}, nil })
+	v, err := query(context.Background(), pod)
+	require.NoError(t, err)
+	assert.Equal(t, 42, v)
+	calls := ex.Calls()
+	require.Len(t, calls, 1)
+	assert.Equal(t, "db", calls[0].Container, "the container whose image the engine matches")
+	assert.Equal(t, []string{"psql", "-c", "select 42"}, calls[0].Command)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{Stdout: []byte("?")}, nil })
+	_, err = query(context.Background(), pod)
+	assert.EqualError(t, err, `pod db-0: cannot parse "?"`)
+
+	ex.Handle("db-0", func(kube.ExecRequest) (kube.ExecResult, error) { return kube.ExecResult{ExitCode: 2}, nil })
+	_, err = query(context.Background(), pod)
+	var ce *plugins.CommandError
+	require.ErrorAs(t, err, &ce, "the command's own failure comes back as it is")
+	assert.Equal(t, 2, ce.ExitCode)
+}
+
+func TestProblemsVerdict(t *testing.T) {
+	var p plugins.Problems
+	ok, why := p.Verdict()
+	assert.True(t, ok)
+	assert.Empty(t, why)
+
+	p.Add("")
+	ok, _ = p.Verdict()
+	assert.True(t, ok, "a check that found nothing adds no problem")
+
+	p.Addf("%s is %s", "db-1", "down")
+	p.Add(plugins.LagReason(plugins.Member{Pod: "db-2"}, plugins.HealthOptions{MaxLagBytes: 10}))
+	ok, why = p.Verdict()
+	assert.False(t, ok)
+	assert.Equal(t, "db-1 is down; db-2: lag in bytes unknown (bound 10)", why)
+}
+
+func TestProblemsAddReplicas(t *testing.T) {
+	lag := int64(100)
+	members := []plugins.Member{
+		{Pod: "db-0", Role: plugins.RolePrimary, State: "broken too, but a primary"},
+		{Pod: "db-1", Role: plugins.RoleReplica, State: "down"},
+		{Pod: "db-2", Role: plugins.RoleReplica, State: "up", LagBytes: &lag},
+		{Pod: "db-3", Role: plugins.RoleReplica, State: "up"},
+		{Pod: "db-4", Role: plugins.RoleUnknown, State: "starting"},
+	}
+	role := func(m plugins.Member) string { return m.Pod + " is " + m.State }
+	broken := func(m plugins.Member) string {
+		if m.State == "up" {
+			return ""
+		}
+		return m.Pod + " replication " + m.State
+	}
+	var p plugins.Problems
+	p.AddReplicas(members, plugins.HealthOptions{MaxLagBytes: 10}, role, broken)
+	assert.Equal(t, plugins.Problems{
+		"db-1 replication down",
+		"db-2: 100 bytes behind (bound 10)",
+		"db-3: lag in bytes unknown (bound 10)",
+		"db-4 is starting",
+	}, p, "a broken replica is not also judged by its lag; the primary is not judged")
+}
+
 func TestRefusePrimary(t *testing.T) {
 	ms := []plugins.Member{
 		{Pod: "db-0", Ordinal: 0, Role: plugins.RolePrimary},
@@ -258,6 +334,28 @@ func TestPrimaryReason(t *testing.T) {
 	assert.Equal(t, "more than one primary: a, b", plugins.PrimaryReason([]plugins.Member{{Pod: "a", Role: plugins.RolePrimary}, {Pod: "b", Role: plugins.RolePrimary}}))
 	assert.Empty(t, plugins.PrimaryReason([]plugins.Member{{Pod: "a", Role: plugins.RolePrimary}}))
 	assert.Equal(t, "no pods to ask", plugins.Unanswered(nil))
+}
+
+func TestReplicationReasonAsksForAnswersFirstThenOnePrimary(t *testing.T) {
+	primary := plugins.Member{Pod: "db-0", Role: plugins.RolePrimary}
+	replica := plugins.Member{Pod: "db-1", Role: plugins.RoleReplica}
+	silent := plugins.Member{Pod: "db-2", Role: plugins.RoleUnknown, Error: "timeout"}
+	assert.Empty(t, plugins.ReplicationReason([]plugins.Member{primary, replica}))
+	assert.Equal(t, "no answer from db-2 (timeout)", plugins.ReplicationReason([]plugins.Member{replica, silent}), "an unanswered member before a missing primary")
+	assert.Equal(t, "no member is primary", plugins.ReplicationReason([]plugins.Member{replica}))
+	assert.Equal(t, "no pods to ask", plugins.ReplicationReason(nil))
+}
+
+func TestQuorumReasonAllowsALeaderOutsideTheMembers(t *testing.T) {
+	leader := plugins.Member{Pod: "etcd-0", Role: plugins.RolePrimary}
+	follower := plugins.Member{Pod: "etcd-1", Role: plugins.RoleReplica}
+	silent := plugins.Member{Pod: "etcd-2", Role: plugins.RoleUnknown, Error: "timeout"}
+	assert.Empty(t, plugins.QuorumReason([]plugins.Member{follower}), "the members that stay may follow a leader that goes")
+	assert.Empty(t, plugins.QuorumReason([]plugins.Member{leader, follower}))
+	assert.Equal(t, "no answer from etcd-2 (timeout)", plugins.QuorumReason([]plugins.Member{leader, silent}))
+	other := leader
+	other.Pod = "etcd-1"
+	assert.Equal(t, "more than one leader: etcd-0, etcd-1", plugins.QuorumReason([]plugins.Member{leader, other}))
 }
 
 func TestRemoveOptionsEmit(t *testing.T) {

@@ -259,6 +259,24 @@ func firstLines(s string, n, max int) string {
 	return joined
 }
 
+// RunParsed returns a query for QueryViews that runs command, named
+// program in errors, in the pod's engine container (ContainerFor with
+// matches) and parses its output with parse; a parse error names the pod.
+func RunParsed[V any](t Target, matches func(image string) bool, program string, command []string, parse func(out []byte) (V, error)) func(ctx context.Context, pod *corev1.Pod) (V, error) {
+	return func(ctx context.Context, pod *corev1.Pod) (V, error) {
+		var zero V
+		out, err := t.Run(ctx, pod, t.ContainerFor(pod, matches), program, command)
+		if err != nil {
+			return zero, err
+		}
+		v, err := parse(out)
+		if err != nil {
+			return zero, fmt.Errorf("pod %s: %w", pod.Name, err)
+		}
+		return v, nil
+	}
+}
+
 // QueryViews asks every pod for the engine's own view of it, in parallel
 // as QueryPods does, and returns the members (Role unset unless the pod
 // did not answer) with each answering pod's view by pod name, for engines

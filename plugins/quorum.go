@@ -165,6 +165,21 @@ func LeaderReason(members []Member) string {
 	}
 }
 
+// QuorumReason is where the Healthy of a consensus engine starts: every
+// member answered (Unanswered), and no more than one of them leads. The
+// leader may be outside members: the scale-down preflight judges the
+// members that stay, and what counts is that they follow one leader.
+// "" when both hold.
+func QuorumReason(members []Member) string {
+	if r := Unanswered(members); r != "" {
+		return r
+	}
+	if len(Primaries(members)) > 1 {
+		return LeaderReason(members)
+	}
+	return ""
+}
+
 // DetailWithoutPod is the Member detail where consensus engines list the
 // members of the membership that no pod runs (dead voters).
 const DetailWithoutPod = "membersWithoutPod"

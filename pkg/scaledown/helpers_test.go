@@ -270,3 +270,21 @@ func (e *env) replicas(ctx context.Context) int32 {
 	require.NoError(e.t, err)
 	return Replicas(s)
 }
+
+// newFixtureEnv returns an env over f's objects and extra whose engine has
+// its primary on pod 0.
+func newFixtureEnv(t *testing.T, f *statustest.Fixture, extra ...runtime.Object) *env {
+	t.Helper()
+	e := newEnv(t, objects(f, extra...)...)
+	e.engine.members = primaryAt(0, len(f.Pods))
+	return e
+}
+
+// newRunEnv returns newFixtureEnv's env and a context for the run, bounded
+// by safety and cancelled when the test ends.
+func newRunEnv(t *testing.T, f *statustest.Fixture, extra ...runtime.Object) (context.Context, *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), safety)
+	t.Cleanup(cancel)
+	return ctx, newFixtureEnv(t, f, extra...)
+}

@@ -27,8 +27,7 @@ func cfg(replicas int32) Config {
 
 func prepare(t *testing.T, f *statustest.Fixture, c Config, extra ...runtime.Object) (*Plan, *env, error) {
 	t.Helper()
-	e := newEnv(t, objects(f, extra...)...)
-	e.engine.members = primaryAt(0, len(f.Pods))
+	e := newFixtureEnv(t, f, extra...)
 	p, err := Prepare(context.Background(), c, e.deps())
 	return p, e, err
 }

@@ -58,10 +58,7 @@ func indexOf(events []progress.Event, kind, obj string) int {
 // What an engine step leaves of a removed member is listed in the
 // summary, not only warned about along the way.
 func TestSummaryListsWhatTheEngineLeft(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	e := newEnv(t, objects(fixture(4))...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, fixture(4))
 	e.engine.left = map[int]string{3: "slot standby_db_3"}
 	e.startController(ctx, "db", 0)
 	res, err := run(t, ctx, e, cfg(3))
@@ -73,13 +70,10 @@ func TestSummaryListsWhatTheEngineLeft(t *testing.T) {
 }
 
 func TestExecuteRemovesOneOrdinalAtATimeFromTheTop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
 	f := fixture(5)
 	foreign := claim("data", "db", 4, map[string]string{"app": "other"})
 	foreign.Name = "data-db-4-copy"
-	e := newEnv(t, objects(f, foreign)...)
-	e.engine.members = primaryAt(0, 5)
+	ctx, e := newRunEnv(t, f, foreign)
 	e.startController(ctx, "db", 0)
 
 	c := cfg(3)
@@ -118,11 +112,7 @@ func TestExecuteRemovesOneOrdinalAtATimeFromTheTop(t *testing.T) {
 }
 
 func TestExecuteKeepLeavesTheClaims(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(4)
-	e := newEnv(t, f.Objects()...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, fixture(4))
 	e.startController(ctx, "db", 0)
 	c := cfg(2)
 	c.PVC = PVCKeep
@@ -135,11 +125,7 @@ func TestExecuteKeepLeavesTheClaims(t *testing.T) {
 }
 
 func TestExecuteStopsOnAFailedEngineStepAndResumesThere(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(5)
-	e := newEnv(t, f.Objects()...)
-	e.engine.members = primaryAt(0, 5)
+	ctx, e := newRunEnv(t, fixture(5))
 	e.engine.afterErr = map[int]error{4: errors.New("slot replica_4 is still active")}
 	e.startController(ctx, "db", 0)
 
@@ -229,16 +215,13 @@ func TestExecuteInterruptedAfterTheFirstOrdinalResumes(t *testing.T) {
 }
 
 func TestExecuteNeverDeletesAClaimAPodMounts(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
 	f := fixture(4)
 	backup := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backup-job"},
 		Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "src", VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "wal-db-3"}}}}},
 	}
-	e := newEnv(t, objects(f, backup)...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, f, backup)
 	e.startController(ctx, "db", 0)
 	_, err := run(t, ctx, e, cfg(3))
 	var stopped *StoppedError
@@ -296,12 +279,8 @@ func TestCheckDeletableRefusals(t *testing.T) {
 }
 
 func TestExecuteSnapshotsThenDeletes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(4)
-	e := newEnv(t, f.Objects()...)
+	ctx, e := newRunEnv(t, fixture(4))
 	withSnapshotAPI(e.client)
-	e.engine.members = primaryAt(0, 4)
 	e.startController(ctx, "db", 0)
 	dyn := newFakeDynamic(snapshotClass("std", true))
 	go markAllReady(ctx, dyn)
@@ -331,12 +310,8 @@ func TestExecuteSnapshotsThenDeletes(t *testing.T) {
 }
 
 func TestExecuteSnapshotFailureKeepsTheClaim(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(4)
-	e := newEnv(t, f.Objects()...)
+	ctx, e := newRunEnv(t, fixture(4))
 	withSnapshotAPI(e.client)
-	e.engine.members = primaryAt(0, 4)
 	e.startController(ctx, "db", 0)
 	dyn := newFakeDynamic(snapshotClass("std", true))
 	d := e.deps()
@@ -372,14 +347,11 @@ func markAllReady(ctx context.Context, dyn *dynamicfake.FakeDynamicClient) {
 }
 
 func TestExecuteLeavesClaimsToTheRetentionPolicy(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
 	f := fixture(4)
 	f.StatefulSet.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
 		WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType, WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 	}
-	e := newEnv(t, f.Objects()...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, f)
 	e.startController(ctx, "db", 0)
 	c := cfg(3)
 	c.PVC, c.PVCExplicit = "", false
@@ -393,11 +365,7 @@ func TestExecuteLeavesClaimsToTheRetentionPolicy(t *testing.T) {
 }
 
 func TestExecuteEventFailuresAreWarningsOnly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(4)
-	e := newEnv(t, f.Objects()...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, fixture(4))
 	e.events.fail = true
 	e.startController(ctx, "db", 0)
 	_, err := run(t, ctx, e, cfg(3))
@@ -426,11 +394,7 @@ func TestExecuteCleanupDeletesOnlyLeftovers(t *testing.T) {
 }
 
 func TestExecuteTimesOutNamingThePod(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(4)
-	e := newEnv(t, f.Objects()...)
-	e.engine.members = primaryAt(0, 4)
+	ctx, e := newRunEnv(t, fixture(4))
 	// No controller: pod 3 never goes.
 	c := cfg(3)
 	c.Timeout = 200 * time.Millisecond
@@ -494,11 +458,7 @@ func TestDryRunAsksTheEngineAndChangesNothing(t *testing.T) {
 // the patch's own test of the old replica count. The run recognises its
 // own scale and goes on.
 func TestScaleWhoseAnswerWasLostIsRecognised(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), safety)
-	defer cancel()
-	f := fixture(5)
-	e := newEnv(t, objects(f)...)
-	e.engine.members = primaryAt(0, 5)
+	ctx, e := newRunEnv(t, fixture(5))
 	lost := 0
 	e.client.PrependReactor("patch", "statefulsets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if lost > 0 {

@@ -398,13 +398,8 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // applied index within MaxIndexLag of the leader's commit index. etcd
 // measures no lag in bytes or seconds, so such a bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	if r := plugins.QuorumReason(members); r != "" {
 		return false, r
-	}
-	// The leader may be outside members (scale-down judges the members
-	// that stay): what counts is that all follow the same one.
-	if len(plugins.Primaries(members)) > 1 {
-		return false, plugins.LeaderReason(members)
 	}
 	leader := members[0].Details["leader"]
 	if p := plugins.Primaries(members); len(p) == 1 {
@@ -413,36 +408,29 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	if leader == "" || leader == "0" {
 		return false, "no member is the leader"
 	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		switch {
 		case m.State == "not a member":
-			problems = append(problems, fmt.Sprintf("%s runs member %s, which is not in the membership (it was removed, or belongs to another cluster)", m.Pod, m.Details["id"]))
+			problems.Addf("%s runs member %s, which is not in the membership (it was removed, or belongs to another cluster)", m.Pod, m.Details["id"])
 			continue
 		case m.Role == plugins.RoleLearner:
-			problems = append(problems, fmt.Sprintf("%s is a learner: promote it (etcdctl member promote %s) once it has caught up", m.Pod, m.Details["id"]))
+			problems.Addf("%s is a learner: promote it (etcdctl member promote %s) once it has caught up", m.Pod, m.Details["id"])
 		case m.Details["leader"] != leader:
-			problems = append(problems, fmt.Sprintf("%s follows leader %s, not %s", m.Pod, m.Details["leader"], leader))
+			problems.Addf("%s follows leader %s, not %s", m.Pod, m.Details["leader"], leader)
 		}
 		if a := m.Details["alarms"]; a != "" {
-			problems = append(problems, fmt.Sprintf("alarm %s on %s", a, m.Pod))
+			problems.Addf("alarm %s on %s", a, m.Pod)
 		}
 		if lag, err := strconv.ParseUint(m.Details["indexLag"], 10, 64); err == nil && lag > e.maxIndexLag() {
-			problems = append(problems, fmt.Sprintf("%s is %d entries behind the leader (bound %d)", m.Pod, lag, e.maxIndexLag()))
+			problems.Addf("%s is %d entries behind the leader (bound %d)", m.Pod, lag, e.maxIndexLag())
 		}
 		if m.Role == plugins.RoleReplica {
-			if r := plugins.LagReason(m, opts); r != "" {
-				problems = append(problems, r)
-			}
+			problems.Add(plugins.LagReason(m, opts))
 		}
 	}
-	if r := plugins.WithoutPodReason(members, "remove them with etcdctl member remove, or bring their pods back"); r != "" {
-		problems = append(problems, r)
-	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	problems.Add(plugins.WithoutPodReason(members, "remove them with etcdctl member remove, or bring their pods back"))
+	return problems.Verdict()
 }
 
 // Membership implements plugins.QuorumEngine: the voters of the

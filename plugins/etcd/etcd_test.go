@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,13 +11,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // Fixtures: what endpoint status, member list and alarm list printed on
@@ -26,9 +24,7 @@ import (
 // etcd-1, etcd-2; etcd-1 leads), one file per member, separated by fixtureSep.
 func fixture(t *testing.T, i int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("testdata/view-%d.txt", i))
-	require.NoError(t, err)
-	return string(b)
+	return pluginstest.Testdata(t, fmt.Sprintf("view-%d.txt", i))
 }
 
 const fixtureSep = "--- kubectl-sts ---"
@@ -50,15 +46,7 @@ func reply(view string) kubefake.Handler {
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
-	t := plugins.Target{StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "ns"}}, Exec: ex, Timeout: time.Second}
-	for _, p := range pods {
-		t.Pods = append(t.Pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: p, Namespace: "ns"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "etcd", Image: "quay.io/coreos/etcd:v3.6.16"}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		})
-	}
-	return t
+	return pluginstest.Target(ex, "etcd", corev1.Container{Name: "etcd", Image: "quay.io/coreos/etcd:v3.6.16"}, pods...)
 }
 
 func TestMembersFromRecordedViews(t *testing.T) {
@@ -304,13 +292,9 @@ func TestAfterRemoveRemovesADeadVoterLeftBehind(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"quay.io/coreos/etcd:v3.6.16", "bitnami/etcd:3.5", "registry.k8s.io/etcd:3.5.12-0", "gcr.io/etcd-development/etcd:v3.6.0"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"etcd-operator:1", "bitnami/etcd-exporter", "nginx"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"quay.io/coreos/etcd:v3.6.16", "bitnami/etcd:3.5", "registry.k8s.io/etcd:3.5.12-0", "gcr.io/etcd-development/etcd:v3.6.0"},
+		[]string{"etcd-operator:1", "bitnami/etcd-exporter", "nginx"})
 }
 
 func TestHealthyJudgesTheMembersThatStayWithoutTheLeader(t *testing.T) {

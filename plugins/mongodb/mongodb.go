@@ -213,17 +213,7 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 }
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]ReplSetStatus, error) {
-	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (ReplSetStatus, error) {
-		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "mongosh", command(statusJS))
-		if err != nil {
-			return ReplSetStatus{}, err
-		}
-		st, err := ParseStatus(out)
-		if err != nil {
-			return ReplSetStatus{}, fmt.Errorf("pod %s: %w", pod.Name, err)
-		}
-		return st, nil
-	})
+	members, views, err := plugins.QueryViews(ctx, t, plugins.RunParsed(t, e.Matches, "mongosh", command(statusJS), ParseStatus))
 	Assemble(members, views, t.Pods)
 	return members, views, err
 }
@@ -326,39 +316,31 @@ func roleOf(state int) plugins.Role {
 // ARBITER) and healthy from the primary's view, and optime lag within the
 // bound. MongoDB has no lag in bytes, so a byte bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
-	if r := plugins.PrimaryReason(members); r != "" {
-		return false, r
-	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		switch m.Role {
 		case plugins.RolePrimary:
 		case plugins.RoleArbiter:
 			if m.State != "ARBITER" {
-				problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.State))
+				problems.Addf("%s is %s", m.Pod, m.State)
 			}
 		case plugins.RoleReplica:
 			switch {
 			case m.State != "SECONDARY":
-				problems = append(problems, fmt.Sprintf("%s is %s, not SECONDARY", m.Pod, m.State))
+				problems.Addf("%s is %s, not SECONDARY", m.Pod, m.State)
 			case m.Details["health"] != "":
-				problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.Details["health"]))
+				problems.Addf("%s is %s", m.Pod, m.Details["health"])
 			default:
-				if r := plugins.LagReason(m, opts); r != "" {
-					problems = append(problems, r)
-				}
+				problems.Add(plugins.LagReason(m, opts))
 			}
 		default:
-			problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.State))
+			problems.Addf("%s is %s", m.Pod, m.State)
 		}
 	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return problems.Verdict()
 }
 
 // RemovePlan is what BeforeRemove will do: run rs.remove(Host) on the

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // MongoDB has no Debian package, so the engine is tested on rs.status()
@@ -29,14 +27,7 @@ import (
 // JSON from the legacy mongo shell. Each is one member's view; viewFrom
 // turns it into another member's by moving "self" and myState, as the
 // documents of the other members would differ.
-func load(t *testing.T, name string) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(b, &doc))
-	return doc
-}
+func load(t *testing.T, name string) map[string]any { return pluginstest.TestdataJSON(t, name) }
 
 func viewFrom(t *testing.T, doc map[string]any, pod string) string {
 	t.Helper()
@@ -271,13 +262,9 @@ func TestPodOfHost(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"mongo:7.0", "bitnami/mongodb:7", "percona/percona-server-mongodb:7.0", "mongodb/mongodb-community-server:7.0-ubi8"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"percona/mongodb_exporter:0.40", "bitnami/mongodb-exporter", "mongo-express"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"mongo:7.0", "bitnami/mongodb:7", "percona/percona-server-mongodb:7.0", "mongodb/mongodb-community-server:7.0-ubi8"},
+		[]string{"percona/mongodb_exporter:0.40", "bitnami/mongodb-exporter", "mongo-express"})
 }
 
 func TestValidateHost(t *testing.T) {
@@ -317,36 +304,13 @@ func FuzzQuoteJS(f *testing.F) {
 	})
 }
 
-func fakeShell(t testing.TB) []string {
-	t.Helper()
-	dir := t.TempDir()
-	script := "#!/bin/sh\nfor a in \"$@\"; do printf 'arg=%s\\0' \"$a\"; done\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "mongosh"), []byte(script), 0o755))
-	sh, err := exec.LookPath("sh")
-	require.NoError(t, err)
-	return []string{"PATH=" + dir + ":" + filepath.Dir(sh)}
-}
-
-func shellArgs(t testing.TB, env, argv []string) []string {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	var args []string
-	for _, f := range strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00") {
-		args = append(args, strings.TrimPrefix(f, "arg="))
-	}
-	return args
-}
-
 func TestShellScriptCredentials(t *testing.T) {
-	path := fakeShell(t)
-	args := shellArgs(t, append(path, "MONGO_INITDB_ROOT_USERNAME=admin", "MONGO_INITDB_ROOT_PASSWORD=s3cret"), command(statusJS))
+	path := pluginstest.FakeProgram(t, "mongosh")
+	args := pluginstest.RunScript(t, append(path, "MONGO_INITDB_ROOT_USERNAME=admin", "MONGO_INITDB_ROOT_PASSWORD=s3cret"), command(statusJS))["arg"]
 	assert.Equal(t, []string{"--quiet", "--norc", "--port", "27017", "-u", "admin", "-p", "s3cret", "--authenticationDatabase", "admin", "--eval", statusJS}, args)
-	args = shellArgs(t, append(path, "MONGODB_ROOT_PASSWORD=bitnami", "MONGODB_PORT_NUMBER=27018"), command(statusJS))
+	args = pluginstest.RunScript(t, append(path, "MONGODB_ROOT_PASSWORD=bitnami", "MONGODB_PORT_NUMBER=27018"), command(statusJS))["arg"]
 	assert.Equal(t, []string{"--quiet", "--norc", "--port", "27018", "-u", "root", "-p", "bitnami", "--authenticationDatabase", "admin", "--eval", statusJS}, args)
-	args = shellArgs(t, path, command(statusJS))
+	args = pluginstest.RunScript(t, path, command(statusJS))["arg"]
 	assert.Equal(t, []string{"--quiet", "--norc", "--port", "27017", "--eval", statusJS}, args)
 }
 
@@ -356,12 +320,12 @@ func FuzzShellScriptPassesScriptVerbatim(f *testing.F) {
 	for _, seed := range []string{statusJS, "$(id)", "`id`", "'\"", "--eval"} {
 		f.Add(seed)
 	}
-	path := fakeShell(f)
+	path := pluginstest.FakeProgram(f, "mongosh")
 	f.Fuzz(func(t *testing.T, js string) {
 		if strings.ContainsRune(js, 0) {
 			return
 		}
-		args := shellArgs(t, path, command(js))
+		args := pluginstest.RunScript(t, path, command(js))["arg"]
 		if len(args) != 6 || args[5] != js {
 			t.Fatalf("mongosh got %q, want %q last", args, js)
 		}

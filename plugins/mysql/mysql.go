@@ -254,38 +254,27 @@ func MemberFrom(st Status) plugins.Member {
 // (seconds behind the source) within the bound. MySQL has no byte lag, so
 // a byte bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
-	if r := plugins.PrimaryReason(members); r != "" {
-		return false, r
+	var problems plugins.Problems
+	problems.AddReplicas(members, opts, neitherRole, threadsStopped)
+	return problems.Verdict()
+}
+
+func neitherRole(m plugins.Member) string { return fmt.Sprintf("%s is %s", m.Pod, m.State) }
+
+// threadsStopped says which replication thread of replica m is not
+// running, with its last error; "" when both run.
+func threadsStopped(m plugins.Member) string {
+	if m.State == "Yes/Yes" {
+		return ""
 	}
-	var problems []string
-	for _, m := range members {
-		switch m.Role {
-		case plugins.RolePrimary:
-			continue
-		case plugins.RoleReplica:
-		default:
-			problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.State))
-			continue
-		}
-		if m.State != "Yes/Yes" {
-			why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
-			if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
-				why += " (" + errText + ")"
-			}
-			problems = append(problems, why)
-			continue
-		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
+	why := fmt.Sprintf("%s replication threads IO/SQL are %s", m.Pod, m.State)
+	if errText := firstNonEmpty(m.Details["lastIOError"], m.Details["lastSQLError"]); errText != "" {
+		why += " (" + errText + ")"
 	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return why
 }
 
 // BeforeRemove implements plugins.Engine: it refuses to remove the

@@ -3,34 +3,24 @@ package mysql
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // Fixtures: statusSQL's batch output recorded on MariaDB 10.11 (a
 // primary, its replica, the replica with its SQL thread stopped by a
 // duplicate key), and a MySQL 8.0 replica with the Replica_/Source_
 // column names.
-func read(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	return string(b)
-}
+func read(t *testing.T, name string) string { return pluginstest.Testdata(t, name) }
 
 func TestParseMariaDB(t *testing.T) {
 	st, err := ParseStatus(read(t, "mariadb-primary.txt"))
@@ -120,15 +110,7 @@ func withPod(m plugins.Member, pod string) plugins.Member {
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
-	t := plugins.Target{StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns"}}, Exec: ex, Timeout: time.Second}
-	for _, p := range pods {
-		t.Pods = append(t.Pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: p, Namespace: "ns"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "mariadb", Image: "mariadb:11"}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		})
-	}
-	return t
+	return pluginstest.Target(ex, "db", corev1.Container{Name: "mariadb", Image: "mariadb:11"}, pods...)
 }
 
 func TestMembersFallsBackToShowSlaveStatus(t *testing.T) {
@@ -171,50 +153,20 @@ func TestBeforeRemoveRefusesThePrimary(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"mysql:8.4", "mariadb:11", "bitnami/mariadb-galera:11", "percona/percona-server:8.0", "percona/percona-xtradb-cluster:8.0"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"percona/percona-server-mongodb:7", "prom/mysqld-exporter", "bitnami/mysqld-exporter", "percona/percona-distribution-postgresql:16", "mysql/mysql-router:8"} {
-		assert.False(t, e.Matches(img), img)
-	}
-}
-
-// fakeClient puts a mariadb that prints its arguments and MYSQL_PWD on a
-// fresh PATH.
-func fakeClient(t testing.TB) []string {
-	t.Helper()
-	dir := t.TempDir()
-	script := "#!/bin/sh\nfor a in \"$@\"; do printf 'arg=%s\\0' \"$a\"; done\nprintf 'MYSQL_PWD=%s\\0' \"${MYSQL_PWD-<unset>}\"\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "mariadb"), []byte(script), 0o755))
-	sh, err := exec.LookPath("sh")
-	require.NoError(t, err)
-	return []string{"PATH=" + dir + ":" + filepath.Dir(sh)}
-}
-
-func runScript(t testing.TB, env, argv []string) map[string][]string {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	got := map[string][]string{}
-	for _, f := range strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00") {
-		k, v, _ := strings.Cut(f, "=")
-		got[k] = append(got[k], v)
-	}
-	return got
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"mysql:8.4", "mariadb:11", "bitnami/mariadb-galera:11", "percona/percona-server:8.0", "percona/percona-xtradb-cluster:8.0"},
+		[]string{"percona/percona-server-mongodb:7", "prom/mysqld-exporter", "bitnami/mysqld-exporter", "percona/percona-distribution-postgresql:16", "mysql/mysql-router:8"})
 }
 
 func TestClientScriptMapsTheContainersCredentials(t *testing.T) {
-	path := fakeClient(t)
-	got := runScript(t, append(path, "MARIADB_ROOT_PASSWORD=s3cret"), command("SELECT 1"))
+	path := pluginstest.FakeProgram(t, "mariadb", "MYSQL_PWD")
+	got := pluginstest.RunScript(t, append(path, "MARIADB_ROOT_PASSWORD=s3cret"), command("SELECT 1"))
 	assert.Equal(t, []string{"-u", "root", "--connect-timeout=5", "--batch", "-e", "SELECT 1"}, got["arg"])
 	assert.Equal(t, []string{"s3cret"}, got["MYSQL_PWD"], "the password travels in the environment, never as an argument")
-	got = runScript(t, append(path, "MYSQL_ROOT_PASSWORD=other", "MYSQL_ROOT_USER=admin"), command("SELECT 1"))
+	got = pluginstest.RunScript(t, append(path, "MYSQL_ROOT_PASSWORD=other", "MYSQL_ROOT_USER=admin"), command("SELECT 1"))
 	assert.Equal(t, "admin", got["arg"][1])
 	assert.Equal(t, []string{"other"}, got["MYSQL_PWD"])
-	got = runScript(t, path, command("SELECT 1"))
+	got = pluginstest.RunScript(t, path, command("SELECT 1"))
 	assert.Equal(t, []string{"<unset>"}, got["MYSQL_PWD"])
 }
 
@@ -224,12 +176,12 @@ func FuzzClientScriptPassesSQLVerbatim(f *testing.F) {
 	for _, seed := range []string{"SHOW REPLICA STATUS", "$(id)", "`id`", "'\"; exit 1", "\n-e\n", "$MYSQL_PWD"} {
 		f.Add(seed)
 	}
-	path := fakeClient(f)
+	path := pluginstest.FakeProgram(f, "mariadb", "MYSQL_PWD")
 	f.Fuzz(func(t *testing.T, sql string) {
 		if strings.ContainsRune(sql, 0) {
 			return
 		}
-		args := runScript(t, path, command(sql))["arg"]
+		args := pluginstest.RunScript(t, path, command(sql))["arg"]
 		if len(args) != 6 || args[5] != sql {
 			t.Fatalf("client got %q, want %q last", args, sql)
 		}

@@ -125,17 +125,7 @@ func parseView(out []byte) (view, error) {
 
 // read asks every pod of t for its view, in parallel.
 func (e *Engine) read(ctx context.Context, t plugins.Target) ([]plugins.Member, map[string]view, error) {
-	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (view, error) {
-		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "psql", psqlCommand(membersSQL))
-		if err != nil {
-			return view{}, err
-		}
-		v, err := parseView(out)
-		if err != nil {
-			return view{}, fmt.Errorf("pod %s: %w", pod.Name, err)
-		}
-		return v, nil
-	})
+	members, views, err := plugins.QueryViews(ctx, t, plugins.RunParsed(t, e.Matches, "psql", psqlCommand(membersSQL), parseView))
 	ips := map[string]string{}
 	for _, p := range t.Pods {
 		ips[p.Name] = p.Status.PodIP
@@ -337,29 +327,24 @@ func ParseLSN(s string) (uint64, error) {
 // Healthy implements plugins.Engine: every member answered, exactly one
 // primary, every replica streaming, lag within the bounds.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	if r := plugins.ReplicationReason(members); r != "" {
 		return false, r
 	}
-	if r := plugins.PrimaryReason(members); r != "" {
-		return false, r
+	var problems plugins.Problems
+	problems.AddReplicas(members, opts, streamsNothing, notStreaming)
+	return problems.Verdict()
+}
+
+// streamsNothing: a member in neither role has no replication to judge.
+func streamsNothing(plugins.Member) string { return "" }
+
+// notStreaming says that replica m's WAL receiver does not stream; ""
+// when it does.
+func notStreaming(m plugins.Member) string {
+	if m.State == "streaming" {
+		return ""
 	}
-	var problems []string
-	for _, m := range members {
-		if m.Role != plugins.RoleReplica {
-			continue
-		}
-		if m.State != "streaming" {
-			problems = append(problems, fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State)))
-			continue
-		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
-	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
 }
 
 func orUnknown(s string) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,19 +19,13 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // The fixtures are membersSQL's output recorded on PostgreSQL 15: a
 // primary with a streaming replica on slot pg_1, an inactive reserved
 // slot pg_2, a never-used slot backup_slot and a logical slot cdc.
-func fixture(t *testing.T, name string) map[string]any {
-	t.Helper()
-	data, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	var v map[string]any
-	require.NoError(t, json.Unmarshal(data, &v))
-	return v
-}
+func fixture(t *testing.T, name string) map[string]any { return pluginstest.TestdataJSON(t, name) }
 
 func encode(t *testing.T, v map[string]any) string {
 	t.Helper()
@@ -569,14 +562,10 @@ func TestParseLSN(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	eng := New()
-	for _, img := range []string{"postgres:16", "bitnami/postgresql:16", "ghcr.io/cloudnative-pg/postgresql:16.2",
-		"registry.opensource.zalan.do/acid/spilo-16:3.2-p2", "postgis/postgis:16-3.4", "timescale/timescaledb-ha:pg16"} {
-		assert.True(t, eng.Matches(img), img)
-	}
-	for _, img := range []string{"prometheuscommunity/postgres-exporter", "mysql:8", "bitnami/pgbouncer", "edoburu/pgbouncer"} {
-		assert.False(t, eng.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"postgres:16", "bitnami/postgresql:16", "ghcr.io/cloudnative-pg/postgresql:16.2",
+			"registry.opensource.zalan.do/acid/spilo-16:3.2-p2", "postgis/postgis:16-3.4", "timescale/timescaledb-ha:pg16"},
+		[]string{"prometheuscommunity/postgres-exporter", "mysql:8", "bitnami/pgbouncer", "edoburu/pgbouncer"})
 }
 
 // After a restart the replica's receive position is the start of a WAL

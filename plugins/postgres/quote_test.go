@@ -1,18 +1,14 @@
 package postgres
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 func TestValidateSlotName(t *testing.T) {
@@ -127,55 +123,23 @@ func FuzzSlotName(f *testing.F) {
 	})
 }
 
-// fakeClient puts an executable named name on a fresh PATH (with sh's
-// directory) that prints its arguments and the given variables, each
-// followed by a NUL byte.
-func fakeClient(t testing.TB, name string, vars ...string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	var script strings.Builder
-	script.WriteString("#!/bin/sh\nfor a in \"$@\"; do printf 'arg=%s\\0' \"$a\"; done\n")
-	for _, v := range vars {
-		fmt.Fprintf(&script, "printf '%s=%%s\\0' \"${%s-<unset>}\"\n", v, v)
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(script.String()), 0o755))
-	sh, err := exec.LookPath("sh")
-	require.NoError(t, err)
-	return []string{"PATH=" + dir + ":" + filepath.Dir(sh)}
-}
-
-func runScript(t testing.TB, env []string, argv []string) map[string][]string {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	require.NoError(t, cmd.Run(), errOut.String())
-	got := map[string][]string{}
-	for _, field := range strings.Split(strings.TrimSuffix(out.String(), "\x00"), "\x00") {
-		k, v, _ := strings.Cut(field, "=")
-		got[k] = append(got[k], v)
-	}
-	return got
-}
-
 func TestPsqlScriptMapsTheContainersCredentials(t *testing.T) {
-	path := fakeClient(t, "psql", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGAPPNAME")
-	got := runScript(t, append(path, "POSTGRES_PASSWORD=from-official-image"), psqlCommand("SELECT 1"))
+	path := pluginstest.FakeProgram(t, "psql", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGAPPNAME")
+	got := pluginstest.RunScript(t, append(path, "POSTGRES_PASSWORD=from-official-image"), psqlCommand("SELECT 1"))
 	assert.Equal(t, []string{"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"}, got["arg"])
 	assert.Equal(t, []string{"postgres"}, got["PGUSER"])
 	assert.Equal(t, []string{"from-official-image"}, got["PGPASSWORD"])
 	assert.Equal(t, []string{"postgres"}, got["PGDATABASE"])
 	assert.Equal(t, []string{"kubectl-sts"}, got["PGAPPNAME"])
 
-	got = runScript(t, append(path, "PGUSER_SUPERUSER=admin", "PGPASSWORD_SUPERUSER=spilo", "POSTGRES_PASSWORD=other"), psqlCommand("SELECT 1"))
+	got = pluginstest.RunScript(t, append(path, "PGUSER_SUPERUSER=admin", "PGPASSWORD_SUPERUSER=spilo", "POSTGRES_PASSWORD=other"), psqlCommand("SELECT 1"))
 	assert.Equal(t, []string{"admin"}, got["PGUSER"], "Spilo's superuser")
 	assert.Equal(t, []string{"spilo"}, got["PGPASSWORD"])
 
-	got = runScript(t, append(path, "PGPASSWORD=explicit", "POSTGRES_PASSWORD=other"), psqlCommand("SELECT 1"))
+	got = pluginstest.RunScript(t, append(path, "PGPASSWORD=explicit", "POSTGRES_PASSWORD=other"), psqlCommand("SELECT 1"))
 	assert.Equal(t, []string{"explicit"}, got["PGPASSWORD"], "the container's own PGPASSWORD wins")
 
-	got = runScript(t, path, psqlCommand("SELECT 1"))
+	got = pluginstest.RunScript(t, path, psqlCommand("SELECT 1"))
 	assert.Equal(t, []string{"<unset>"}, got["PGPASSWORD"], "no empty password is exported")
 }
 
@@ -185,12 +149,12 @@ func FuzzPsqlScriptPassesSQLVerbatim(f *testing.F) {
 	for _, seed := range []string{"SELECT 1", "$(touch /tmp/pwned)", "`id`", "'; rm -rf / #", "\"$PGPASSWORD\"", "a\nb", "-c", "--help", "*", "${IFS}"} {
 		f.Add(seed)
 	}
-	path := fakeClient(f, "psql")
+	path := pluginstest.FakeProgram(f, "psql")
 	f.Fuzz(func(t *testing.T, sql string) {
 		if strings.ContainsRune(sql, 0) {
 			return // no argument of any program can hold a NUL byte
 		}
-		got := runScript(t, path, psqlCommand(sql))
+		got := pluginstest.RunScript(t, path, psqlCommand(sql))
 		if args := got["arg"]; len(args) != 8 || args[7] != sql {
 			t.Fatalf("psql got %q, want the SQL %q as its last argument", args, sql)
 		}

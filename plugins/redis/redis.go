@@ -188,6 +188,17 @@ func orDash(s string) string {
 	return s
 }
 
+func otherRole(m plugins.Member) string { return fmt.Sprintf("%s has role %s", m.Pod, m.State) }
+
+// linkDown says that replica m's link to its primary is not up; "" when it
+// is.
+func linkDown(m plugins.Member) string {
+	if m.State == "link up" {
+		return ""
+	}
+	return fmt.Sprintf("%s replication %s", m.Pod, m.State)
+}
+
 // Healthy implements plugins.Engine: every member answered; outside
 // cluster mode exactly one primary; every replica's link up and not
 // syncing; lag in bytes within the bound. Redis measures no lag in
@@ -209,28 +220,9 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 	} else if r := plugins.PrimaryReason(members); r != "" {
 		return false, r
 	}
-	var problems []string
-	for _, m := range members {
-		switch m.Role {
-		case plugins.RolePrimary:
-			continue
-		case plugins.RoleReplica:
-		default:
-			problems = append(problems, fmt.Sprintf("%s has role %s", m.Pod, m.State))
-			continue
-		}
-		if m.State != "link up" {
-			problems = append(problems, fmt.Sprintf("%s replication %s", m.Pod, m.State))
-			continue
-		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
-	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	var problems plugins.Problems
+	problems.AddReplicas(members, opts, otherRole, linkDown)
+	return problems.Verdict()
 }
 
 // ClusterNode is one line of CLUSTER NODES.

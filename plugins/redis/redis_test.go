@@ -2,42 +2,27 @@ package redis
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // Fixtures: INFO recorded on Redis 7.0, a primary and its replica.
 func read(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	require.NoError(t, err)
-	return strings.ReplaceAll(string(b), "\n", "\r\n") // as redis-cli prints it
+	return strings.ReplaceAll(pluginstest.Testdata(t, name), "\n", "\r\n") // as redis-cli prints it
 }
 
 func target(ex kube.Executor, pods ...string) plugins.Target {
-	t := plugins.Target{StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "redis", Namespace: "ns"}}, Exec: ex, Timeout: time.Second}
-	for _, p := range pods {
-		t.Pods = append(t.Pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: p, Namespace: "ns"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "redis", Image: "redis:7"}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		})
-	}
-	return t
+	return pluginstest.Target(ex, "redis", corev1.Container{Name: "redis", Image: "redis:7"}, pods...)
 }
 
 func TestMembersFromRecordedInfo(t *testing.T) {
@@ -169,48 +154,20 @@ func TestBeforeRemoveRefusesThePrimary(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"redis:7", "bitnami/redis-cluster:7.2", "valkey/valkey:8", "redis/redis-stack-server:7.2.0-v9"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"bitnami/redis-sentinel:7", "oliver006/redis_exporter", "bitnami/redis-exporter"} {
-		assert.False(t, e.Matches(img), img)
-	}
-}
-
-func fakeCLI(t testing.TB) []string {
-	t.Helper()
-	dir := t.TempDir()
-	script := "#!/bin/sh\nfor a in \"$@\"; do printf 'arg=%s\\0' \"$a\"; done\nprintf 'REDISCLI_AUTH=%s\\0' \"${REDISCLI_AUTH-<unset>}\"\n"
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "redis-cli"), []byte(script), 0o755))
-	sh, err := exec.LookPath("sh")
-	require.NoError(t, err)
-	return []string{"PATH=" + dir + ":" + filepath.Dir(sh)}
-}
-
-func runScript(t testing.TB, env, argv []string) map[string][]string {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	got := map[string][]string{}
-	for _, f := range strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00") {
-		k, v, _ := strings.Cut(f, "=")
-		got[k] = append(got[k], v)
-	}
-	return got
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"redis:7", "bitnami/redis-cluster:7.2", "valkey/valkey:8", "redis/redis-stack-server:7.2.0-v9"},
+		[]string{"bitnami/redis-sentinel:7", "oliver006/redis_exporter", "bitnami/redis-exporter"})
 }
 
 func TestCLIScriptMapsTheContainersCredentials(t *testing.T) {
-	path := fakeCLI(t)
-	got := runScript(t, append(path, "REDIS_PASSWORD=s3cret", "REDIS_PORT_NUMBER=6380"), command("INFO"))
+	path := pluginstest.FakeProgram(t, "redis-cli", "REDISCLI_AUTH")
+	got := pluginstest.RunScript(t, append(path, "REDIS_PASSWORD=s3cret", "REDIS_PORT_NUMBER=6380"), command("INFO"))
 	assert.Equal(t, []string{"--no-auth-warning", "-p", "6380", "INFO"}, got["arg"])
 	assert.Equal(t, []string{"s3cret"}, got["REDISCLI_AUTH"])
-	got = runScript(t, append(path, "REDISCLI_AUTH=own", "REDIS_PASSWORD=other"), command("INFO"))
+	got = pluginstest.RunScript(t, append(path, "REDISCLI_AUTH=own", "REDIS_PASSWORD=other"), command("INFO"))
 	assert.Equal(t, []string{"own"}, got["REDISCLI_AUTH"])
 	assert.Equal(t, "6379", got["arg"][2])
-	got = runScript(t, path, command("INFO"))
+	got = pluginstest.RunScript(t, path, command("INFO"))
 	assert.Equal(t, []string{"<unset>"}, got["REDISCLI_AUTH"], "an empty password would make redis-cli send AUTH")
 }
 
@@ -220,12 +177,12 @@ func FuzzCLIScriptPassesArgumentsVerbatim(f *testing.F) {
 	for _, seed := range []string{"INFO", "$(id)", "`id`", "\"'", "-h evil", "*"} {
 		f.Add(seed)
 	}
-	path := fakeCLI(f)
+	path := pluginstest.FakeProgram(f, "redis-cli", "REDISCLI_AUTH")
 	f.Fuzz(func(t *testing.T, arg string) {
 		if strings.ContainsRune(arg, 0) {
 			return
 		}
-		args := runScript(t, path, command("CLUSTER", arg))["arg"]
+		args := pluginstest.RunScript(t, path, command("CLUSTER", arg))["arg"]
 		if len(args) != 5 || args[4] != arg {
 			t.Fatalf("redis-cli got %q, want %q last", args, arg)
 		}

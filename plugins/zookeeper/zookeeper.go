@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
 
@@ -230,18 +228,9 @@ type state struct {
 }
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
-	members, views, err := plugins.QueryViews(ctx, t, func(ctx context.Context, pod *corev1.Pod) (View, error) {
-		out, err := t.Run(ctx, pod, t.ContainerFor(pod, e.Matches), "four-letter words",
-			[]string{"bash", "-c", wordsScript, "zookeeper", "srvr", "mntr", "conf"})
-		if err != nil {
-			return View{}, err
-		}
-		v, err := ParseView(string(out))
-		if err != nil {
-			return View{}, fmt.Errorf("pod %s: %w", pod.Name, err)
-		}
-		return v, nil
-	})
+	members, views, err := plugins.QueryViews(ctx, t, plugins.RunParsed(t, e.Matches, "four-letter words",
+		[]string{"bash", "-c", wordsScript, "zookeeper", "srvr", "mntr", "conf"},
+		func(out []byte) (View, error) { return ParseView(string(out)) }))
 	st := state{members: members, views: views, pods: map[string]int{}, serverPod: map[int]string{}, podServer: map[string]int{}}
 	for _, p := range t.Pods {
 		st.pods[p.Name] = plugins.Ordinal(t.StatefulSet, p)
@@ -376,22 +365,19 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // the membership without a pod. ZooKeeper measures no lag in bytes or
 // seconds, so such a bound cannot be met.
 func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (bool, string) {
-	if r := plugins.Unanswered(members); r != "" {
+	// None of members need lead: a follower is in that mode only while it
+	// follows a leader.
+	if r := plugins.QuorumReason(members); r != "" {
 		return false, r
 	}
-	// The leader may be outside members (scale-down judges the servers
-	// that stay); a follower is in that mode only while it follows one.
-	if len(plugins.Primaries(members)) > 1 {
-		return false, plugins.LeaderReason(members)
-	}
-	var problems []string
+	var problems plugins.Problems
 	for _, m := range members {
 		switch {
 		case m.State == "not a member":
-			problems = append(problems, fmt.Sprintf("%s runs server %s, which is not in the ensemble's membership", m.Pod, m.Details["serverId"]))
+			problems.Addf("%s runs server %s, which is not in the ensemble's membership", m.Pod, m.Details["serverId"])
 			continue
 		case m.Role == plugins.RoleUnknown:
-			problems = append(problems, fmt.Sprintf("%s is %s", m.Pod, m.State))
+			problems.Addf("%s is %s", m.Pod, m.State)
 			continue
 		}
 		if m.Role == plugins.RolePrimary {
@@ -400,21 +386,14 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 		lag, err := strconv.ParseInt(m.Details["zxidLag"], 10, 64)
 		switch {
 		case err != nil:
-			problems = append(problems, fmt.Sprintf("%s: lag behind the leader unknown", m.Pod))
+			problems.Addf("%s: lag behind the leader unknown", m.Pod)
 		case lag > e.maxLag():
-			problems = append(problems, fmt.Sprintf("%s is %d transactions behind the leader (bound %d)", m.Pod, lag, e.maxLag()))
+			problems.Addf("%s is %d transactions behind the leader (bound %d)", m.Pod, lag, e.maxLag())
 		}
-		if r := plugins.LagReason(m, opts); r != "" {
-			problems = append(problems, r)
-		}
+		problems.Add(plugins.LagReason(m, opts))
 	}
-	if r := plugins.WithoutPodReason(members, "remove them with zkCli.sh reconfig -remove, or bring their pods back"); r != "" {
-		problems = append(problems, r)
-	}
-	if len(problems) > 0 {
-		return false, strings.Join(problems, "; ")
-	}
-	return true, ""
+	problems.Add(plugins.WithoutPodReason(members, "remove them with zkCli.sh reconfig -remove, or bring their pods back"))
+	return problems.Verdict()
 }
 
 // Membership implements plugins.QuorumEngine: the participants of the

@@ -3,20 +3,17 @@ package zookeeper
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube/kubefake"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
+	"github.com/kubectl-sts/kubectl-sts/plugins/pluginstest"
 )
 
 // Fixtures: what wordsScript printed for srvr, mntr and conf on each
@@ -24,21 +21,15 @@ import (
 // (zk-2, server.3, leads; three znodes written).
 func fixture(t *testing.T, i int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("testdata/view-%d.txt", i+1))
-	require.NoError(t, err)
-	return string(b)
+	return pluginstest.Testdata(t, fmt.Sprintf("view-%d.txt", i+1))
 }
 
 func target(ex kube.Executor, n int) plugins.Target {
-	t := plugins.Target{StatefulSet: &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "zk", Namespace: "ns"}}, Exec: ex, Timeout: time.Second}
-	for i := 0; i < n; i++ {
-		t.Pods = append(t.Pods, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("zk-%d", i), Namespace: "ns"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "zookeeper", Image: "zookeeper:3.8"}}},
-			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-		})
+	pods := make([]string, n)
+	for i := range pods {
+		pods[i] = fmt.Sprintf("zk-%d", i)
 	}
-	return t
+	return pluginstest.Target(ex, "zk", corev1.Container{Name: "zookeeper", Image: "zookeeper:3.8"}, pods...)
 }
 
 func recorded(t *testing.T, views ...string) plugins.Target {
@@ -131,13 +122,9 @@ func TestWordsReachTheServerAsArguments(t *testing.T) {
 }
 
 func TestMatches(t *testing.T) {
-	e := New()
-	for _, img := range []string{"zookeeper:3.9", "bitnami/zookeeper:3.8", "docker.io/library/zookeeper:3.8.4"} {
-		assert.True(t, e.Matches(img), img)
-	}
-	for _, img := range []string{"dabealu/zookeeper-exporter", "kafka:3"} {
-		assert.False(t, e.Matches(img), img)
-	}
+	pluginstest.AssertMatches(t, New().Matches,
+		[]string{"zookeeper:3.9", "bitnami/zookeeper:3.8", "docker.io/library/zookeeper:3.8.4"},
+		[]string{"dabealu/zookeeper-exporter", "kafka:3"})
 }
 
 func TestLeadershipFromRecordedWords(t *testing.T) {

@@ -170,6 +170,24 @@ func waitUntil(timeout time.Duration, check func() error) error {
 	}
 }
 
+// waitShows reads with read until its output contains every string of
+// want, for at most startTimeout. Until then the error is what read
+// returned, or notYet followed by the output.
+func waitShows(read func() (string, error), notYet string, want ...string) error {
+	return waitUntil(startTimeout, func() error {
+		out, err := read()
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return fmt.Errorf("%s:\n%s", notYet, out)
+			}
+		}
+		return nil
+	})
+}
+
 // tail returns the last n lines of a file, for failure messages.
 func tail(path string, n int) string {
 	data, err := os.ReadFile(path)

@@ -80,20 +80,17 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %[2]d, MASTER_USER = 'repl',
   MASTER_PASSWORD = %[3]s, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;
 START SLAVE;`, sqlString(m.Password), m.Port, sqlString(m.replPassword)))
-	err := waitUntil(startTimeout, func() error {
-		out, err := r.socketQueryErr("SHOW SLAVE STATUS", "-E")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, "Slave_IO_Running: Yes") || !strings.Contains(out, "Slave_SQL_Running: Yes") {
-			return fmt.Errorf("replica threads not running:\n%s", out)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.waitReplicating(); err != nil {
 		t.Fatalf("dbserver: MariaDB replica on port %d does not replicate from %d: %v\n%s", r.Port, m.Port, err, tail(r.logFile, 20))
 	}
 	return r
+}
+
+// waitReplicating returns once both replication threads of a replica run,
+// or the last status it saw when startTimeout has passed.
+func (m *MariaDB) waitReplicating() error {
+	return waitShows(func() (string, error) { return m.socketQueryErr("SHOW SLAVE STATUS", "-E") },
+		"replica threads not running", "Slave_IO_Running: Yes", "Slave_SQL_Running: Yes")
 }
 
 func newMariaDB(t testing.TB, password string, serverID int) *MariaDB {
@@ -208,17 +205,7 @@ func (m *MariaDB) Restart(t testing.TB) {
 	if m.Primary == nil {
 		return
 	}
-	err := waitUntil(startTimeout, func() error {
-		out, err := m.socketQueryErr("SHOW SLAVE STATUS", "-E")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, "Slave_IO_Running: Yes") || !strings.Contains(out, "Slave_SQL_Running: Yes") {
-			return fmt.Errorf("replica threads not running:\n%s", out)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := m.waitReplicating(); err != nil {
 		t.Fatalf("dbserver: restarted MariaDB replica on port %d does not replicate: %v\n%s", m.Port, err, tail(m.logFile, 20))
 	}
 }

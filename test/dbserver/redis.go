@@ -53,20 +53,16 @@ func (r *Redis) StartReplica(t testing.TB) *Redis {
 	rep := newRedis(t, r.Password)
 	rep.Primary = r
 	rep.start(t, []string{"--replicaof", r.Host, strconv.Itoa(r.Port)})
-	err := waitUntil(startTimeout, func() error {
-		info, err := rep.DoErr("INFO", "replication")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("replica link not up:\n%s", info)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := rep.waitLinkUp(); err != nil {
 		t.Fatalf("dbserver: Redis replica on port %d: %v\n%s", rep.Port, err, tail(rep.logFile, 20))
 	}
 	return rep
+}
+
+// waitLinkUp returns once a replica's link to its primary is up, or the
+// last state it saw when startTimeout has passed.
+func (r *Redis) waitLinkUp() error {
+	return waitShows(func() (string, error) { return r.DoErr("INFO", "replication") }, "replica link not up", "master_link_status:up")
 }
 
 func newRedis(t testing.TB, password string) *Redis {
@@ -162,17 +158,7 @@ func (r *Redis) Restart(t testing.TB) {
 	if r.Primary == nil {
 		return
 	}
-	err := waitUntil(startTimeout, func() error {
-		info, err := r.DoErr("INFO", "replication")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("replica link not up:\n%s", info)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.waitLinkUp(); err != nil {
 		t.Fatalf("dbserver: restarted Redis replica on port %d: %v\n%s", r.Port, err, tail(r.logFile, 20))
 	}
 }

@@ -61,27 +61,7 @@ See docs/scale-down.md.`,
   # PVCs only (the command's former name)
   kubectl sts cleanup-pvcs db --yes`,
 		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.PVCSet = cmd.Flags().Changed("pvc")
-			o.CleanupSlots = cmd.CalledAs() != AliasPVCs
-			if !o.CleanupSlots {
-				for _, name := range []string{"slot", "engine", "container"} {
-					if cmd.Flags().Changed(name) {
-						return cmdutil.UsageErrorf("--%s applies to replication slots, which %s does not touch: use kubectl sts cleanup", name, AliasPVCs)
-					}
-				}
-			}
-			if err := o.CompleteDryRun(cmd); err != nil {
-				return err
-			}
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(options{o}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.PVC, "pvc", "delete", "What to do with each leftover PVC: delete, snapshot (then delete), or keep (slots only)")
@@ -92,4 +72,22 @@ See docs/scale-down.md.`,
 	f.BoolVar(&o.Abort, "abort", false, "Drop the record of an interrupted cleanup instead of resuming it")
 	scaledown.AddCommonFlags(o, cmd)
 	return cmd
+}
+
+// options are the scale-down's, completed as the name the command was
+// called by says.
+type options struct{ *scaledown.Options }
+
+// Complete notes whether slots are cleaned up (not under the former name,
+// which refuses the slot flags) and completes the scale-down's options.
+func (o options) Complete(cmd *cobra.Command, args []string) error {
+	o.CleanupSlots = cmd.CalledAs() != AliasPVCs
+	if !o.CleanupSlots {
+		for _, name := range []string{"slot", "engine", "container"} {
+			if cmd.Flags().Changed(name) {
+				return cmdutil.UsageErrorf("--%s applies to replication slots, which %s does not touch: use kubectl sts cleanup", name, AliasPVCs)
+			}
+		}
+	}
+	return o.Options.Complete(cmd, args)
 }

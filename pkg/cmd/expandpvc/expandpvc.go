@@ -123,18 +123,7 @@ ran out) or claims left waiting for a pod restart; 130 interrupted. See docs/exp
   # Continue after an interruption: run the same command again
   kubectl sts expand-pvc db --size 50Gi`,
 		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.ChangeFlags.Complete(cmd); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Size, "size", "", "New size of each claim, a Kubernetes quantity such as 50Gi (required)")
@@ -153,9 +142,12 @@ ran out) or claims left waiting for a pod restart; 130 interrupted. See docs/exp
 	return cmd
 }
 
-// Complete takes the argument and resolves the flags that depend on each
-// other.
+// Complete parses --dry-run, takes the argument and resolves the flags
+// that depend on each other.
 func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	if err := o.ChangeFlags.Complete(cmd); err != nil {
+		return err
+	}
 	o.Name = args[0]
 	if o.NoUpdateTemplate {
 		if cmd.Flags().Changed("update-template") && o.UpdateTemplate {
@@ -186,17 +178,11 @@ func (o *Options) Validate() error {
 		return cmdutil.UsageErrorf("--restart %q is not valid: use auto, always or never", o.Restart)
 	}
 	o.restart = restart
-	if err := o.TimeoutFlags.Validate(); err != nil {
+	if err := cmdutil.ValidateWorkflowFlags(o.Output, &o.TimeoutFlags, &o.EngineFlags, o.engines()); err != nil {
 		return err
 	}
 	if o.OnlineResizeWait <= 0 {
 		return cmdutil.UsageErrorf("--online-resize-wait must be positive, got %s", o.OnlineResizeWait)
-	}
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	if err := o.EngineFlags.Validate(o.engines()); err != nil {
-		return err
 	}
 	return nil
 }

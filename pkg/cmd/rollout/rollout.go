@@ -121,21 +121,7 @@ aborted), 6 paused, 130 interrupted. See docs/rollout.md.`,
   kubectl sts rollout abort db
   kubectl sts rollout status db`,
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cmdutil.ExactlyOneName(cmd, args); err != nil {
-				return err
-			}
-			if err := o.ChangeFlags.Complete(cmd); err != nil {
-				return err
-			}
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.Staged, "staged", false, "Run the staged rollout (required: the mode this command implements)")
@@ -170,8 +156,15 @@ aborted), 6 paused, 130 interrupted. See docs/rollout.md.`,
 	return cmd
 }
 
-// Complete reads the arguments and flags into the workflow request.
+// Complete checks that one name is given, parses --dry-run and reads the
+// arguments and flags into the workflow request.
 func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	if err := cmdutil.ExactlyOneName(cmd, args); err != nil {
+		return err
+	}
+	if err := o.ChangeFlags.Complete(cmd); err != nil {
+		return err
+	}
 	o.Name = args[0]
 	steps, err := rollout.ParseSteps(o.Steps)
 	if err != nil {
@@ -261,13 +254,7 @@ func (o *Options) Validate() error {
 	if err := validateName(o.Name); err != nil {
 		return err
 	}
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	if err := o.TimeoutFlags.Validate(); err != nil {
-		return err
-	}
-	if err := o.EngineFlags.Validate(o.Engines); err != nil {
+	if err := cmdutil.ValidateWorkflowFlags(o.Output, &o.TimeoutFlags, &o.EngineFlags, o.Engines); err != nil {
 		return err
 	}
 	switch {

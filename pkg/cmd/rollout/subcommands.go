@@ -48,15 +48,7 @@ func newSubcommand(parent *cmdutil.Options, s subcommand) *cobra.Command {
 	o := &SubOptions{Options: parent, Output: cmdutil.NewWorkflowOutputFlags(), Engines: all.New(), changes: s.changes, run: s.run}
 	cmd := &s.cmd
 	cmd.Args = cmdutil.ExactlyOneName
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := o.Complete(cmd, args); err != nil {
-			return err
-		}
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		return o.Run(cmd.Context())
-	}
+	cmd.RunE = cmdutil.RunE(o)
 	if s.changes {
 		o.Change.AddFlags(parent, cmd)
 	}
@@ -87,10 +79,7 @@ func (o *SubOptions) Validate() error {
 	if o.RollbackTimeout < 0 {
 		return cmdutil.UsageErrorf("--rollback-timeout cannot be negative")
 	}
-	if o.Timeout.Timeout < 0 {
-		return cmdutil.UsageErrorf("--timeout cannot be negative, got %s (0 means no limit)", o.Timeout.Timeout)
-	}
-	return nil
+	return o.Timeout.ValidateTimeout()
 }
 
 // Run runs the subcommand's step over the shared client.

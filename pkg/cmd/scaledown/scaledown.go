@@ -126,20 +126,7 @@ Exit codes: 0 done (or dry run), 1 refused or failed before any change,
   # Drop the record of an interrupted scale-down instead of resuming it
   kubectl sts scale-down db --abort`,
 		Args: cmdutil.ExactlyOneName,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.ReplicasSet = cmd.Flags().Changed("replicas")
-			o.PVCSet = cmd.Flags().Changed("pvc")
-			if err := o.CompleteDryRun(cmd); err != nil {
-				return err
-			}
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	f := cmd.Flags()
 	f.Int32Var(&o.Replicas, "replicas", 0, "The replica count to scale down to (lower than the current one)")
@@ -154,11 +141,6 @@ Exit codes: 0 done (or dry run), 1 refused or failed before any change,
 	return cmd
 }
 
-// CompleteDryRun reads --dry-run with kubectl's rules.
-func (o *Options) CompleteDryRun(cmd *cobra.Command) error {
-	return o.ChangeFlags.Complete(cmd)
-}
-
 // AddCommonFlags binds the flags both commands share.
 func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	o.ChangeFlags.AddFlags(o.Options, cmd)
@@ -167,8 +149,14 @@ func AddCommonFlags(o *Options, cmd *cobra.Command) {
 	cmdutil.AddTakeOverFlag(cmd.Flags(), o.Options)
 }
 
-// Complete takes the StatefulSet name.
-func (o *Options) Complete(args []string) error {
+// Complete notes which of --replicas and --pvc were given, parses
+// --dry-run and takes the StatefulSet name.
+func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	o.ReplicasSet = cmd.Flags().Changed("replicas")
+	o.PVCSet = cmd.Flags().Changed("pvc")
+	if err := o.ChangeFlags.Complete(cmd); err != nil {
+		return err
+	}
 	o.Name = args[0]
 	return nil
 }
@@ -178,13 +166,7 @@ func (o *Options) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
 		return cmdutil.UsageErrorf("%q is not a valid StatefulSet name: %s", o.Name, strings.Join(errs, "; "))
 	}
-	if err := o.Output.Validate(); err != nil {
-		return err
-	}
-	if err := o.TimeoutFlags.Validate(); err != nil {
-		return err
-	}
-	if err := o.EngineFlags.Validate(o.Engines); err != nil {
+	if err := cmdutil.ValidateWorkflowFlags(o.Output, &o.TimeoutFlags, &o.EngineFlags, o.Engines); err != nil {
 		return err
 	}
 	if o.Abort {

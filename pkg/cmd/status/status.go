@@ -146,15 +146,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: cmdutil.RunE(o),
 	}
 	f := cmd.Flags()
 	o.Output.AddFlags(cmd)
@@ -169,7 +161,7 @@ NeedsAttention or Degraded), 1 error, 2 bad input. See docs/status.md.`,
 }
 
 // Complete takes the positional arguments.
-func (o *Options) Complete(args []string) error {
+func (o *Options) Complete(_ *cobra.Command, args []string) error {
 	if len(args) == 1 {
 		o.Name = args[0]
 		if o.Name == "" {

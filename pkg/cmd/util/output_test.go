@@ -151,3 +151,47 @@ func TestEngineFlagsValidate(t *testing.T) {
 	assert.True(t, IsUsage(err))
 	assert.Contains(t, err.Error(), `--container "Bad_Name" is not a container name`)
 }
+
+func TestValidateWorkflowFlagsChecksOutputThenTimeoutsThenEngine(t *testing.T) {
+	good := func() (*OutputFlags, *TimeoutFlags, *EngineFlags) {
+		return NewWorkflowOutputFlags(), &TimeoutFlags{StepTimeout: time.Minute}, NewEngineFlags()
+	}
+	out, timeout, engine := good()
+	require.NoError(t, ValidateWorkflowFlags(out, timeout, engine, plugins.NewRegistry()))
+
+	out, timeout, engine = good()
+	out.Format, timeout.Timeout, engine.Timeout = "xml", -time.Second, -time.Second
+	err := ValidateWorkflowFlags(out, timeout, engine, nil)
+	assert.True(t, IsUsage(err))
+	assert.Contains(t, err.Error(), `output format "xml"`)
+
+	out, timeout, engine = good()
+	timeout.Timeout, engine.Timeout = -time.Second, -time.Second
+	err = ValidateWorkflowFlags(out, timeout, engine, nil)
+	assert.True(t, IsUsage(err))
+	assert.Equal(t, "--timeout cannot be negative, got -1s (0 means no limit)", err.Error())
+
+	out, timeout, engine = good()
+	timeout.StepTimeout = 0
+	err = ValidateWorkflowFlags(out, timeout, engine, nil)
+	assert.Equal(t, "--step-timeout must be positive, got 0s", err.Error())
+
+	out, timeout, engine = good()
+	engine.Timeout = -time.Second
+	err = ValidateWorkflowFlags(out, timeout, engine, nil)
+	assert.True(t, IsUsage(err))
+	assert.Equal(t, "--engine-timeout must not be negative, got -1s", err.Error())
+
+	out, timeout, engine = good()
+	engine.Engine = "nosuch"
+	err = ValidateWorkflowFlags(out, timeout, engine, nil)
+	assert.True(t, IsUsage(err))
+	assert.Contains(t, err.Error(), "nosuch")
+}
+
+func TestValidateTimeoutChecksTimeoutAlone(t *testing.T) {
+	assert.NoError(t, (&TimeoutFlags{}).ValidateTimeout(), "a command continuing a recorded operation has no --step-timeout")
+	err := (&TimeoutFlags{Timeout: -time.Second}).ValidateTimeout()
+	assert.True(t, IsUsage(err))
+	assert.Equal(t, "--timeout cannot be negative, got -1s (0 means no limit)", err.Error())
+}

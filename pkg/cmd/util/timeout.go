@@ -34,13 +34,23 @@ func (f *TimeoutFlags) AddTimeoutFlag(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.Timeout, "timeout", 0, "How long the whole operation may take (0: no limit); when it runs out the command stops cleanly as on Ctrl-C, keeps the record and exits 5: run it again to continue")
 }
 
-// Validate refuses negative and zero bounds.
+// Validate refuses a negative --timeout and a --step-timeout that is not
+// positive.
 func (f *TimeoutFlags) Validate() error {
-	switch {
-	case f.Timeout < 0:
-		return UsageErrorf("--timeout cannot be negative, got %s (0 means no limit)", f.Timeout)
-	case f.StepTimeout <= 0:
+	if err := f.ValidateTimeout(); err != nil {
+		return err
+	}
+	if f.StepTimeout <= 0 {
 		return UsageErrorf("--step-timeout must be positive, got %s", f.StepTimeout)
+	}
+	return nil
+}
+
+// ValidateTimeout refuses a negative --timeout, for a command bound with
+// AddTimeoutFlag alone.
+func (f *TimeoutFlags) ValidateTimeout() error {
+	if f.Timeout < 0 {
+		return UsageErrorf("--timeout cannot be negative, got %s (0 means no limit)", f.Timeout)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@
 package version
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -50,17 +51,15 @@ func NewCmdVersion(parent *cmdutil.Options) *cobra.Command {
 		Args: cmdutil.NoArgs,
 		// Run reports the tested range itself.
 		Annotations: map[string]string{cmdutil.AnnotationNoServerCheck: "true"},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		RunE:        cmdutil.RunE(o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (default: text)")
 	cmd.Flags().BoolVar(&o.ClientOnly, "client", false, "Print only the plugin version; do not contact the cluster")
 	return cmd
 }
+
+// Complete has nothing to take: the command has no arguments.
+func (o *Options) Complete(*cobra.Command, []string) error { return nil }
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
@@ -72,7 +71,7 @@ func (o *Options) Validate() error {
 }
 
 // Run prints the versions.
-func (o *Options) Run() error {
+func (o *Options) Run(context.Context) error {
 	res := Result{Client: version.Get(), TestedRange: kube.TestedRange()}
 	if !o.ClientOnly {
 		res.Server, res.ServerError = o.serverVersion()

@@ -309,6 +309,48 @@ func runContract(t *testing.T, name string, a contractAdapter) {
 	}
 }
 
+// server is what an adapter needs of one of the dbserver servers: its
+// client environment, and a restart and a stop.
+type server interface {
+	Env() map[string]string
+	Restart(t testing.TB)
+	Stop(t testing.TB)
+}
+
+// replicaSet is the servers of an adapter: a primary for pod 0 and
+// replicas for pods 1 and 2.
+type replicaSet[S server] struct {
+	primary  S
+	replicas [3]S
+}
+
+func (a *replicaSet[S]) restartReplica(t *testing.T, i int) { a.replicas[i].Restart(t) }
+func (a *replicaSet[S]) stopReplica(t *testing.T, i int)    { a.replicas[i].Stop(t) }
+
+// bed makes the StatefulSet name, of image, whose pods reach the servers
+// through the environment env gives each.
+func (a *replicaSet[S]) bed(t *testing.T, name, image string, env func(S) map[string]string) *bed {
+	return newBed(t, name, image, []map[string]string{env(a.primary), env(a.replicas[1]), env(a.replicas[2])})
+}
+
+// withPassword is s's client environment with the password the image
+// reads from variable.
+func withPassword(s server, variable, password string) map[string]string {
+	env := s.Env()
+	env[variable] = password
+	return env
+}
+
+// appliedAsItArrives is the part of an adapter whose engine applies the
+// replication stream as it arrives: nothing to quiesce, no replay to pause
+// (the case is not applicable), and nothing kept on the primary for a
+// removed member.
+type appliedAsItArrives struct{}
+
+func (appliedAsItArrives) quiesce(*testing.T)                 {}
+func (appliedAsItArrives) pauseReplay(*testing.T, int) func() { return func() {} }
+func (appliedAsItArrives) checkRemoved(*testing.T)            {}
+
 func TestEngineContractPostgres(t *testing.T) { runContract(t, "PostgreSQL", &pgContract{}) }
 func TestEngineContractMariaDB(t *testing.T)  { runContract(t, "MariaDB", &mariaContract{}) }
 func TestEngineContractRedis(t *testing.T)    { runContract(t, "Redis", &redisContract{}) }
@@ -316,8 +358,7 @@ func TestEngineContractRedis(t *testing.T)    { runContract(t, "Redis", &redisCo
 // pgContract: a primary and two streaming replicas, through slots of two
 // naming styles (pg_1, slot_pg_2), with an unrelated slot backup_keep.
 type pgContract struct {
-	primary  *dbserver.Postgres
-	replicas [3]*dbserver.Postgres
+	replicaSet[*dbserver.Postgres]
 }
 
 func (a *pgContract) start(t *testing.T) *bed {
@@ -326,7 +367,7 @@ func (a *pgContract) start(t *testing.T) *bed {
 	a.replicas[2] = a.primary.StartReplica(t, "slot_pg_2")
 	a.primary.Query(t, "SELECT pg_create_physical_replication_slot('backup_keep', true)")
 	a.primary.Query(t, "CREATE TABLE filler AS SELECT generate_series(1, 50000) AS n")
-	return newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{pgEnv(a.primary), pgEnv(a.replicas[1]), pgEnv(a.replicas[2])})
+	return a.bed(t, "pg", "docker.io/library/postgres:15", pgEnv)
 }
 
 func (a *pgContract) secret() string { return pgPassword }
@@ -353,9 +394,6 @@ func (a *pgContract) load(t *testing.T, stop <-chan struct{}) {
 		}
 	}
 }
-
-func (a *pgContract) restartReplica(t *testing.T, i int) { a.replicas[i].Restart(t) }
-func (a *pgContract) stopReplica(t *testing.T, i int)    { a.replicas[i].Stop(t) }
 
 func (a *pgContract) breakReplica(t *testing.T, i int) {
 	a.replicas[i].Query(t, fmt.Sprintf("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=%s user=postgres'", closedPort(t)))
@@ -408,15 +446,13 @@ const mariadbPassword = "maria-s3cret"
 // official image's MARIADB_ROOT_PASSWORD, which the engine hands to the
 // client as MYSQL_PWD inside the pod.
 func mariaEnv(m *dbserver.MariaDB) map[string]string {
-	env := m.Env()
-	env["MARIADB_ROOT_PASSWORD"] = mariadbPassword
-	return env
+	return withPassword(m, "MARIADB_ROOT_PASSWORD", mariadbPassword)
 }
 
 // mariaContract: a primary and two GTID replicas.
 type mariaContract struct {
-	primary  *dbserver.MariaDB
-	replicas [3]*dbserver.MariaDB
+	replicaSet[*dbserver.MariaDB]
+	appliedAsItArrives
 }
 
 func (a *mariaContract) start(t *testing.T) *bed {
@@ -424,11 +460,10 @@ func (a *mariaContract) start(t *testing.T) *bed {
 	a.replicas[1] = a.primary.StartReplica(t)
 	a.replicas[2] = a.primary.StartReplica(t)
 	a.primary.Query(t, "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v INT); INSERT INTO app.t (v) VALUES (1)")
-	return newBed(t, "maria", "mariadb:10.11", []map[string]string{mariaEnv(a.primary), mariaEnv(a.replicas[1]), mariaEnv(a.replicas[2])})
+	return a.bed(t, "maria", "mariadb:10.11", mariaEnv)
 }
 
-func (a *mariaContract) secret() string       { return mariadbPassword }
-func (a *mariaContract) quiesce(t *testing.T) {}
+func (a *mariaContract) secret() string { return mariadbPassword }
 
 // load: replica 1 holds a read lock on the table the primary writes to,
 // so its SQL thread waits and Seconds_Behind_Master grows (MariaDB
@@ -457,17 +492,12 @@ func (a *mariaContract) load(t *testing.T, stop <-chan struct{}) {
 	<-locked
 }
 
-func (a *mariaContract) restartReplica(t *testing.T, i int) { a.replicas[i].Restart(t) }
-func (a *mariaContract) stopReplica(t *testing.T, i int)    { a.replicas[i].Stop(t) }
-
 // breakReplica: a row the replica already has arrives again; its SQL
 // thread stops on the duplicate key.
 func (a *mariaContract) breakReplica(t *testing.T, i int) {
 	a.replicas[i].Query(t, "SET GLOBAL read_only = OFF; INSERT INTO app.t (id, v) VALUES (1000000, 0); SET GLOBAL read_only = ON")
 	a.primary.Query(t, "INSERT INTO app.t (id, v) VALUES (1000000, 0)")
 }
-
-func (a *mariaContract) pauseReplay(t *testing.T, i int) func() { return func() {} }
 
 func (a *mariaContract) notApplicable() map[string]string {
 	return map[string]string{
@@ -493,22 +523,18 @@ func (a *mariaContract) checkBroken(t *testing.T, replica plugins.Member) {
 	assert.Contains(t, replica.Details["lastSQLError"], "Duplicate entry '1000000'")
 }
 
-func (a *mariaContract) checkRemoved(t *testing.T) {}
-
 const redisPassword = "redis-s3cret"
 
 // redisEnv: the port and password variables of the Bitnami image; the
 // engine hands the password to redis-cli as REDISCLI_AUTH.
 func redisEnv(r *dbserver.Redis) map[string]string {
-	env := r.Env()
-	env["REDIS_PASSWORD"] = redisPassword
-	return env
+	return withPassword(r, "REDIS_PASSWORD", redisPassword)
 }
 
 // redisContract: a primary and two replicas.
 type redisContract struct {
-	primary  *dbserver.Redis
-	replicas [3]*dbserver.Redis
+	replicaSet[*dbserver.Redis]
+	appliedAsItArrives
 }
 
 func (a *redisContract) start(t *testing.T) *bed {
@@ -518,11 +544,10 @@ func (a *redisContract) start(t *testing.T) *bed {
 	for i := 0; i < 100; i++ {
 		a.primary.Do(t, "SET", "key"+strconv.Itoa(i), "value")
 	}
-	return newBed(t, "cache", "valkey/valkey:8", []map[string]string{redisEnv(a.primary), redisEnv(a.replicas[1]), redisEnv(a.replicas[2])})
+	return a.bed(t, "cache", "valkey/valkey:8", redisEnv)
 }
 
-func (a *redisContract) secret() string       { return redisPassword }
-func (a *redisContract) quiesce(t *testing.T) {}
+func (a *redisContract) secret() string { return redisPassword }
 
 func (a *redisContract) load(t *testing.T, stop <-chan struct{}) {
 	value := strings.Repeat("x", 64<<10)
@@ -539,14 +564,9 @@ func (a *redisContract) load(t *testing.T, stop <-chan struct{}) {
 	}
 }
 
-func (a *redisContract) restartReplica(t *testing.T, i int) { a.replicas[i].Restart(t) }
-func (a *redisContract) stopReplica(t *testing.T, i int)    { a.replicas[i].Stop(t) }
-
 func (a *redisContract) breakReplica(t *testing.T, i int) {
 	a.replicas[i].Do(t, "REPLICAOF", "127.0.0.1", closedPort(t))
 }
-
-func (a *redisContract) pauseReplay(t *testing.T, i int) func() { return func() {} }
 
 func (a *redisContract) notApplicable() map[string]string {
 	return map[string]string{
@@ -571,8 +591,6 @@ func (a *redisContract) checkRestarted(t *testing.T, replica plugins.Member) {
 func (a *redisContract) checkBroken(t *testing.T, replica plugins.Member) {
 	assert.Equal(t, "link down", replica.State)
 }
-
-func (a *redisContract) checkRemoved(t *testing.T) {}
 
 // unitsOf returns the lag units e measures; the contract requires every
 // engine to say.

@@ -1,14 +1,10 @@
 package engines
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -261,38 +257,19 @@ func TestEtcdScaleDownKilledAfterMemberRemoveResumes(t *testing.T) {
 	s := newEtcdSet(t, 4)
 	require.NoError(t, s.etcd.MoveLeader(s.etcd.Members[3]))
 	bin := e2eutil.BuildPlugin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, bin, "--kubeconfig", cluster.Kubeconfig, "-n", s.ns,
-		"scale-down", "etcd", "--replicas", "3", "--yes", "-o", "json")
-	c.Env = append(os.Environ(), cluster.Env()...)
-	stdout, err := c.StdoutPipe()
-	require.NoError(t, err)
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	require.NoError(t, c.Start())
-	killed, moved := false, false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		var ev progress.Event
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || !strings.HasPrefix(ev.Kind, "engine-") {
-			continue
+	moved := false
+	e2eutil.KillAt(t, cluster, bin, s.ns, 4*time.Minute, "removed the member", func(ev progress.Event) bool {
+		if !strings.HasPrefix(ev.Kind, "engine-") {
+			return false
 		}
 		t.Logf("%s: %s", ev.Kind, ev.Message)
 		moved = moved || strings.Contains(ev.Message, "moved the leadership from etcd-3")
-		if ev.Kind == "engine-changed" && strings.Contains(ev.Message, "removed member") {
-			require.NoError(t, c.Process.Kill())
-			killed = true
-			break
-		}
-	}
-	_, _ = io.Copy(io.Discard, stdout)
-	_ = c.Wait()
-	require.True(t, killed, "the run never removed the member: %s", stderr.String())
+		return ev.Kind == "engine-changed" && strings.Contains(ev.Message, "removed member")
+	}, "scale-down", "etcd", "--replicas", "3", "--yes", "-o", "json")
 	assert.True(t, moved, "etcd-3 led: the leadership moved to a member that stays first")
 
 	assert.Equal(t, []string{"etcd-0", "etcd-1", "etcd-2"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])), "the member is gone")
-	_, err = cluster.Client.CoreV1().Pods(s.ns).Get(context.Background(), "etcd-3", metav1.GetOptions{})
+	_, err := cluster.Client.CoreV1().Pods(s.ns).Get(context.Background(), "etcd-3", metav1.GetOptions{})
 	require.NoError(t, err, "killed before the pod's removal")
 	assert.Equal(t, int32(4), *e2eutil.StatefulSet(t, cluster, s.ns, "etcd").Spec.Replicas)
 

@@ -1,14 +1,11 @@
 package expandpvc
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -26,18 +23,8 @@ func TestChangeBySomeoneElseStopsTheExpansion(t *testing.T) {
 	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 	history := watchPods(t, ns)
 
-	var once sync.Once
-	patch := func(ev progress.Event) {
-		if ev.Kind != "pvc-patched" || ev.Step != 1 {
-			return
-		}
-		once.Do(func() {
-			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.MergePatchType,
-				[]byte(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":3}},"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`),
-				metav1.PatchOptions{FieldManager: "colleague"})
-			require.NoError(t, err)
-		})
-	}
+	patch := e2eutil.ChangeAt(t, cluster, ns, "db", types.MergePatchType, e2eutil.ColleaguePatch(3),
+		func(ev progress.Event) bool { return ev.Kind == "pvc-patched" && ev.Step == 1 })
 	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, patch,
 		"expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s", "-o", "json")
 	require.Equal(t, cmdutil.ExitNeedsAttention, r.Code, r.ErrOut)
@@ -67,18 +54,8 @@ func TestChangeDuringTheTemplateStepIsNotUndone(t *testing.T) {
 	create(t, newStatefulSet(ns, "db", 2, "testbed-online"))
 	before := e2eutil.StatefulSet(t, cluster, ns, "db")
 
-	var once sync.Once
-	patch := func(ev progress.Event) {
-		if ev.Kind != "template-saved" {
-			return
-		}
-		once.Do(func() {
-			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.MergePatchType,
-				[]byte(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}},"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`),
-				metav1.PatchOptions{FieldManager: "colleague"})
-			require.NoError(t, err)
-		})
-	}
+	patch := e2eutil.ChangeAt(t, cluster, ns, "db", types.MergePatchType, e2eutil.ColleaguePatch(2),
+		func(ev progress.Event) bool { return ev.Kind == "template-saved" })
 	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, patch,
 		"expand-pvc", "db", "--size", "2Gi", "--yes", "-o", "json")
 	require.Equal(t, cmdutil.ExitNeedsAttention, r.Code, r.ErrOut)

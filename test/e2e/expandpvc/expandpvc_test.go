@@ -6,14 +6,9 @@
 package expandpvc
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -351,45 +346,14 @@ func TestKilledRunResumesFromTheFirstUnverifiedOrdinal(t *testing.T) {
 	bin := e2eutil.BuildPlugin(t)
 
 	// A real process, killed with SIGKILL once the first ordinal is
-	// verified: it has no chance to release anything.
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	c := exec.CommandContext(ctx, bin, "--kubeconfig", cluster.Kubeconfig, "-n", ns,
-		"expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s", "-o", "json")
-	c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
-	stdout, err := c.StdoutPipe()
-	require.NoError(t, err)
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	require.NoError(t, c.Start())
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		var ev progress.Event
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Kind == expand.KindPVCResized {
-			require.NoError(t, c.Process.Kill())
-			killed = true
-			break
-		}
-	}
-	_, _ = io.Copy(io.Discard, stdout)
-	_ = c.Wait()
-	require.True(t, killed, "the first run never verified an ordinal: %s", stderr.String())
-
-	rec := operationRecord(t, ns, "db")
-	require.NotNil(t, rec)
-	assert.Equal(t, journal.Running, rec.Phase)
-	assert.NotEmpty(t, rec.Holder, "a killed process keeps its lease until it expires")
+	// verified.
+	args := []string{"expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s"}
+	e2eutil.KillAt(t, cluster, bin, ns, generous, "verified an ordinal",
+		func(ev progress.Event) bool { return ev.Kind == expand.KindPVCResized }, append(args, "-o", "json")...)
 
 	// A second run is refused while the dead process's lease is live, and
 	// continues once it expired.
-	e2eutil.RequireLeaseLive(t, rec.Heartbeat, journal.DefaultLeaseDuration)
-	r := run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	require.Equal(t, cmdutil.ExitFailed, r.Code, "a run while the killed process's lease is live is refused: %s", r.Out)
-	assert.Contains(t, r.ErrOut, "its lease expires at")
-	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
-	r = run(t, ns, "expand-pvc", "db", "--size", "2Gi", "--yes", "--online-resize-wait", "3s")
-	require.Equal(t, 0, r.Code, r.ErrOut)
+	r := e2eutil.ResumeAfterLease(t, cluster, ns, "db", generous, args...)
 	assert.Contains(t, r.Out, "continuing an interrupted run")
 
 	for i := 0; i < 3; i++ {

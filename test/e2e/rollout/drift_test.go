@@ -1,13 +1,10 @@
 package rollout
 
 import (
-	"context"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -21,19 +18,13 @@ func TestImageChangedBySomeoneElseIsNotRolledBack(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	create(t, newStatefulSet(ns, "db", 3))
 
-	var once sync.Once
 	var kinds []string
+	change := e2eutil.ChangeAt(t, cluster, ns, "db", types.StrategicMergePatchType,
+		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/app:v3"}]}}}}`),
+		func(ev progress.Event) bool { return ev.Kind == "step-passed" && ev.Step == 1 })
 	watch := func(ev progress.Event) {
 		kinds = append(kinds, ev.Kind)
-		if ev.Kind != "step-passed" || ev.Step != 1 {
-			return
-		}
-		once.Do(func() {
-			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.StrategicMergePatchType,
-				[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/app:v3"}]}}}}`),
-				metav1.PatchOptions{FieldManager: "colleague"})
-			require.NoError(t, err)
-		})
+		change(ev)
 	}
 	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, watch,
 		"rollout", "db", "--staged", "--image", "app="+imageV2, "--engine", "none", "--yes", "-o", "json")

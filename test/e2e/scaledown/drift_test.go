@@ -1,13 +1,10 @@
 package scaledown
 
 import (
-	"context"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
@@ -26,17 +23,8 @@ func TestChangeBySomeoneElseStopsTheScaleDown(t *testing.T) {
 	create(t, newStatefulSet(ns, "db", 4))
 	before := snapshot(t, ns)
 
-	var once sync.Once
-	patch := func(ev progress.Event) {
-		if ev.Kind != "scaled" || ev.Step != 1 {
-			return
-		}
-		once.Do(func() {
-			_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(context.Background(), "db", types.MergePatchType,
-				[]byte(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":3}},"template":{"metadata":{"annotations":{"colleague":"was-here"}}}}}`), metav1.PatchOptions{FieldManager: "colleague"})
-			require.NoError(t, err)
-		})
-	}
+	patch := e2eutil.ChangeAt(t, cluster, ns, "db", types.MergePatchType, e2eutil.ColleaguePatch(3),
+		func(ev progress.Event) bool { return ev.Kind == "scaled" && ev.Step == 1 })
 	r := e2eutil.RunWatching(t, e2eutil.Client(cluster, ns), generous, patch,
 		"scale-down", "db", "--replicas", "1", "--pvc", "delete", "--yes", "-o", "json")
 	require.Equal(t, cmdutil.ExitNeedsAttention, r.Code, r.ErrOut)

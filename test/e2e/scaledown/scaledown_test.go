@@ -5,14 +5,10 @@
 package scaledown
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -394,46 +390,14 @@ func TestKilledRunResumesAfterItsLeaseExpires(t *testing.T) {
 	create(t, newStatefulSet(ns, "db", 4))
 	bin := e2eutil.BuildPlugin(t)
 
-	// A real process, killed with SIGKILL right after the first ordinal:
-	// no chance to release anything.
-	ctx, cancel := context.WithTimeout(context.Background(), generous)
-	defer cancel()
-	c := exec.CommandContext(ctx, bin, "--kubeconfig", cluster.Kubeconfig, "-n", ns,
-		"scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes", "-o", "json")
-	c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
-	stdout, err := c.StdoutPipe()
-	require.NoError(t, err)
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	require.NoError(t, c.Start())
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		var ev progress.Event
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Kind == "step-done" && ev.Step == 1 {
-			require.NoError(t, c.Process.Kill())
-			killed = true
-			break
-		}
-	}
-	_, _ = io.Copy(io.Discard, stdout)
-	_ = c.Wait()
-	require.True(t, killed, "the first run never finished its first ordinal: %s", stderr.String())
+	// A real process, killed with SIGKILL right after the first ordinal.
+	args := []string{"scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes"}
+	e2eutil.KillAt(t, cluster, bin, ns, generous, "finished its first ordinal",
+		func(ev progress.Event) bool { return ev.Kind == "step-done" && ev.Step == 1 }, append(args, "-o", "json")...)
 
-	rec := operationRecord(t, ns, "db")
-	require.NotNil(t, rec)
-	assert.Equal(t, journal.Running, rec.Phase)
-	assert.NotEmpty(t, rec.Holder, "a killed process keeps its lease until it expires")
-
-	// A second run right away is refused while the lease is live...
-	e2eutil.RequireLeaseLive(t, rec.Heartbeat, journal.DefaultLeaseDuration)
-	r := run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	require.Equal(t, cmdutil.ExitFailed, r.Code, "a run while the killed process's lease is live is refused: %s", r.Out)
-	assert.Contains(t, r.ErrOut, "its lease expires at")
-	// ...and resumes once it has expired.
-	time.Sleep(time.Until(rec.Heartbeat.Add(journal.DefaultLeaseDuration + time.Second)))
-	r = run(t, ns, "scale-down", "db", "--replicas", "2", "--pvc", "delete", "--yes")
-	require.Equal(t, 0, r.Code, r.ErrOut)
+	// A second run right away is refused while the lease is live, and
+	// resumes once it has expired.
+	r := e2eutil.ResumeAfterLease(t, cluster, ns, "db", generous, args...)
 	assert.Contains(t, r.Out, "already removed by the interrupted run")
 	after := snapshot(t, ns)
 	assert.Equal(t, []string{"db-0", "db-1"}, keys(after.pods))
