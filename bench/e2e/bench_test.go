@@ -269,21 +269,27 @@ func writeRollouts(w *section, sr sizeRepeat, variants []string, runs []rolloutR
 		w.line("")
 		w.line("kubectl sts is %.1f× faster than the `sleep 10` runbook.", ratio(sleep, pluginMin))
 	}
-	var plugin, controller []time.Duration
+	var plugin, pluginDeletes, controller []time.Duration
 	var reqs []request
 	var rss int64
 	for _, r := range runs {
 		switch r.variant {
 		case variantPlugin:
 			plugin = append(plugin, r.reactions...)
+			pluginDeletes = append(pluginDeletes, r.deletes...)
 			reqs, rss = r.reqs, max(rss, r.maxRSS)
 		case variantPlain:
 			controller = append(controller, r.reactions...)
 		}
 	}
 	w.line("")
-	w.line("Reaction to a pod turning Ready: kubectl sts's next partition patch p50 %s, p95 %s (%d steps); the controller's own next delete p50 %s, p95 %s (%d pods).",
-		ms(percentile(plugin, 50)), ms(percentile(plugin, 95)), len(plugin), ms(percentile(controller, 50)), ms(percentile(controller, 95)), len(controller))
+	w.line("Reaction to a pod turning Ready, the controller's delete of the next pod: p50 %s, p95 %s (%d pods) under kubectl sts; p50 %s, p95 %s (%d pods) after the partition patch alone.",
+		ms(percentile(pluginDeletes, 50)), ms(percentile(pluginDeletes, 95)), len(pluginDeletes), ms(percentile(controller, 50)), ms(percentile(controller, 95)), len(controller))
+	if len(plugin) > 0 {
+		w.line("kubectl sts's partition patches that waited for a pod to turn Ready: p50 %s, p95 %s after it (%d steps).", ms(percentile(plugin, 50)), ms(percentile(plugin, 95)), len(plugin))
+	} else {
+		w.line("No kubectl sts partition patch waited for a pod to turn Ready: the steps were controller-paced (the partition went one step ahead before the pod was Ready).")
+	}
 	w.line("")
 	w.line("Requests of one kubectl sts rollout: %d, %.1f per step, %d watches: %s. Peak RSS %s.",
 		len(reqs), perStep(reqs), count(reqs, "watch"), strings.Join(tally(reqs), ", "), mib(rss))

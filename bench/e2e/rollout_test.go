@@ -40,8 +40,11 @@ type rolloutRun struct {
 	early     int // pods not yet on the new revision, or not Ready, when it finished
 	notFound  int // `kubectl wait` failures on a pod in the delete/recreate gap
 	reactions []time.Duration
-	reqs      []request
-	maxRSS    int64
+	// deletes are the controller's reactions in the run: from a pod
+	// turning Ready on the new revision to its deletion of the next pod.
+	deletes []time.Duration
+	reqs    []request
+	maxRSS  int64
 }
 
 // rolloutBench sets up a StatefulSet of n replicas (OrderedReady) and rolls
@@ -115,12 +118,14 @@ func rolloutOnce(t *testing.T, plugin, ns, name, to, variant string) rolloutRun 
 	case variantPlain:
 		run.wall = st.lastReady(to).Sub(began)
 		run.reactions = reactions(st.all(), to, stampDeleted)
+		run.deletes = run.reactions
 	case variantWritten:
 		run.wall = exited.Sub(began)
 	default:
 		run.wall = exited.Sub(began)
 		if variant == variantPlugin {
 			run.reactions = reactions(st.all(), to, stampPartition)
+			run.deletes = reactions(st.all(), to, stampDeleted)
 		}
 		if run.early = 0; st.lastReady(to).After(exited) {
 			run.early = -1 // finished before the last pod was Ready: a bug

@@ -101,6 +101,9 @@ type Preview struct {
 	// Leader is where the leader of an engine that must be rolled last
 	// stands in the plan (plugins.LeaderLastEngine).
 	Leader *LeaderPlan `json:"leader,omitempty"`
+	// Pacing says how the steps advance: controller-paced or held at each
+	// step until its gates pass.
+	Pacing Pacing `json:"pacing"`
 
 	state *State
 }
@@ -375,6 +378,7 @@ func PlanStart(in StartInputs, req Request) (*Preview, error) {
 	pv.state = st
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)
+	planPacing(pv, st, engine)
 	return pv, nil
 }
 
@@ -429,6 +433,9 @@ func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec
 	}
 	pv.Gates = describeGates(st, engine)
 	pv.OnFailure = describeFailure(st)
+	if st.Stage == StageSteps || st.Stage == StageApply {
+		planPacing(pv, st, engine)
+	}
 	return pv, nil
 }
 

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -89,30 +90,42 @@ func splitAtPatches(writes []string) [][]string {
 }
 
 func TestBetweenStepsThePartitionPatchGoesFirstThenOneJournalWriteAndOneEvent(t *testing.T) {
-	c := setup(t, 4)
-	c.applyPending("app:v2", 4)
-	steps, err := ParseSteps([]string{"1,2,3,4"})
-	require.NoError(t, err)
-	r := c.runner("first", nil)
-	l := logWrites(c, r)
-	pv, err := r.Prepare(ctxT(t), Request{Steps: steps})
-	require.NoError(t, err)
-	require.NoError(t, r.Run(ctxT(t), pv))
+	for _, paced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("controller-paced=%v", paced), func(t *testing.T) {
+			c := setup(t, 4)
+			c.applyPending("app:v2", 4)
+			steps, err := ParseSteps([]string{"1,2,3,4"})
+			require.NoError(t, err)
+			r := c.runner("first", nil)
+			req := Request{Steps: steps}
+			if !paced {
+				// A gate of its own holds each step until it passes.
+				r.Local = &fakeRunner{}
+				req.Gates.Command = "./gate.sh"
+			}
+			l := logWrites(c, r)
+			pv, err := r.Prepare(ctxT(t), req)
+			require.NoError(t, err)
+			require.Equal(t, paced, pv.Pacing.ControllerPaced)
+			require.NoError(t, r.Run(ctxT(t), pv))
 
-	byStep := splitAtPatches(l.list())
-	require.Len(t, byStep, 4, "one partition patch per step: %v", l.list())
-	for i, s := range byStep[:3] {
-		// The patch of step i+1 right after step i's gates pass, then the
-		// journal write and the Event recording both steps.
-		assert.Equal(t, []string{"patch", "journal", "event"}, s, "writes from the partition patch of step %d to the next", i+1)
+			byStep := splitAtPatches(l.list())
+			require.Len(t, byStep, 4, "one partition patch per step: %v", l.list())
+			for i, s := range byStep[:3] {
+				// The patch of step i+1 (once step i's gates pass, or once
+				// the controller began step i when controller-paced), then
+				// the journal write and the Event recording both steps.
+				assert.Equal(t, []string{"patch", "journal", "event"}, s, "writes from the partition patch of step %d to the next", i+1)
+			}
+			_, st := record(t, c)
+			for i, s := range st.Steps {
+				assert.False(t, s.Started.IsZero(), "step %d start recorded", i+1)
+				assert.False(t, s.Finished.IsZero(), "step %d end recorded", i+1)
+				assert.Len(t, s.UIDs, 1, "step %d pods recorded", i+1)
+			}
+			assert.Equal(t, 4, count(c.events.list(), ReasonStepPassed), "kubectl describe still shows each step")
+		})
 	}
-	_, st := record(t, c)
-	for i, s := range st.Steps {
-		assert.False(t, s.Started.IsZero(), "step %d start recorded", i+1)
-		assert.False(t, s.Finished.IsZero(), "step %d end recorded", i+1)
-		assert.Len(t, s.UIDs, 1, "step %d pods recorded", i+1)
-	}
-	assert.Equal(t, 4, count(c.events.list(), ReasonStepPassed), "kubectl describe still shows each step")
 }
 
 // A run killed after the next step's partition patch but before the

@@ -114,6 +114,11 @@ type execution struct {
 	// that patch gave the StatefulSet.
 	begun   int
 	nextGen int64
+	// ahead is the step number whose partition a controller-paced run
+	// already set, before the step before it passed, and aheadGen the
+	// generation that patch gave the StatefulSet.
+	ahead    int
+	aheadGen int64
 	// events are Events being recorded beside the run's other requests;
 	// the run waits for them before it returns.
 	events sync.WaitGroup
@@ -271,6 +276,9 @@ func (x *execution) end(ctx context.Context, err error) error {
 		}
 		return fmt.Errorf("%w; the rollout is recorded at %s: run kubectl sts rollout resume %s to continue", err, where, x.r.Name)
 	}
+	// Nobody watches the gates until the rollout is resumed: a partition
+	// set ahead goes back to the step in progress.
+	x.holdFrontier(wctx)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		msg := fmt.Sprintf("interrupted during %s; the record is kept: run kubectl sts rollout resume %s to continue", where, x.r.Name)
 		if rerr := x.r.Journal.Release(wctx, x.rec, msg); rerr != nil {
@@ -505,8 +513,18 @@ func (x *execution) step(ctx context.Context) error {
 		x.event(ctx, corev1.EventTypeNormal, ReasonStep, msg)
 	}
 
+	timeout := st.Gates.StepTimeout + st.Gates.Soak
+	if n < total && x.controllerPaced() {
+		// Controller-paced: the partition goes one step ahead once the
+		// controller has begun this step (see pacing.go).
+		took, err := x.goAhead(ctx, i, timeout)
+		if err != nil {
+			return err
+		}
+		timeout = max(timeout-took, time.Millisecond)
+	}
 	gates := x.stepGates(i, gen)
-	err := x.wait(ctx, st.Gates.StepTimeout+st.Gates.Soak, gates...)
+	err := x.wait(ctx, timeout, gates...)
 	if err != nil {
 		return x.failed(ctx, err)
 	}
@@ -528,7 +546,13 @@ func (x *execution) step(ctx context.Context) error {
 	// next step's partition goes out.
 	_, leaderLast := x.engine.(plugins.LeaderLastEngine)
 	next := n < total && !st.pauseWanted(n) && !leaderLast
-	if next {
+	switch {
+	case next && x.ahead == n+1:
+		// Its partition went out while this step's gates were pending.
+		x.nextGen, x.begun = x.aheadGen, n+1
+		msg += "; " + x.stepMessage(n) + fmt.Sprintf(" (its partition was set ahead at %s, once %s was being replaced: controller-paced)",
+			st.Steps[n].Started.UTC().Format("15:04:05.000"), strings.Join(step.Pods, ", "))
+	case next:
 		if x.nextGen, err = x.lowerPartition(ctx, n); err != nil {
 			return err
 		}
@@ -702,10 +726,17 @@ func (x *execution) failed(ctx context.Context, err error) error {
 	x.emitStep(progress.Event{Kind: "gate-failed", Level: progress.Failure, Object: "statefulset/" + r.Name, Message: err.Error()})
 	x.event(ctx, corev1.EventTypeWarning, ReasonGateFailed, fmt.Sprintf("step %d of %d failed: %v", n, total, err))
 	if st.NoRollback {
-		sts := x.tracker.Snapshot().StatefulSet
+		live := x.tracker.Snapshot().StatefulSet
+		if x.base != nil && x.base.Generation > live.Generation {
+			live = x.base // the run's own last write, not shown yet
+		}
+		part := Partition(live)
+		if p := x.holdFrontier(ctx); p >= 0 {
+			part = p
+		}
 		out := needsAttention("step %d of %d failed: %v; rollback is off (--no-rollback): the pods stay as they are and the partition holds at %d. "+
 			"Look at the pods (kubectl sts status %s), then undo with: kubectl sts rollout undo %s, or fix the cause and start the rollout again",
-			n, total, err, Partition(sts), r.Name, r.Name)
+			n, total, err, part, r.Name, r.Name)
 		x.event(ctx, corev1.EventTypeWarning, ReasonFailed, out.Error())
 		return x.finish(ctx, journal.Failed, out)
 	}

@@ -93,6 +93,9 @@ func writePlan(w io.Writer, t ui.Theme, pv *rollout.Preview, dryRun bool) {
 			fmt.Fprintf(w, "    - %s\n", g)
 		}
 	}
+	if pv.Pacing.Message != "" {
+		fmt.Fprintf(w, "  pacing:     %s\n", pv.Pacing.Message)
+	}
 	if pv.Leader != nil {
 		fmt.Fprintf(w, "  leader:     %s\n", pv.Leader.Message)
 	}

@@ -83,8 +83,10 @@ func rolloutWorkflow() workflow {
 		setup: func(t *testing.T, ns string) {
 			create(t, e2eutil.NewStatefulSet(ns, "db", 3, "registry.example/app:v1"))
 		},
+		// The steps are controller-paced: partition-ahead kills the run
+		// right after the partition went one step ahead.
 		args:       []string{"rollout", "db", "--staged", "--image", "app=registry.example/app:v2", "--engine", "none", "--yes"},
-		boundaries: []string{"started", "template-applied", "revision", "step-started", "step-passed", "done"},
+		boundaries: []string{"started", "template-applied", "revision", "step-started", "partition-ahead", "step-passed", "done"},
 		check: func(t *testing.T, ns string, before state, h *history) {
 			sts := settled(t, ns, "db", 3)
 			pods := list(t, ns)
