@@ -35,7 +35,7 @@ TESTBED_ENV = KUBECTL_STS_TESTBED_BIN=$(TESTBED_BIN) KUBECTL_STS_TESTBED_COMPAT_
 # minor (KUBERNETES_COMPAT_VERSION); test/e2e/compat, which holds what only
 # the old minor shows, runs with every test on its own test bed.
 COMPAT_PACKAGES := ./test/e2e/status ./test/e2e/rollout ./test/e2e/expandpvc ./test/e2e/scaledown
-COMPAT_RUN := ^(TestHealthy|TestStuckRollout|TestLeftoverPVCsAfterScaleDown|TestStagedRolloutMovesPodsInPlannedOrder|TestBrokenImageIsRolledBackAutomatically|TestInterruptedRolloutResumesFromNextStep|TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate|TestFailingResizeStopsAtTheFirstOrdinal|TestKilledRunResumesFromTheFirstUnverifiedOrdinal|TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs|TestKilledRunResumesAfterItsLeaseExpires|TestCompat.*)$$
+COMPAT_RUN := ^(TestHealthy|TestStuckRollout|TestLeftoverPVCsAfterScaleDown|TestStagedRolloutMovesPodsInPlannedOrder|TestBrokenImageIsRolledBackAutomatically|TestControllerPacedRollout.*|TestInterruptedRolloutResumesFromNextStep|TestOfflineResizeRestartsEachPodOnceAndUpdatesTheTemplate|TestFailingResizeStopsAtTheFirstOrdinal|TestKilledRunResumesFromTheFirstUnverifiedOrdinal|TestScaleDownDeletesExactlyTheRemovedOrdinalsPVCs|TestKilledRunResumesAfterItsLeaseExpires|TestCompat.*)$$
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
 .PHONY: all build test test-compat unit e2e bench bench-e2e lint fmt testbed testbed-compat deps cluster-up cluster-down demo dist dist-host release-check docs clean
