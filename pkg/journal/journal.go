@@ -172,6 +172,10 @@ type Journal struct {
 	// fence, while a run holds the lease, stops it when no write has
 	// renewed the lease in time; every stored write resets it.
 	fence *time.Timer
+	// renewedAt is when the last stored write that renewed the lease was
+	// sent: a heartbeat is due only a third of the lease after it, so a
+	// run that saves often sends no heartbeats of its own.
+	renewedAt time.Time
 }
 
 // New returns the journal of StatefulSet sts. holder identifies this
@@ -407,6 +411,11 @@ func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (h
 				return
 			case <-t.C:
 			}
+			// A save since the last tick renewed the lease already.
+			if wait := j.heartbeatDue(interval); wait > 0 {
+				t.Reset(wait)
+				continue
+			}
 			actx, acancel := context.WithTimeout(hctx, j.lease/6)
 			err := j.Heartbeat(actx, rec)
 			acancel()
@@ -438,6 +447,7 @@ func (j *Journal) Hold(ctx context.Context, rec *Record, onError func(error)) (h
 		j.mu.Lock()
 		j.fence.Stop()
 		j.fence = nil
+		j.renewedAt = time.Time{}
 		j.mu.Unlock()
 		var lost *LeaseLostError
 		if err == nil || !errors.As(cause, &lost) {
@@ -521,7 +531,19 @@ func (j *Journal) renewed(rec *Record, sent time.Time) {
 	if j.fence == nil || rec.Holder != j.holder {
 		return
 	}
+	j.renewedAt = sent
 	j.fence.Reset(j.lease*2/3 - time.Since(sent))
+}
+
+// heartbeatDue returns how long until the next heartbeat is due, counted
+// from the last write that renewed the lease; zero or less means now.
+func (j *Journal) heartbeatDue(interval time.Duration) time.Duration {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.renewedAt.IsZero() {
+		return 0
+	}
+	return interval - time.Since(j.renewedAt)
 }
 
 // ErrNoRecord is returned by operations that need an existing record.

@@ -2,12 +2,15 @@ package journal
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 type state struct {
@@ -105,6 +108,42 @@ func TestLoadMissingAndDelete(t *testing.T) {
 	rec, err = a.Load(ctx)
 	require.NoError(t, err)
 	assert.Nil(t, rec)
+}
+
+// A run that saves more often than a heartbeat is due sends no heartbeat of
+// its own: its saves renew the lease. Once it stops saving, heartbeats
+// resume.
+func TestSavesStandInForHeartbeats(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	var mu sync.Mutex
+	updates := 0
+	cs.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		updates++
+		mu.Unlock()
+		return false, nil, nil
+	})
+	// A heartbeat is due every 2s without a save.
+	j := New(cs, "ns", "db", "h/1").WithClock(time.Now, 6*time.Second)
+	rec, _, err := j.Begin(ctx, "rollout", state{})
+	require.NoError(t, err)
+	held, done := j.Hold(ctx, rec, func(err error) { t.Errorf("renewal failed: %v", err) })
+	saves := 0
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); saves++ {
+		require.NoError(t, j.Save(ctx, rec, state{Step: saves}, ""))
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	assert.Equal(t, saves, updates, "every write was a save: no heartbeat while the saves renewed the lease")
+	mu.Unlock()
+	last := rec.Heartbeat
+	require.Eventually(t, func() bool {
+		loaded, err := j.Load(ctx)
+		return err == nil && loaded.Heartbeat.After(last)
+	}, 5*time.Second, 10*time.Millisecond, "a heartbeat once the saves stopped")
+	assert.NoError(t, held.Err())
+	assert.NoError(t, done(nil))
 }
 
 func TestKeepAliveRenewsHeartbeat(t *testing.T) {
