@@ -67,7 +67,7 @@ func NewClientForConfig(cfg *rest.Config, ns string, explicit bool, warnings io.
 	if warnings != nil {
 		cfg.WarningHandler = rest.NewWarningWriter(warnings, rest.WarningWriterOptions{Deduplicate: true})
 	}
-	cfg.Wrap(retry.Wrap)
+	cfg.Wrap(retry.Shared().Wrap)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build a Kubernetes client: %w", err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,10 @@ type Retry struct {
 	MaxElapsed time.Duration
 	// OnRetry, when set, hears of each retry (tests count them).
 	OnRetry func(req *http.Request, attempt int, reason string, delay time.Duration)
+
+	// answered is set once the API server has answered a request of any
+	// client wrapped by this Retry; see Wrap.
+	answered *atomic.Bool
 }
 
 // DefaultRetry is what NewClient uses.
@@ -43,8 +48,25 @@ func DefaultRetry() Retry {
 }
 
 // Wrap returns next wrapped in the retries; it fits rest.Config.Wrap.
+// Until the API server has answered once, a connection that cannot be
+// opened (nothing listens, no route) is final, as in kubectl: a wrong
+// address or a cluster that is down fails at once instead of after
+// MaxElapsed. Once it has answered, the same failure is a restart to ride
+// out. The clients of one Retry share what they have seen (Shared).
 func (r Retry) Wrap(next http.RoundTripper) http.RoundTripper {
+	if r.answered == nil {
+		r.answered = new(atomic.Bool)
+	}
 	return &retryTransport{next: next, r: r}
+}
+
+// Shared returns r with one record of whether the API server has answered,
+// for every transport it wraps.
+func (r Retry) Shared() Retry {
+	if r.answered == nil {
+		r.answered = new(atomic.Bool)
+	}
+	return r
 }
 
 type retryTransport struct {
@@ -75,6 +97,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			try.Body = body
 		}
 		resp, err := t.next.RoundTrip(try)
+		if err == nil {
+			t.r.answered.Store(true)
+		} else if !t.r.answered.Load() && dialFailed(err) {
+			return resp, err
+		}
 		reason, delay := t.transient(resp, err, attempt)
 		if reason == "" || ctx.Err() != nil || time.Now().Add(delay).After(give) {
 			return resp, err
@@ -150,6 +177,12 @@ func transientError(err error) string {
 		return "connection lost"
 	}
 	return ""
+}
+
+// dialFailed tells whether err is a connection that could not be opened.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (t *retryTransport) backoff(attempt int) time.Duration {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,4 +147,58 @@ func TestExecIsNotRetried(t *testing.T) {
 	err := c.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace("ns").Name("p").SubResource("exec").Do(context.Background()).Error()
 	require.Error(t, err)
 	assert.Equal(t, 1, s.calls)
+}
+
+// closedPort returns the address of a port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// A cluster that is down or a wrong address fails at once, as in kubectl,
+// instead of after minutes of silent retries: before the API server has
+// answered, a connection that cannot be opened is final.
+func TestARefusedFirstConnectionIsNotRetried(t *testing.T) {
+	retries := 0
+	r := DefaultRetry()
+	r.OnRetry = func(*http.Request, int, string, time.Duration) { retries++ }
+	c, err := NewClientForConfig(&rest.Config{Host: "http://" + closedPort(t), QPS: -1}, "ns", true, nil, r)
+	require.NoError(t, err)
+	_, err = c.Kube.CoreV1().ConfigMaps("ns").Get(context.Background(), "c", metav1.GetOptions{})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Zero(t, retries, "no retry before the API server ever answered")
+	_, err = c.Kube.Discovery().ServerVersion()
+	require.Error(t, err)
+	assert.Zero(t, retries, "nor on the other clients")
+}
+
+// Once the API server has answered, the same refusal is a restart: every
+// client of the command rides it out.
+func TestARefusedConnectionAfterAnAnswerIsRetried(t *testing.T) {
+	s := &server{}
+	ts := httptest.NewServer(s)
+	var mu sync.Mutex
+	var reasons []string
+	r := Retry{Base: time.Millisecond, Cap: 20 * time.Millisecond, MaxElapsed: 200 * time.Millisecond,
+		OnRetry: func(_ *http.Request, _ int, reason string, _ time.Duration) {
+			mu.Lock()
+			reasons = append(reasons, reason)
+			mu.Unlock()
+		}}
+	c, err := NewClientForConfig(&rest.Config{Host: ts.URL, QPS: -1}, "ns", true, nil, r)
+	require.NoError(t, err)
+	_, err = c.Kube.CoreV1().ConfigMaps("ns").Get(context.Background(), "c", metav1.GetOptions{})
+	require.NoError(t, err)
+	ts.Close()
+	_, err = c.Dynamic.Resource(corev1.SchemeGroupVersion.WithResource("configmaps")).Namespace("ns").Get(context.Background(), "c", metav1.GetOptions{})
+	require.Error(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, reasons, "the refusal after an answer is retried")
+	assert.Equal(t, "connection refused", reasons[0])
 }
