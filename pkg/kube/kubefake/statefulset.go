@@ -64,6 +64,7 @@ func NewController(cs *fake.Clientset, namespace string) *Controller {
 	c := &Controller{cs: cs, namespace: namespace}
 	tracker := cs.Tracker()
 	react := k8stesting.ObjectReaction(tracker)
+	deliverLateDeletes(cs)
 	defer cs.PrependReactor("*", "*", c.reactTests)
 	// The API server bumps metadata.generation when the spec changes; the
 	// fake tracker does not.
