@@ -75,17 +75,25 @@ func newRetryClient(t *testing.T, faults ...fault) (*Client, *server, *[]string)
 	s := &server{faults: faults}
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
+	c, reasons := retryClientFor(t, ts.URL, 5*time.Second)
+	return c, s, reasons
+}
+
+// retryClientFor is the shared client of host, retrying for at most
+// maxElapsed, and the reasons of its retries.
+func retryClientFor(t *testing.T, host string, maxElapsed time.Duration) (*Client, *[]string) {
+	t.Helper()
 	var mu sync.Mutex
 	var reasons []string
-	r := Retry{Base: time.Millisecond, Cap: 20 * time.Millisecond, MaxElapsed: 5 * time.Second,
+	r := Retry{Base: time.Millisecond, Cap: 20 * time.Millisecond, MaxElapsed: maxElapsed,
 		OnRetry: func(_ *http.Request, _ int, reason string, _ time.Duration) {
 			mu.Lock()
 			reasons = append(reasons, reason)
 			mu.Unlock()
 		}}
-	c, err := NewClientForConfig(&rest.Config{Host: ts.URL, QPS: -1}, "ns", true, nil, r)
+	c, err := NewClientForConfig(&rest.Config{Host: host, QPS: -1}, "ns", true, nil, r)
 	require.NoError(t, err)
-	return c, s, &reasons
+	return c, &reasons
 }
 
 func TestTransientFailuresAreRetriedOnReadsAndWrites(t *testing.T) {
@@ -180,25 +188,14 @@ func TestARefusedFirstConnectionIsNotRetried(t *testing.T) {
 // Once the API server has answered, the same refusal is a restart: every
 // client of the command rides it out.
 func TestARefusedConnectionAfterAnAnswerIsRetried(t *testing.T) {
-	s := &server{}
-	ts := httptest.NewServer(s)
-	var mu sync.Mutex
-	var reasons []string
-	r := Retry{Base: time.Millisecond, Cap: 20 * time.Millisecond, MaxElapsed: 200 * time.Millisecond,
-		OnRetry: func(_ *http.Request, _ int, reason string, _ time.Duration) {
-			mu.Lock()
-			reasons = append(reasons, reason)
-			mu.Unlock()
-		}}
-	c, err := NewClientForConfig(&rest.Config{Host: ts.URL, QPS: -1}, "ns", true, nil, r)
-	require.NoError(t, err)
-	_, err = c.Kube.CoreV1().ConfigMaps("ns").Get(context.Background(), "c", metav1.GetOptions{})
+	ts := httptest.NewServer(&server{})
+	c, reasons := retryClientFor(t, ts.URL, 200*time.Millisecond)
+	_, err := c.Kube.CoreV1().ConfigMaps("ns").Get(context.Background(), "c", metav1.GetOptions{})
 	require.NoError(t, err)
 	ts.Close()
 	_, err = c.Dynamic.Resource(corev1.SchemeGroupVersion.WithResource("configmaps")).Namespace("ns").Get(context.Background(), "c", metav1.GetOptions{})
 	require.Error(t, err)
-	mu.Lock()
-	defer mu.Unlock()
-	require.NotEmpty(t, reasons, "the refusal after an answer is retried")
-	assert.Equal(t, "connection refused", reasons[0])
+	// The request has returned: no retry is still running.
+	require.NotEmpty(t, *reasons, "the refusal after an answer is retried")
+	assert.Equal(t, "connection refused", (*reasons)[0])
 }
