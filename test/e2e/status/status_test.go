@@ -316,8 +316,16 @@ func TestStuckRollout(t *testing.T) {
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "db", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 	require.NoError(t, err)
 	stuck := status.Options{StuckAfter: time.Second}
-	waitFor(t, ns, "db", "to be stuck on db-2", stuck, func(r *status.Report) bool {
-		return settled(r) && r.Verdict.Has(status.CodeRolloutStuck)
+	// Stuck is reported from the first second, while db-2 may still be
+	// Pending; the table below shows it Running, as the node leaves it.
+	waitFor(t, ns, "db", "to be stuck on db-2, Running", stuck, func(r *status.Report) bool {
+		running := false
+		for _, o := range r.Ordinals {
+			if o.Pod != nil && o.Pod.Name == "db-2" && o.Pod.Phase == "Running" {
+				running = true
+			}
+		}
+		return settled(r) && running && r.Verdict.Has(status.CodeRolloutStuck)
 	})
 	sts := get(t, ns, "db")
 	bad := sts.Status.UpdateRevision
