@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -86,6 +87,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(give) {
 		give = d
 	}
+	// last is the most recent transient answer, kept so that an attempt
+	// cut short by the request's deadline ends with what the server said
+	// rather than with a bare "context deadline exceeded".
+	var last *answer
 	for attempt := 1; ; attempt++ {
 		try := req
 		if attempt > 1 && req.Body != nil && req.Body != http.NoBody {
@@ -97,6 +102,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			try.Body = body
 		}
 		resp, err := t.next.RoundTrip(try)
+		if err != nil && last != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return last.response(req), nil
+		}
 		if err == nil {
 			t.r.answered.Store(true)
 		} else if !t.r.answered.Load() && dialFailed(err) {
@@ -107,16 +115,42 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		if resp != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			last = keep(resp)
 		}
 		if t.r.OnRetry != nil {
 			t.r.OnRetry(req, attempt, reason, delay)
 		}
 		if err := wait.Sleep(ctx, delay); err != nil {
+			if last != nil && errors.Is(err, context.DeadlineExceeded) {
+				return last.response(req), nil
+			}
 			return nil, err
 		}
 	}
+}
+
+// answer is a transient response read into memory, so that it can still
+// be returned after the connection it came on is gone.
+type answer struct {
+	resp *http.Response
+	body []byte
+}
+
+// keep reads resp's body (up to 64 KiB, as much as a Status needs) and
+// closes it.
+func keep(resp *http.Response) *answer {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return &answer{resp: resp, body: body}
+}
+
+func (a *answer) response(req *http.Request) *http.Response {
+	r := *a.resp
+	r.Request = req
+	r.Body = io.NopCloser(bytes.NewReader(a.body))
+	r.ContentLength = int64(len(a.body))
+	return &r
 }
 
 // replayable excludes what cannot be sent twice: streams upgraded to

@@ -70,6 +70,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(cm)
 }
 
+// count is the number of requests received so far; a request the client
+// gave up on may still be in the handler, hence the lock.
+func (s *server) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
 func newRetryClient(t *testing.T, faults ...fault) (*Client, *server, *[]string) {
 	t.Helper()
 	s := &server{faults: faults}
@@ -131,22 +139,70 @@ func TestFinalAnswersAreNotRetried(t *testing.T) {
 	}
 }
 
+// deadline is a request context whose deadline arrives when the test says,
+// not on a clock: the tests below pin it to what the server has seen, so
+// that a slow machine cannot move it.
+type deadline struct {
+	context.Context
+	at   time.Time
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadline() *deadline {
+	return &deadline{Context: context.Background(), at: time.Now().Add(time.Minute), done: make(chan struct{})}
+}
+
+func (d *deadline) Deadline() (time.Time, bool) { return d.at, true }
+func (d *deadline) Done() <-chan struct{}       { return d.done }
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+func (d *deadline) expire() { d.once.Do(func() { close(d.done) }) }
+
+// expireThen lets the deadline arrive while the request is at the server,
+// then answers with f.
+func (d *deadline) expireThen(f fault) fault {
+	return func(w http.ResponseWriter) {
+		d.expire()
+		f(w)
+	}
+}
+
 // Retries end with the request's context: the operation's timeout bounds
 // them, and the last failure is what the caller sees.
 func TestRetriesStopAtTheDeadline(t *testing.T) {
+	ctx := newDeadline()
 	faults := make([]fault, 1000)
 	for i := range faults {
 		faults[i] = status(503)
 	}
+	faults[2] = ctx.expireThen(status(503))
 	c, s, _ := newRetryClient(t, faults...)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-	defer cancel()
-	start := time.Now()
 	_, err := c.Kube.CoreV1().ConfigMaps("ns").Get(ctx, "c", metav1.GetOptions{})
 	require.Error(t, err)
 	assert.True(t, apierrors.IsServiceUnavailable(err), "the last answer is returned: %v", err)
-	assert.Less(t, time.Since(start), time.Second)
-	assert.Greater(t, s.calls, 2)
+	assert.Equal(t, 3, s.count(), "no attempt after the deadline")
+}
+
+// An attempt that the deadline cuts short does not hide the answer before
+// it: the caller learns the server was unavailable, not merely that time
+// ran out.
+func TestADeadlineCuttingAnAttemptKeepsTheLastAnswer(t *testing.T) {
+	ctx := newDeadline()
+	release := make(chan struct{})
+	c, s, _ := newRetryClient(t, status(503), ctx.expireThen(func(http.ResponseWriter) { <-release }))
+	// Cleanups run last-first: the handler is released before the server closes.
+	t.Cleanup(func() { close(release) })
+	_, err := c.Kube.CoreV1().ConfigMaps("ns").Get(ctx, "c", metav1.GetOptions{})
+	require.Error(t, err)
+	assert.True(t, apierrors.IsServiceUnavailable(err), "the last answer is returned: %v", err)
+	assert.Equal(t, 2, s.count())
 }
 
 // Streams upgraded for exec are never sent twice.

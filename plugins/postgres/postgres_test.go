@@ -313,11 +313,19 @@ func TestAfterRemoveDryRunChangesNothing(t *testing.T) {
 	assert.Equal(t, "would drop replication slot pg_2 on pg-0 (inactive, retaining 23201592 bytes of WAL)", e.events[0].Message)
 }
 
-func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
-	// pg-1 is being removed; its slot stays active for three polls.
+// activeSlotEnv is a primary, pg-0, whose slot for the removed pg-1 is
+// active: the replica still streams when the slot wait begins.
+func activeSlotEnv(t *testing.T) (*env, *server) {
+	t.Helper()
 	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
 	srv := e.servers["pg-0"]
 	srv.slots = map[string]bool{"pg_1": true}
+	return e, srv
+}
+
+func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
+	// pg-1 is being removed; its slot stays active for three polls.
+	e, srv := activeSlotEnv(t)
 	eng, _ := testEngine()
 	// The replica lets go after the third poll found the slot active.
 	reads := 0
@@ -339,9 +347,7 @@ func TestAfterRemoveWaitsForAnActiveSlot(t *testing.T) {
 // slot still active and drops nothing, the state read right after finds it
 // inactive. The next attempt, within the same wait, drops it.
 func TestAfterRemoveDropsASlotThatWentInactiveJustAfterANoopDrop(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	srv := e.servers["pg-0"]
-	srv.slots = map[string]bool{"pg_1": true}
+	e, srv := activeSlotEnv(t)
 	srv.afterNoopDrop = func(s *server) { s.slots["pg_1"] = false }
 	eng, _ := testEngine()
 	require.NoError(t, eng.AfterRemove(context.Background(), e.target, 1, e.opts()))
@@ -353,8 +359,7 @@ func TestAfterRemoveDropsASlotThatWentInactiveJustAfterANoopDrop(t *testing.T) {
 }
 
 func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	e.servers["pg-0"].slots = map[string]bool{"pg_1": true}
+	e, _ := activeSlotEnv(t)
 	eng, _ := testEngine()
 	opts := e.opts()
 	opts.Wait = 100 * time.Millisecond
@@ -370,9 +375,7 @@ func TestAfterRemoveNeverDropsAnActiveSlotAndTimesOut(t *testing.T) {
 // A command that never reached psql (the exec stream to the pod failed) is
 // no answer about the slot: the wait asks again instead of giving up.
 func TestAfterRemoveRidesOutACommandThatNeverReachedTheServer(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	srv := e.servers["pg-0"]
-	srv.slots = map[string]bool{"pg_1": true}
+	e, srv := activeSlotEnv(t)
 	eng, _ := testEngine()
 	// The first state read finds the slot active; the two commands after
 	// it fail on the way to the pod; then the replica has let go.
@@ -392,9 +395,7 @@ func TestAfterRemoveRidesOutACommandThatNeverReachedTheServer(t *testing.T) {
 // When the primary stays unreachable the wait ends at its own deadline and
 // says why, with nothing dropped.
 func TestAfterRemoveUnreachablePrimaryTimesOutSayingWhy(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	srv := e.servers["pg-0"]
-	srv.slots = map[string]bool{"pg_1": true}
+	e, srv := activeSlotEnv(t)
 	srv.onStateRead = func(s *server) { s.unreachable = 1 << 20 }
 	eng, _ := testEngine()
 	opts := e.opts()
@@ -412,9 +413,7 @@ func TestAfterRemoveUnreachablePrimaryTimesOutSayingWhy(t *testing.T) {
 // timeout, and says what the last answer was (the slot is active), not the
 // cut command's error.
 func TestAfterRemoveDeadlineCuttingACommandShortKeepsTheLastAnswer(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	srv := e.servers["pg-0"]
-	srv.slots = map[string]bool{"pg_1": true}
+	e, srv := activeSlotEnv(t)
 	srv.onStateRead = func(s *server) { s.unreachable, s.stall = 1, 150*time.Millisecond }
 	eng, _ := testEngine()
 	opts := e.opts()
@@ -429,9 +428,7 @@ func TestAfterRemoveDeadlineCuttingACommandShortKeepsTheLastAnswer(t *testing.T)
 
 // psql that ran and failed on the SQL is an answer: the wait stops at once.
 func TestAfterRemoveStopsOnAnSQLError(t *testing.T) {
-	e := newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json"))})
-	srv := e.servers["pg-0"]
-	srv.slots = map[string]bool{"pg_1": true}
+	e, srv := activeSlotEnv(t)
 	srv.onStateRead = func(s *server) { s.fail = "ERROR:  permission denied for function pg_drop_replication_slot" }
 	srv.exit = 3
 	eng, _ := testEngine()
