@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
@@ -247,6 +248,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explainNotFound(ctx, err)
 	}
+	status.SetOperation(r, o.operation(ctx, c.Namespace, o.Name), o.statusOptions())
 	if err := o.print(o.Out, r); err != nil {
 		return err
 	}
@@ -254,6 +256,28 @@ func (o *Options) Run(ctx context.Context) error {
 		return cmdutil.WithExitCode(cmdutil.ExitDegraded, nil)
 	}
 	return nil
+}
+
+// operation reads the StatefulSet's operation record (configmap
+// kubectl-sts.NAME) and returns the unfinished operation it holds, with its
+// lease when a process holds it (journal.Held, the rule every command
+// applies). A record that cannot be read is left out of the report: the
+// status Role needs no access to config maps.
+func (o *Options) operation(ctx context.Context, namespace, name string) *status.OperationStatus {
+	j := journal.New(o.client.Kube, namespace, name, "")
+	if o.Now != nil {
+		j = j.WithClock(o.Now, journal.DefaultLeaseDuration)
+	}
+	rec, err := j.Load(ctx)
+	if err != nil || rec == nil || rec.Phase.Finished() {
+		return nil
+	}
+	op := &status.OperationStatus{Operation: rec.Operation, Phase: string(rec.Phase), Started: rec.Started,
+		Holder: rec.Holder, Heartbeat: rec.Heartbeat}
+	if held := j.Held(rec); held != nil {
+		op.LeaseExpires = &held.Expires
+	}
+	return op
 }
 
 func (o *Options) statusOptions() status.Options {

@@ -265,8 +265,9 @@ func TestRequestsDoNotGrowWithReplicas(t *testing.T) {
 		for _, a := range cs.Actions() {
 			verbs = append(verbs, a.GetVerb()+" "+a.GetResource().Resource)
 		}
-		// The server version once (the tested range), then one request per kind.
-		assert.Equal(t, []string{"get version", "get statefulsets", "list pods", "list persistentvolumeclaims"}, verbs, "%d replicas", n)
+		// The server version once (the tested range), then one request per
+		// kind, then the operation record.
+		assert.Equal(t, []string{"get version", "get statefulsets", "list pods", "list persistentvolumeclaims", "get configmaps"}, verbs, "%d replicas", n)
 	}
 }
 
