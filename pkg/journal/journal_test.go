@@ -163,3 +163,45 @@ func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 	assert.NoError(t, held.Err())
 	assert.NoError(t, done(nil))
 }
+
+// The refusal of another operation says how to go on with the recorded
+// one: its own commands, or to wait while a process holds its lease.
+func TestBusyErrorNamesTheWayOn(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("a paused rollout: resume or undo", func(t *testing.T) {
+		a, b, _ := newPair(t)
+		rec, _, err := a.Begin(ctx, "rollout", state{})
+		require.NoError(t, err)
+		require.NoError(t, a.Finish(ctx, rec, Paused, "paused after step 1"))
+		_, _, err = b.Begin(ctx, "scale-down", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "an unfinished rollout of statefulset db (Paused, started 2026-03-01T10:00:00Z) is recorded")
+		assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db, or undo it with: kubectl sts rollout undo db")
+	})
+
+	t.Run("a live run: who holds it and until when", func(t *testing.T) {
+		a, b, c := newPair(t)
+		_, _, err := a.Begin(ctx, "expand-pvc", state{})
+		require.NoError(t, err)
+		c.t = c.t.Add(10 * time.Second)
+		_, _, err = b.Begin(ctx, "rollout", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "host-a/1 is running it (last heartbeat 10s ago; its lease expires at 2026-03-01T10:00:30Z)")
+		assert.Contains(t, err.Error(), "wait for it to finish")
+		assert.NotContains(t, err.Error(), "resume")
+	})
+
+	t.Run("a scale-down stopped part-way: run it again", func(t *testing.T) {
+		a, b, _ := newPair(t)
+		rec, _, err := a.Begin(ctx, "scale-down", state{})
+		require.NoError(t, err)
+		require.NoError(t, a.Release(ctx, rec, "interrupted"))
+		_, _, err = b.Begin(ctx, "expand-pvc", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "finish it first: run the same kubectl sts scale-down command again")
+	})
+}
