@@ -251,7 +251,7 @@ func TestBuildPlanRefusals(t *testing.T) {
 		{"finalizer", func(in *Inputs, _ *Params) { in.StatefulSet.Finalizers = []string{"example.com/protect"} }, "has finalizers (example.com/protect)"},
 		{"another operation unfinished", func(in *Inputs, _ *Params) {
 			in.Record = &journal.Record{Operation: "rollout", Phase: journal.Paused, Started: in.Now}
-		}, "an unfinished rollout (Paused"},
+		}, "an unfinished rollout of statefulset db (Paused"},
 		{"another expansion interrupted", func(in *Inputs, _ *Params) {
 			raw, _ := json.Marshal(&State{Claim: "data", Size: "5Gi"})
 			in.Record = &journal.Record{Operation: Operation, Phase: journal.Running, Started: in.Now, State: raw}

@@ -146,14 +146,31 @@ func IsLeaseLost(err error) bool {
 
 // BusyError refuses to start one operation while another is unfinished.
 type BusyError struct {
-	Operation string
-	Phase     Phase
-	Started   time.Time
+	Operation   string
+	StatefulSet string
+	Phase       Phase
+	Started     time.Time
+	// Held is set while another process holds the operation's lease.
+	Held *HeldError
+}
+
+// Busy is the refusal of another operation while rec is unfinished.
+func (j *Journal) Busy(rec *Record) *BusyError {
+	return &BusyError{Operation: rec.Operation, StatefulSet: j.sts, Phase: rec.Phase, Started: rec.Started, Held: j.Held(rec)}
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("an unfinished %s (%s, started %s) is recorded for this StatefulSet; resume it or abort it before starting anything else",
-		e.Operation, e.Phase, e.Started.UTC().Format(time.RFC3339))
+	msg := fmt.Sprintf("an unfinished %s of statefulset %s (%s, started %s) is recorded", e.Operation, e.StatefulSet, e.Phase, stamp(e.Started))
+	switch {
+	case e.Held != nil:
+		return msg + fmt.Sprintf("; %s is running it (last heartbeat %s ago; its lease expires at %s): wait for it to finish before starting anything else",
+			e.Held.Holder, e.Held.Age().Round(time.Second), stamp(e.Held.Expires))
+	case e.Operation == "rollout":
+		return msg + fmt.Sprintf("; continue it with: kubectl sts rollout resume %s, or undo it with: kubectl sts rollout undo %s, before starting anything else",
+			e.StatefulSet, e.StatefulSet)
+	}
+	return msg + fmt.Sprintf("; finish it first: run the same kubectl sts %s command again (kubectl sts status %s shows where it stands)",
+		e.Operation, e.StatefulSet)
 }
 
 // Journal reads and writes the record of one StatefulSet.
@@ -275,7 +292,7 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 	now := j.now()
 	if cur != nil && !cur.Phase.Finished() {
 		if cur.Operation != op {
-			return nil, false, &BusyError{Operation: cur.Operation, Phase: cur.Phase, Started: cur.Started}
+			return nil, false, j.Busy(cur)
 		}
 		held := j.Held(cur)
 		if held != nil && !j.takeOver {

@@ -79,7 +79,7 @@ func TestOtherOperationIsRefusedUntilFinished(t *testing.T) {
 	var busy *BusyError
 	require.ErrorAs(t, err, &busy)
 	assert.Equal(t, "rollout", busy.Operation)
-	assert.Contains(t, err.Error(), "resume it or abort it")
+	assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db")
 
 	// A finished operation does not block a new one, and the new one starts fresh.
 	loaded, err := a.Load(ctx)
