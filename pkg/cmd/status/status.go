@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
@@ -280,6 +281,32 @@ func (o *Options) operation(ctx context.Context, namespace, name string) *status
 	return op
 }
 
+// explainDeletedByExpansion explains a missing StatefulSet that an
+// expand-pvc deleted in its template step and has not recreated yet, or
+// returns nil.
+func (o *Options) explainDeletedByExpansion(ctx context.Context, ns string) error {
+	j := journal.New(o.client.Kube, ns, o.Name, "")
+	if o.Now != nil {
+		j = j.WithClock(o.Now, journal.DefaultLeaseDuration)
+	}
+	rec, err := j.Load(ctx)
+	if err != nil {
+		return nil
+	}
+	p := expand.StoppedInTemplateStep(rec)
+	if p == nil {
+		return nil
+	}
+	msg := fmt.Sprintf("StatefulSet %q not found in namespace %q: an interrupted expand-pvc of claim %s to %s deleted it to update its volumeClaimTemplate (its pods and claims were kept) and saved a copy in configmap %s",
+		o.Name, ns, p.Claim, p.Size, journal.ConfigMapName(o.Name))
+	if held := j.Held(rec); held != nil {
+		return fmt.Errorf("%s; %s is recreating it now (last heartbeat %s ago; its lease expires at %s): wait for it; if that process was killed, run the same expand-pvc command after the lease expires (or now with --take-over)",
+			msg, held.Holder, held.Age().Round(time.Second), held.Expires.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("%s; recreate it by finishing that run: kubectl sts expand-pvc %s --claim %s --size %s -n %s",
+		msg, o.Name, p.Claim, p.Size, ns)
+}
+
 func (o *Options) statusOptions() status.Options {
 	return status.Options{StuckAfter: o.StuckAfter, MaxLag: o.maxLag, SlotRetainedBytes: o.maxSlotWAL, Server: o.server}
 }
@@ -361,6 +388,9 @@ func (o *Options) explainNotFound(ctx context.Context, err error) error {
 	ns := o.client.Namespace
 	if _, nsErr := o.client.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(nsErr) {
 		return fmt.Errorf("namespace %q does not exist, so StatefulSet %q is not there either (list namespaces with: kubectl get namespaces)", ns, o.Name)
+	}
+	if err := o.explainDeletedByExpansion(ctx, ns); err != nil {
+		return err
 	}
 	others, listErr := o.client.Kube.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", o.Name).String(),
