@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
+	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
 )
 
 // An unfinished operation is part of the truth about a StatefulSet: other
@@ -79,4 +80,39 @@ func TestUnfinishedOperationIsReportedWithTheWayOn(t *testing.T) {
 		assert.Equal(t, status.StateHealthy, r.Verdict.State)
 		assert.Empty(t, r.Verdict.Reasons)
 	})
+}
+
+// A rollout whose StatefulSet someone else gave another template cannot be
+// resumed (the rollout refuses): status says so and offers undo or abort.
+func TestUnfinishedRolloutOverwrittenBySomeoneElse(t *testing.T) {
+	started := now.Add(-time.Minute)
+	f := fixture(3).StartRollout(2, 2)
+	r := summarize(f, status.Options{})
+	other := f.StatefulSet.Status.UpdateRevision + "x"
+	r.StatefulSet.UpdateRevision = other
+	status.SetOperation(r, &status.OperationStatus{Operation: "rollout", Phase: "Paused", Started: started,
+		From: f.Revision(statustest.CurrentHash), To: f.Revision(statustest.UpdateHash)}, status.Options{})
+	var op status.Reason
+	for _, x := range r.Verdict.Reasons {
+		if x.Code == status.CodeOperationUnfinished {
+			op = x
+		}
+	}
+	require.Equal(t, status.CodeOperationUnfinished, op.Code, "%+v", r.Verdict.Reasons)
+	assert.Contains(t, op.Message, "the pod template changed since it started (update revision now "+other+", the rollout was rolling out "+f.Revision(statustest.UpdateHash)+")")
+	assert.Contains(t, op.Hint, "undo it with: kubectl sts rollout undo db -n prod")
+	assert.Contains(t, op.Hint, "abort it with: kubectl sts rollout abort db -n prod")
+	assert.NotContains(t, op.Hint, "resume")
+
+	// On the rollout's own revisions (before its template is applied, or
+	// after a rollback restored the old one) resume stays the way on.
+	for _, rev := range []string{f.Revision(statustest.CurrentHash), f.Revision(statustest.UpdateHash)} {
+		r.StatefulSet.UpdateRevision = rev
+		status.SetOperation(r, r.Operation, status.Options{})
+		for _, x := range r.Verdict.Reasons {
+			if x.Code == status.CodeOperationUnfinished {
+				assert.Contains(t, x.Hint, "kubectl sts rollout resume db -n prod", rev)
+			}
+		}
+	}
 }
