@@ -21,6 +21,10 @@ type OperationStatus struct {
 	// LeaseExpires is set while that process's lease is live: it is
 	// acting on the StatefulSet now, and others are refused until then.
 	LeaseExpires *time.Time `json:"leaseExpires,omitempty"`
+	// From and To are a rollout's revisions: the one it started from and
+	// the one it rolls out (empty until its template is applied).
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 }
 
 // Live reports whether a process holds the operation's lease.
@@ -58,6 +62,14 @@ func (j *judge) operation() {
 		return
 	}
 	if op.Operation == "rollout" {
+		if upd := j.sts.UpdateRevision; op.To != "" && upd != "" && upd != op.To && upd != op.From {
+			j.add(Reason{Code: CodeOperationUnfinished, Severity: SeverityProgressing, Object: obj,
+				Message: fmt.Sprintf("the rollout started %s is unfinished (%s), and the pod template changed since it started (update revision now %s, the rollout was rolling out %s)",
+					started, op.Phase, upd, op.To),
+				Hint: fmt.Sprintf("it cannot continue: undo it with: kubectl sts rollout undo %s %s (back to revision %s, dropping the newer template), or abort it with: kubectl sts rollout abort %s %s (keeps the StatefulSet as it is)",
+					name, ns, op.From, name, ns)})
+			return
+		}
 		if op.Phase == "Paused" {
 			j.add(Reason{Code: CodeOperationUnfinished, Severity: SeverityProgressing, Object: obj,
 				Message: fmt.Sprintf("the rollout started %s is paused at an approval point", started),

@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -277,6 +278,10 @@ func (o *Options) operation(ctx context.Context, namespace, name string) *status
 		Holder: rec.Holder, Heartbeat: rec.Heartbeat}
 	if held := j.Held(rec); held != nil {
 		op.LeaseExpires = &held.Expires
+	}
+	var st rollout.State
+	if rec.Operation == rollout.Operation && rec.DecodeState(&st) == nil {
+		op.From, op.To = st.From, st.To
 	}
 	return op
 }
