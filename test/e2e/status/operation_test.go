@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
@@ -73,4 +75,33 @@ func TestOperationHeldByAnotherProcessIsNamed(t *testing.T) {
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.Contains(t, res.Out, "stopped part-way (Running, no process holds it)")
 	assert.Contains(t, res.Out, "run the same kubectl sts expand-pvc command again to finish it")
+}
+
+// Someone else sets another image while the rollout is paused: status does
+// not offer resume (the rollout refuses it) but undo or abort.
+func TestPausedRolloutOverwrittenBySomeoneElse(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	create(t, ns, "db", 3)
+	client := e2eutil.ClientFor(t, ns, cluster.RESTConfig)
+
+	res := e2eutil.RunContext(ctxFor(t), client, "rollout", "db", "--staged", "--image", "db="+imageV2,
+		"--steps", "1,100%", "--pause-after", "1", "--yes")
+	require.Equal(t, cmdutil.ExitPaused, res.Code, res.ErrOut+res.Out)
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"db","image":"registry.example/db:v3"}]}}}}`
+	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "db", types.StrategicMergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: "colleague"})
+	require.NoError(t, err)
+
+	res = runInUntil(t, ns, "the pod template changed since it started", "db")
+	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
+	assert.Contains(t, res.Out, "OperationUnfinished: the rollout started ")
+	assert.Contains(t, res.Out, "the pod template changed since it started")
+	assert.Contains(t, res.Out, fmt.Sprintf("undo it with: kubectl sts rollout undo db -n %s", ns))
+	assert.Contains(t, res.Out, fmt.Sprintf("abort it with: kubectl sts rollout abort db -n %s", ns))
+	assert.NotContains(t, res.Out, "rollout resume")
+
+	// resume is indeed refused, with the same ways out.
+	res = e2eutil.RunContext(ctxFor(t), client, "rollout", "resume", "db", "--yes")
+	assert.Equal(t, cmdutil.ExitNeedsAttention, res.Code, res.ErrOut+res.Out)
+	assert.Contains(t, res.ErrOut, "undo it with: kubectl sts rollout undo db")
 }
