@@ -1004,3 +1004,32 @@ func TestStepReportsOnlyItsOwnPods(t *testing.T) {
 		assert.Equal(t, "pod/"+step.Pods[0], e.Object, "step %d reports %s: %s", e.Step, e.Object, e.Message)
 	}
 }
+
+// An aborted rollout leaves the partition holding the pods not yet moved;
+// undoing it afterwards puts the partition back where it was before the
+// rollout, not where the abort left it: a partition left behind would hold
+// back the next template change without a word.
+func TestUndoAfterAbortRestoresThePartitionFromBeforeTheRollout(t *testing.T) {
+	c := setup(t, 3)
+	v1 := c.sts("db").Status.CurrentRevision
+	require.Equal(t, int32(0), Partition(c.sts("db")))
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}, PauseAfter: []int{1}})
+	require.NoError(t, err)
+	var paused *PausedError
+	require.ErrorAs(t, r.Run(ctxT(t), pv), &paused)
+	out, err := c.runner("other", nil).Abort(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, int32(2), out.Partition, "the abort holds db-0 and db-1")
+
+	undo, err := c.runner("me", nil).PrepareUndo(ctxT(t), 0)
+	require.NoError(t, err)
+	assert.Equal(t, v1, undo.From)
+	assert.Equal(t, int32(0), undo.FinalPartition, "the plan names the partition from before the rollout")
+	var rb *RolledBackError
+	require.ErrorAs(t, c.runner("me", nil).Run(ctxT(t), undo), &rb)
+	assert.Equal(t, int32(0), Partition(c.sts("db")), "the partition is back where it was before the rollout")
+	for n, rev := range podRevisions(c) {
+		assert.Equal(t, v1, rev, n)
+	}
+}
