@@ -414,6 +414,9 @@ func checkQuorum(engine, name string, m plugins.Membership, err error) error {
 
 // prepareResume continues a recorded rollout.
 func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec *journal.Record, st *State, req Request) (*Preview, error) {
+	if sts.DeletionTimestamp != nil {
+		return nil, refuseDeleting(sts)
+	}
 	info := recordInfo(rec, st)
 	switch {
 	case !req.Change.Empty() && !r.sameChange(sts, st, req.Change):
@@ -503,6 +506,9 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 	if err != nil {
 		return nil, err
 	}
+	if sts.DeletionTimestamp != nil {
+		return nil, refuseDeleting(sts)
+	}
 	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return nil, refuse("statefulset %s uses updateStrategy OnDelete, which this rollback does not drive; use kubectl rollout undo statefulset/%s and delete the pods yourself", r.Name, r.Name)
 	}
@@ -576,10 +582,17 @@ func toUndo(st *State, now time.Time) {
 	}
 }
 
+// refuseDeleting refuses a StatefulSet being deleted: its controller no
+// longer updates or replaces pods, so no step would move and a rollback
+// would delete pods that never come back.
+func refuseDeleting(sts *appsv1.StatefulSet) error {
+	return refuse("statefulset %s is being deleted", sts.Name)
+}
+
 // preflight refuses StatefulSets a staged rollout cannot drive.
 func preflight(sts *appsv1.StatefulSet) error {
 	if sts.DeletionTimestamp != nil {
-		return refuse("statefulset %s is being deleted", sts.Name)
+		return refuseDeleting(sts)
 	}
 	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return refuse("statefulset %s uses updateStrategy OnDelete: the controller moves no pod by itself and the partition has no effect, so a staged rollout cannot drive it. "+

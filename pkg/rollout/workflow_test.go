@@ -1033,3 +1033,32 @@ func TestUndoAfterAbortRestoresThePartitionFromBeforeTheRollout(t *testing.T) {
 		assert.Equal(t, v1, rev, n)
 	}
 }
+
+// A StatefulSet being deleted is left to its deletion by resume and undo
+// as by a new rollout: its controller no longer replaces or updates pods,
+// so a resumed step would wait for nothing and a rollback would delete pods
+// that never come back.
+func TestResumeAndUndoRefuseAStatefulSetBeingDeleted(t *testing.T) {
+	c := setup(t, 3)
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}, PauseAfter: []int{1}})
+	require.NoError(t, err)
+	var paused *PausedError
+	require.ErrorAs(t, r.Run(ctxT(t), pv), &paused)
+
+	sts := c.sts("db")
+	sts.Finalizers = []string{"example.com/hold"}
+	sts.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	_, err = c.cs.AppsV1().StatefulSets(testNS).Update(context.Background(), sts, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	partition := Partition(c.sts("db"))
+
+	var refused *RefusedError
+	_, err = c.runner("me", nil).Prepare(ctxT(t), Request{Resume: true})
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "statefulset db is being deleted")
+	_, err = c.runner("me", nil).PrepareUndo(ctxT(t), 0)
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "statefulset db is being deleted")
+	assert.Equal(t, partition, Partition(c.sts("db")), "nothing changed")
+}
