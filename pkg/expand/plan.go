@@ -366,7 +366,7 @@ func (b *builder) record() {
 	}
 	if rec.Operation != Operation {
 		if !rec.Phase.Finished() {
-			err := &journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started}
+			err := &journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: b.sts.Name}
 			b.problem(Problem{Object: "configmap/" + journal.ConfigMapName(b.sts.Name), Message: err.Error()})
 		}
 		return
