@@ -97,33 +97,61 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 }
 
 // CheckSteps is the quorum arithmetic of CheckRemoval: at no step may the
-// healthy voters fall below the quorum of the membership left. Ordinals
-// with no voter (already removed, or learners) change nothing.
+// healthy voters fall below the quorum of the membership left; and while a
+// voter that stays does not answer, no step may use up the last failure
+// the cluster tolerates (healthy voters just at quorum, where before the
+// removal there were more): the lost member, not a healthy one, is what
+// the cluster lacks. Ordinals with no voter (already removed, or
+// learners) change nothing.
 func (m Membership) CheckSteps(ordinals []int) []string {
-	voters := slices.Clone(m.Voters)
-	n, healthy := len(voters), len(m.Healthy())
+	n, healthy := len(m.Voters), len(m.Healthy())
 	if healthy < Quorum(n) {
 		return []string{fmt.Sprintf("the %s membership has lost quorum already: %d of %d voters answer (%s), %d are needed; restore the lost members before changing the membership",
 			m.Engine, healthy, n, names(m.Healthy()), Quorum(n))}
 	}
-	for _, o := range ordinals {
-		i := slices.IndexFunc(voters, func(v Voter) bool { return v.Pod != "" && v.Ordinal == o })
-		if i < 0 {
-			continue
-		}
-		gone := voters[i]
-		voters = slices.Delete(voters, i, i+1)
-		if len(voters) == 0 {
-			break
-		}
-		left := Membership{Engine: m.Engine, Voters: voters}
-		if h := left.Healthy(); len(h) < Quorum(len(voters)) {
-			return []string{fmt.Sprintf(
-				"removing %s leaves %d voters of which %d answer (%s), below the quorum of %d: the %s cluster would stop accepting writes; bring back %s first, or remove fewer members",
-				gone.Pod, len(voters), len(h), names(h), Quorum(len(voters)), m.Engine, names(left.Lost()))}
+	// Quorum loss is the worse verdict: name it first, whichever step.
+	for _, check := range []func(gone Voter, left Membership) string{m.belowQuorum, m.lastTolerance} {
+		voters := slices.Clone(m.Voters)
+		for _, o := range ordinals {
+			i := slices.IndexFunc(voters, func(v Voter) bool { return v.Pod != "" && v.Ordinal == o })
+			if i < 0 {
+				continue
+			}
+			gone := voters[i]
+			voters = slices.Delete(voters, i, i+1)
+			if len(voters) == 0 {
+				break
+			}
+			if r := check(gone, Membership{Engine: m.Engine, Voters: slices.Clone(voters)}); r != "" {
+				return []string{r}
+			}
 		}
 	}
 	return nil
+}
+
+func (m Membership) belowQuorum(gone Voter, left Membership) string {
+	h := left.Healthy()
+	if len(h) >= Quorum(len(left.Voters)) {
+		return ""
+	}
+	return fmt.Sprintf(
+		"removing %s leaves %d voters of which %d answer (%s), below the quorum of %d: the %s cluster would stop accepting writes; bring back %s first, or remove fewer members",
+		gone.Pod, len(left.Voters), len(h), names(h), Quorum(len(left.Voters)), m.Engine, names(left.Lost()))
+}
+
+// lastTolerance refuses a step that leaves a lost voter in the membership
+// and the healthy voters just at quorum, when the cluster tolerated a
+// failure before the removal began.
+func (m Membership) lastTolerance(gone Voter, left Membership) string {
+	tolerates := len(m.Healthy()) - Quorum(len(m.Voters))
+	h, lost := left.Healthy(), left.Lost()
+	if len(lost) == 0 || tolerates < 1 || len(h) > Quorum(len(left.Voters)) {
+		return ""
+	}
+	return fmt.Sprintf(
+		"removing %s leaves %d voters of which %d answer (%s), only the quorum of %d, while %s does not answer: one more failure would stop the %s cluster, which tolerates %d now; bring back %s first, or remove fewer members",
+		gone.Pod, len(left.Voters), len(h), names(h), Quorum(len(left.Voters)), names(lost), m.Engine, tolerates, names(lost))
 }
 
 // LostReason says why a rollout must not start: a voter is already lost,
@@ -138,10 +166,22 @@ func (m Membership) LostReason() string {
 		m.Engine, names(lost), n-len(lost), n, Quorum(n), n-len(lost)-1)
 }
 
+// names lists voters by ordinal (the membership's own order is the
+// engine's, e.g. etcd's by member ID), voters without a pod last.
 func names(vs []Voter) string {
 	if len(vs) == 0 {
 		return "none"
 	}
+	vs = slices.Clone(vs)
+	slices.SortStableFunc(vs, func(a, b Voter) int {
+		if (a.Pod == "") != (b.Pod == "") {
+			if a.Pod == "" {
+				return 1
+			}
+			return -1
+		}
+		return a.Ordinal - b.Ordinal
+	})
 	out := make([]string, len(vs))
 	for i, v := range vs {
 		out[i] = v.Pod

@@ -200,7 +200,8 @@ func (w *quorumWatch) finish() {
 	<-w.done
 }
 
-// TestEtcdScaleDownFiveToThree: refused with one member down (5 → 2), then
+// TestEtcdScaleDownFiveToThree: refused with one member down (5 → 2, and
+// 5 → 3 while the member down stays), then
 // 5 → 3 removes exactly etcd-4 and etcd-3 from the membership, before their
 // pods, and the members that stay answer with one leader throughout.
 func TestEtcdScaleDownFiveToThree(t *testing.T) {
@@ -211,6 +212,15 @@ func TestEtcdScaleDownFiveToThree(t *testing.T) {
 	assert.Contains(t, res.ErrOut, "removing etcd-2 leaves 2 voters of which 1 answer (etcd-0), below the quorum of 2")
 	assert.Contains(t, res.ErrOut, "with 2 voters etcd needs both for quorum (2)")
 	assert.Len(t, s.memberNames(t, s.etcd.Members[0]), 5, "nothing was changed")
+	// 5 → 3 keeps quorum at every step (4 voters of which 3 answer, then 3
+	// of which 2), but uses up the one failure the cluster tolerates while
+	// etcd-1 is down: refused before anything changes, even with --force
+	// (which passes the unhealthy set's health check only).
+	res = s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes", "--force")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Contains(t, res.ErrOut, "removing etcd-4 leaves 4 voters of which 3 answer (etcd-0, etcd-2, etcd-3), only the quorum of 3, while etcd-1 does not answer")
+	assert.Len(t, s.memberNames(t, s.etcd.Members[0]), 5, "nothing was changed")
+	assert.Equal(t, int32(5), *e2eutil.StatefulSet(t, cluster, s.ns, "etcd").Spec.Replicas)
 	s.etcd.Restart(t, s.etcd.Members[1])
 	waitHealthy(t, s)
 
