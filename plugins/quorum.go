@@ -42,6 +42,10 @@ type Voter struct {
 type Membership struct {
 	Engine string  `json:"engine"`
 	Voters []Voter `json:"voters"`
+	// Learners are the members that replicate without voting (etcd
+	// learners, ZooKeeper observers): their removal changes no quorum, but
+	// is a change of the membership all the same.
+	Learners []Voter `json:"learners,omitempty"`
 	// Static, when set, says why the membership cannot be changed while the
 	// cluster runs (e.g. ZooKeeper without dynamic reconfiguration) and what
 	// to do instead; any removal of a voter is refused with it.
@@ -85,7 +89,7 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 			final--
 		}
 	}
-	if m.Static != "" && final < len(m.Voters) {
+	if m.Static != "" && (final < len(m.Voters) || m.removesLearner(ordinals)) {
 		reasons = append(reasons, m.Static)
 	}
 	if final == 2 && len(m.Voters) > 2 {
@@ -94,6 +98,41 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 			m.Engine, Quorum(2)))
 	}
 	return reasons
+}
+
+func (m Membership) removesLearner(ordinals []int) bool {
+	for _, l := range m.Learners {
+		if l.Pod != "" && slices.Contains(ordinals, l.Ordinal) {
+			return true
+		}
+	}
+	return false
+}
+
+// Learner returns the non-voting member the pod of ordinal runs.
+func (m Membership) Learner(ordinal int) (Voter, bool) {
+	for _, l := range m.Learners {
+		if l.Pod != "" && l.Ordinal == ordinal {
+			return l, true
+		}
+	}
+	return Voter{}, false
+}
+
+// RemovalCheck words the check before the member name of ordinal's pod
+// leaves the membership: the voters and quorum left, or, for a learner
+// (kind says what the engine calls it), that they do not change.
+func RemovalCheck(m Membership, name, pod string, ordinal int, kind string) string {
+	if _, ok := m.Learner(ordinal); ok {
+		return fmt.Sprintf("%s (%s) is %s: the %d voters and the quorum of %d do not change", name, pod, kind, len(m.Voters), Quorum(len(m.Voters)))
+	}
+	healthy := 0
+	for _, v := range m.Healthy() {
+		if v.Pod == "" || v.Ordinal != ordinal {
+			healthy++
+		}
+	}
+	return fmt.Sprintf("removing %s (%s) leaves %d voters of which %d answer; quorum is %d", name, pod, len(m.Voters)-1, healthy, Quorum(len(m.Voters)-1))
 }
 
 // CheckSteps is the quorum arithmetic of CheckRemoval: at no step may the

@@ -112,4 +112,9 @@ func TestStaticMembershipRefusesAnyVoterRemoval(t *testing.T) {
 	m.Static = "dynamic reconfiguration is off"
 	assert.Equal(t, []string{"dynamic reconfiguration is off"}, m.CheckRemoval([]int{4, 3}))
 	assert.Empty(t, m.CheckRemoval([]int{7}), "no voter removed, nothing to refuse")
+
+	// A removed observer's server.N line stays in every server's static
+	// configuration just the same: refused too, before anything changes.
+	m.Learners = []plugins.Voter{{Name: "server.6", Pod: "etcd-5", Ordinal: 5, Healthy: true}}
+	assert.Equal(t, []string{"dynamic reconfiguration is off"}, m.CheckRemoval([]int{5}))
 }

@@ -451,9 +451,6 @@ func (st state) membership() (plugins.Membership, error) {
 	}
 	out := plugins.Membership{Engine: Name}
 	for _, m := range c.Membership {
-		if m.IsLearner {
-			continue
-		}
 		v := plugins.Voter{Name: m.Name, Ordinal: -1}
 		if v.Name == "" {
 			v.Name = HexID(m.ID)
@@ -462,6 +459,10 @@ func (st state) membership() (plugins.Membership, error) {
 			v.Pod, v.Ordinal = pod, pods[pod]
 			view, answered := views[pod]
 			v.Healthy = answered && view.Self.Status.Header.MemberID == m.ID && view.Self.Status.Leader != 0
+		}
+		if m.IsLearner {
+			out.Learners = append(out.Learners, v)
+			continue
 		}
 		out.Voters = append(out.Voters, v)
 	}

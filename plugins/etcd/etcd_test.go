@@ -158,11 +158,12 @@ type fakeCluster struct {
 	members map[uint64]bool
 	leader  uint64
 	down    map[int]bool
+	learner map[int]bool
 	calls   []string
 }
 
 func newFakeCluster(n int) *fakeCluster {
-	c := &fakeCluster{members: map[uint64]bool{}, down: map[int]bool{}}
+	c := &fakeCluster{members: map[uint64]bool{}, down: map[int]bool{}, learner: map[int]bool{}}
 	for i := 0; i < n; i++ {
 		id := uint64(0x1000 + i)
 		c.ids = append(c.ids, id)
@@ -202,12 +203,13 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 		}
 		st := EndpointStatus{Endpoint: "x"}
 		st.Status.Header.MemberID, st.Status.Leader, st.Status.RaftTerm = id, c.leader, 2
+		st.Status.IsLearner = c.learner[i]
 		var list struct {
 			Members []MemberInfo `json:"members"`
 		}
 		for k, x := range c.ids {
 			if c.members[x] {
-				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("etcd-%d", k)})
+				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("etcd-%d", k), IsLearner: c.learner[k]})
 			}
 		}
 		var out []byte
@@ -265,6 +267,25 @@ func TestBeforeRemoveMovesTheLeaderThenRemovesTheMember(t *testing.T) {
 	assert.Empty(t, c.calls)
 	assert.Equal(t, plugins.ActionSkipped, events[0].Action)
 	assert.Contains(t, events[0].Message, "already removed")
+}
+
+func TestBeforeRemoveOfALearnerChangesNoQuorum(t *testing.T) {
+	c := newFakeCluster(4)
+	c.learner[3] = true
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Wait: time.Second, Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, e.BeforeRemove(context.Background(), c.target(4), 3, opts))
+	assert.Equal(t, []string{"etcd-0: member remove 1003"}, c.calls)
+	require.NotEmpty(t, events)
+	assert.Equal(t, plugins.ActionChecked, events[0].Action)
+	assert.Equal(t, "member 1003 (etcd-3) is a learner: the 3 voters and the quorum of 2 do not change", events[0].Message)
+
+	m, err := e.Membership(context.Background(), c.target(3))
+	require.NoError(t, err)
+	assert.Len(t, m.Voters, 3)
+	assert.Empty(t, m.Learners, "removed")
 }
 
 func TestBeforeRemoveRefusesToBreakQuorum(t *testing.T) {

@@ -124,8 +124,7 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 	id := HexID(m.ID)
 	object := "member " + id
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Object: object,
-		Message: fmt.Sprintf("removing member %s (%s) leaves %d voters of which %d answer; quorum is %d", id, pod,
-			len(mship.Voters)-1, healthyAfter(mship, ordinal), plugins.Quorum(len(mship.Voters)-1))})
+		Message: plugins.RemovalCheck(mship, object, pod, ordinal, "a learner")})
 
 	runner, err := st.staying(t, ordinal)
 	if err != nil {
@@ -187,16 +186,6 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object,
 		Message: fmt.Sprintf("removed member %s (%s, peer %s) from the etcd membership", id, pod, strings.Join(m.PeerURLs, ","))})
 	return e.settle(ctx, t, ordinal, m.ID, opts)
-}
-
-func healthyAfter(m plugins.Membership, ordinal int) int {
-	n := 0
-	for _, v := range m.Healthy() {
-		if v.Pod == "" || v.Ordinal != ordinal {
-			n++
-		}
-	}
-	return n
 }
 
 // staying returns a pod whose member answers and stays: the leader's if it

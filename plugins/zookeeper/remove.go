@@ -52,15 +52,8 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 		return errors.New(strings.Join(reasons, "; "))
 	}
 	object := "server." + strconv.Itoa(id)
-	healthy := 0
-	for _, v := range m.Healthy() {
-		if v.Pod != pod {
-			healthy++
-		}
-	}
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Object: object,
-		Message: fmt.Sprintf("removing server.%d (%s) leaves %d voters of which %d answer; quorum is %d", id, pod,
-			len(m.Voters)-1, healthy, plugins.Quorum(len(m.Voters)-1))})
+		Message: plugins.RemovalCheck(m, object, pod, ordinal, "an observer")})
 	runner := st.runner(t, ordinal)
 	if runner == nil {
 		return fmt.Errorf("no ZooKeeper server that stays answers: %s", plugins.Unanswered(st.members))

@@ -397,7 +397,7 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 }
 
 // Membership implements plugins.QuorumEngine: the participants of the
-// leader's membership (observers do not vote), healthy when their pod's
+// leader's membership (observers do not vote: they are its Learners), healthy when their pod's
 // server answered as leader or follower. Without dynamic reconfiguration
 // the membership is static, and Static says what to do instead.
 func (e *Engine) Membership(ctx context.Context, t plugins.Target) (plugins.Membership, error) {
@@ -414,15 +414,16 @@ func (st state) membership(t plugins.Target) (plugins.Membership, error) {
 	}
 	out := plugins.Membership{Engine: Name}
 	for _, s := range st.authority.Members {
-		if s.Observer {
-			continue
-		}
 		v := plugins.Voter{Name: "server." + strconv.Itoa(s.ID), Ordinal: -1}
 		if pod, ok := st.serverPod[s.ID]; ok {
 			v.Pod, v.Ordinal = pod, st.pods[pod]
 			if view, answered := st.views[pod]; answered {
-				v.Healthy = view.Mode() == "leader" || view.Mode() == "follower"
+				v.Healthy = view.Mode() == "leader" || view.Mode() == "follower" || (s.Observer && view.Mode() == "observer")
 			}
+		}
+		if s.Observer {
+			out.Learners = append(out.Learners, v)
+			continue
 		}
 		out.Voters = append(out.Voters, v)
 	}
