@@ -449,6 +449,9 @@ func (st state) membership() (plugins.Membership, error) {
 	if len(views) == 0 {
 		return plugins.Membership{}, fmt.Errorf("no etcd member answered: %s", plugins.Unanswered(st.members))
 	}
+	if r := st.unmapped(); r != "" {
+		return plugins.Membership{}, errors.New(r)
+	}
 	out := plugins.Membership{Engine: Name}
 	for _, m := range c.Membership {
 		v := plugins.Voter{Name: m.Name, Ordinal: -1}
@@ -467,4 +470,39 @@ func (st state) membership() (plugins.Membership, error) {
 		out.Voters = append(out.Voters, v)
 	}
 	return out, nil
+}
+
+// unmapped says why the membership cannot be judged: a pod that does not
+// answer, whose member is not named like it, while the membership lists
+// members no pod is known to run. Which of them the pod runs cannot be
+// told, so quorum cannot be counted and a removal could not find its
+// member (it would take the pod for one already removed and leave its
+// member behind as a voter that never answers). "" when every pod's
+// member is known.
+func (st state) unmapped() string {
+	if len(st.cluster.WithoutPod) == 0 {
+		return ""
+	}
+	var pods []string
+	for _, pod := range slices.Sorted(maps.Keys(st.pods)) {
+		_, answered := st.views[pod]
+		if _, known := st.cluster.MemberOfPod[pod]; !answered && !known {
+			pods = append(pods, pod)
+		}
+	}
+	if len(pods) == 0 {
+		return ""
+	}
+	var members []string
+	for _, m := range st.cluster.WithoutPod {
+		members = append(members, describe(m))
+	}
+	verb := "does"
+	if len(pods) > 1 {
+		verb = "do"
+	}
+	return fmt.Sprintf("%s %s not answer, and the membership lists %s, named like no pod and with no pod's host in its peer URLs: "+
+		"which member each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its member answers, "+
+		"or remove the member by hand (etcdctl member remove <id>) and scale down with --engine none",
+		strings.Join(pods, ", "), verb, strings.Join(members, "; "), strings.Join(pods, ", "))
 }

@@ -159,7 +159,10 @@ type fakeCluster struct {
 	leader  uint64
 	down    map[int]bool
 	learner map[int]bool
-	calls   []string
+	// prefix names the members (prefix + index); "etcd-", like the pods,
+	// when empty.
+	prefix string
+	calls  []string
 }
 
 func newFakeCluster(n int) *fakeCluster {
@@ -209,7 +212,11 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 		}
 		for k, x := range c.ids {
 			if c.members[x] {
-				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("etcd-%d", k), IsLearner: c.learner[k]})
+				prefix := c.prefix
+				if prefix == "" {
+					prefix = "etcd-"
+				}
+				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("%s%d", prefix, k), IsLearner: c.learner[k]})
 			}
 		}
 		var out []byte
@@ -286,6 +293,25 @@ func TestBeforeRemoveOfALearnerChangesNoQuorum(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, m.Voters, 3)
 	assert.Empty(t, m.Learners, "removed")
+}
+
+func TestMembersNamedUnlikePodsAndOneDown(t *testing.T) {
+	c := newFakeCluster(5)
+	c.prefix = "infra"
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	m, err := e.Membership(context.Background(), c.target(5))
+	require.NoError(t, err, "every member answers with its ID")
+	assert.Len(t, m.Healthy(), 5)
+
+	c.down[4] = true
+	_, err = e.Membership(context.Background(), c.target(5))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "etcd-4 does not answer, and the membership lists infra4 (id 1004, peer ), named like no pod")
+	err = e.BeforeRemove(context.Background(), c.target(5), 4, plugins.RemoveOptions{Wait: time.Second})
+	require.Error(t, err, "not taken for a member already removed")
+	assert.Contains(t, err.Error(), "etcd-4 does not answer")
+	assert.Empty(t, c.calls)
 }
 
 func TestBeforeRemoveRefusesToBreakQuorum(t *testing.T) {

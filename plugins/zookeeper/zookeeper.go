@@ -225,6 +225,8 @@ type state struct {
 	leader    string
 	serverPod map[int]string
 	podServer map[string]int
+	// withoutPod are the membership's servers no pod is known to run.
+	withoutPod []Server
 }
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
@@ -278,6 +280,7 @@ func (st *state) assemble() {
 		pod := PodOf(s, st.views, st.pods)
 		if pod == "" {
 			withoutPod = append(withoutPod, s.Line)
+			st.withoutPod = append(st.withoutPod, s)
 			continue
 		}
 		st.serverPod[s.ID] = pod
@@ -412,6 +415,9 @@ func (st state) membership(t plugins.Target) (plugins.Membership, error) {
 	if len(st.authority.Members) == 0 {
 		return plugins.Membership{}, fmt.Errorf("no ZooKeeper server reported the membership: %s", plugins.Unanswered(st.members))
 	}
+	if r := st.unmapped(); r != "" {
+		return plugins.Membership{}, errors.New(r)
+	}
 	out := plugins.Membership{Engine: Name}
 	for _, s := range st.authority.Members {
 		v := plugins.Voter{Name: "server." + strconv.Itoa(s.ID), Ordinal: -1}
@@ -463,4 +469,39 @@ func staticSteps(t plugins.Target, reconfig string) string {
 		"1) remove the servers of the removed ordinals from the server.N lines of zoo.cfg (the ConfigMap or the chart's replica count) of %s; "+
 		"2) roll the servers that stay one at a time, followers first and the leader last, waiting until each rejoins (srvr shows Mode: follower); "+
 		"3) then lower the replicas with kubectl sts scale-down --engine none. Or set reconfigEnabled=true (with skipACL or a super user for zkCli.sh reconfig) and run this command again", why, name)
+}
+
+// unmapped says why the membership cannot be judged: a pod that does not
+// answer, whose server's host does not name it, while the membership lists
+// servers no pod is known to run. Which of them the pod runs cannot be
+// told, so quorum cannot be counted and a removal could not find its
+// server (it would take the pod for one already removed and leave its
+// server behind as a voter that never answers). "" when every pod's
+// server is known.
+func (st state) unmapped() string {
+	if len(st.withoutPod) == 0 {
+		return ""
+	}
+	var pods []string
+	for _, pod := range slices.Sorted(maps.Keys(st.pods)) {
+		_, answered := st.views[pod]
+		if _, known := st.podServer[pod]; !answered && !known {
+			pods = append(pods, pod)
+		}
+	}
+	if len(pods) == 0 {
+		return ""
+	}
+	var servers []string
+	for _, s := range st.withoutPod {
+		servers = append(servers, s.Line)
+	}
+	verb := "does"
+	if len(pods) > 1 {
+		verb = "do"
+	}
+	return fmt.Sprintf("%s %s not answer, and the membership lists %s, whose host names no pod: "+
+		"which server each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its server answers, "+
+		"or remove the server by hand (zkCli.sh reconfig -remove <id>) and scale down with --engine none",
+		strings.Join(pods, ", "), verb, strings.Join(servers, "; "), strings.Join(pods, ", "))
 }

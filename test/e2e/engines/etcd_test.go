@@ -368,3 +368,44 @@ func (w *signalWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestEtcdMemberNamesNotLikePods: members named infra0..infra4, with peer
+// URLs that name no pod, map to their pods by the ID each pod's member
+// answers with. When one stops, which member its pod runs cannot be told:
+// a scale-down removing that pod is refused before anything changes,
+// rather than taking the pod for one already removed and leaving its
+// member in the membership as a voter that never answers.
+func TestEtcdMemberNamesNotLikePods(t *testing.T) {
+	c := dbserver.StartEtcd(t, "infra0", "infra1", "infra2", "infra3", "infra4")
+	var envs []map[string]string
+	for _, m := range c.Members {
+		envs = append(envs, c.Env(m))
+	}
+	s := &etcdSet{bed: newBed(t, "etcd", etcdImage, envs), etcd: c}
+	r, code := s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+
+	require.NoError(t, s.etcd.MoveLeader(s.etcd.Members[0]))
+	s.etcd.Members[4].Stop()
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	assert.Contains(t, r.Engine.Reason, "no answer from etcd-4")
+
+	res := s.run(t, "scale-down", "etcd", "--replicas", "4", "--yes", "--force")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Contains(t, res.ErrOut, "refusing to change statefulset etcd; nothing was changed")
+	assert.Contains(t, res.ErrOut, "etcd-4 does not answer, and the membership lists infra4 (id ")
+	assert.NotContains(t, res.Out, "already removed")
+	assert.Equal(t, []string{"infra0", "infra1", "infra2", "infra3", "infra4"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	assert.Equal(t, int32(5), *e2eutil.StatefulSet(t, cluster, s.ns, "etcd").Spec.Replicas)
+
+	// Back: the member answers with its ID, and 5 → 3 removes exactly
+	// infra4 and infra3.
+	s.etcd.Restart(t, s.etcd.Members[4])
+	waitHealthy(t, s)
+	res = s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, []string{"infra0", "infra1", "infra2"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+}

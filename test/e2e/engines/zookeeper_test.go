@@ -144,3 +144,25 @@ func TestZooKeeperScaleDownRemovesObservers(t *testing.T) {
 	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
 	assert.Len(t, r.Members, 3)
 }
+
+// TestZooKeeperDownServerWhoseHostNamesNoPod: the servers' hosts are IP
+// addresses, so a pod maps to its server by the id the server answers
+// with. When zk-4's server stops, which server it runs cannot be told: a
+// scale-down removing it is refused before anything changes, rather than
+// taking it for a server already removed and leaving server.5 behind as a
+// voter that never answers.
+func TestZooKeeperDownServerWhoseHostNamesNoPod(t *testing.T) {
+	b, z := newZKSet(t, dbserver.ZooKeeperOptions{Participants: 5, Reconfig: true})
+	z.Servers[4].Stop()
+	// server.5 led (the highest id): the four left elect another leader.
+	zkLeader(t, &dbserver.ZooKeeper{Servers: z.Servers[:4]})
+	res := e2eutil.Run(t, e2eutil.Client(cluster, b.ns), 2*time.Minute, "scale-down", "zk", "--replicas", "4", "--yes", "--force")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Contains(t, res.ErrOut, "refusing to change statefulset zk; nothing was changed")
+	assert.Contains(t, res.ErrOut, "zk-4 does not answer, and the membership lists server.5=127.0.0.1:")
+	assert.NotContains(t, res.Out, "already removed")
+	assert.Equal(t, int32(5), *e2eutil.StatefulSet(t, cluster, b.ns, "zk").Spec.Replicas)
+	got, err := z.Servers[0].Membership()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"server.1", "server.2", "server.3", "server.4", "server.5"}, got, "nothing was changed")
+}
