@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
@@ -87,6 +88,15 @@ func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active")
 	assert.Equal(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary), "an active slot is never dropped")
+
+	// Status names the slot of the removed ordinal that a server whose pod
+	// is gone still streams from: it pins WAL on the primary as long as
+	// that server runs, and nothing else would tell.
+	r, code := statusReport(t, s.ns, "pg")
+	reasons := reasonsByObject(r)
+	require.Contains(t, reasons, "LeftoverSlot slot/pg_1", "%+v", r.Verdict)
+	assert.Contains(t, reasons["LeftoverSlot slot/pg_1"].Message, "replication slot pg_1 on pg-0 is named for ordinal 1, which is not a member, and is still active")
+	assert.Equal(t, cmdutil.ExitDegraded, code)
 
 	// Once the replica stops, the slot goes inactive and is dropped.
 	*got = nil
