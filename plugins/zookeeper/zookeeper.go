@@ -261,11 +261,12 @@ func PodOf(s Server, views map[string]View, pods map[string]int) string {
 
 func (st *state) assemble() {
 	best := ""
-	for pod, v := range st.views {
+	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
+		v := st.views[pod]
 		switch {
 		case v.Mode() == "leader":
 			best = pod
-		case best == "" || (st.views[best].Mode() != "leader" && v.ConfigVersion > st.views[best].ConfigVersion):
+		case best == "" || (st.views[best].Mode() != "leader" && configVersion(v) > configVersion(st.views[best])):
 			best = pod
 		}
 		if v.Mode() == "leader" {
@@ -504,4 +505,15 @@ func (st state) unmapped() string {
 		"which server each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its server answers, "+
 		"or remove the server by hand (zkCli.sh reconfig -remove <id>) and scale down with --engine none",
 		strings.Join(pods, ", "), verb, strings.Join(servers, "; "), strings.Join(pods, ", "))
+}
+
+// configVersion is the membership's version as a number: a zxid in hex,
+// whose length grows with the epoch, so strings do not compare. -1 when
+// unknown.
+func configVersion(v View) int64 {
+	n, err := strconv.ParseInt(strings.TrimPrefix(v.ConfigVersion, "0x"), 16, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
