@@ -314,6 +314,21 @@ func TestMembersNamedUnlikePodsAndOneDown(t *testing.T) {
 	assert.Empty(t, c.calls)
 }
 
+func TestAfterRemoveWarnsOfAMemberNamedUnlikeAnyPod(t *testing.T) {
+	c := newFakeCluster(3)
+	c.prefix = "infra"
+	c.down[2] = true // the pod went first; its member infra2 is still a voter
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Wait: time.Second, Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, e.AfterRemove(context.Background(), c.target(2), 2, opts))
+	assert.Empty(t, c.calls, "which member was etcd-2's cannot be told: nothing removed")
+	require.Len(t, events, 1)
+	assert.Equal(t, plugins.ActionWarning, events[0].Action)
+	assert.Contains(t, events[0].Message, "the membership lists members no pod runs: infra2 (id 1002, peer ); if one of them was etcd-2's, it is a voter that will never answer")
+}
+
 func TestBeforeRemoveRefusesToBreakQuorum(t *testing.T) {
 	c := newFakeCluster(3)
 	c.down[0] = true

@@ -301,6 +301,18 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 			break
 		}
 	}
+	if left == nil && len(st.cluster.WithoutPod) > 0 {
+		// Members named unlike their pods: the removed pod's may be among
+		// them, but nothing tells which.
+		var others []string
+		for _, m := range st.cluster.WithoutPod {
+			others = append(others, describe(m))
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Object: "membership",
+			Message: fmt.Sprintf("no member is named like %s, but the membership lists members no pod runs: %s; if one of them was %s's, it is a voter that will never answer: remove it with etcdctl member remove <id>",
+				pod, strings.Join(others, "; "), pod)})
+		return nil
+	}
 	if left == nil {
 		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Object: "membership",
 			Message: fmt.Sprintf("no member of %s is left in the etcd membership", pod)})

@@ -169,3 +169,17 @@ func TestNewestMembershipWithoutALeaderComparesVersionsAsNumbers(t *testing.T) {
 		assert.Equal(t, []string{"server.1", "server.2"}, names)
 	}
 }
+
+func TestAfterRemoveWarnsOfAServerWhoseHostNamesNoPod(t *testing.T) {
+	ip := func(v string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(v, "zk-0.zk-headless.default.svc", "10.0.0.1"),
+			"zk-1.zk-headless.default.svc", "10.0.0.2"), "zk-2.zk-headless.default.svc", "10.0.0.3")
+	}
+	// zk-2's pod went first (--engine none); server.3 stays in the membership.
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, New().AfterRemove(context.Background(), recorded(t, ip(fixture(t, 0)), ip(fixture(t, 1))), 2, opts))
+	require.Len(t, events, 1)
+	assert.Equal(t, plugins.ActionWarning, events[0].Action)
+	assert.Contains(t, events[0].Message, "no server's host names zk-2, but the membership lists servers no pod runs: server.3=10.0.0.3:")
+}
