@@ -196,9 +196,18 @@ func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 		for i, args := range [][]string{statusArgs, listArgs, alarmArgs} {
 			out, err := e.ctl(ctx, t, pod, args[1:]...)
 			if err != nil {
+				if i > 0 && learnerOnly(answers[0], err) {
+					// A learner answers endpoint status only ("rpc not
+					// supported for learner"); the voters' views hold the
+					// membership and alarms.
+					break
+				}
 				return View{}, err
 			}
 			answers[i] = []byte(out)
+		}
+		if len(answers[1]) == 0 {
+			answers[1] = []byte(`{"members":[]}`)
 		}
 		v, err := ParseView(answers[0], answers[1], answers[2], pod.Name)
 		if err != nil {
@@ -209,6 +218,20 @@ func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 	st := state{members: members, views: views, pods: podNames(t)}
 	st.cluster = Assemble(members, views, st.pods)
 	return st, err
+}
+
+// learnerOnly reports whether err is a learner's refusal of an RPC only
+// voters serve, after status said the member is a learner.
+func learnerOnly(status []byte, err error) bool {
+	var ce *plugins.CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "rpc not supported for learner") {
+		return false
+	}
+	var statuses []EndpointStatus
+	if json.Unmarshal(bytes.TrimSpace(status), &statuses) != nil {
+		return false
+	}
+	return len(statuses) == 1 && statuses[0].Status.IsLearner
 }
 
 func podNames(t plugins.Target) map[string]int {
@@ -238,12 +261,16 @@ type Cluster struct {
 
 // Authority returns the view of the most recent raft term, the leader's
 // own where it answered: its membership and leader are the cluster's.
+// Learners, which cannot list the membership, are not asked.
 func Authority(views map[string]View) (View, bool) {
 	var best View
 	found := false
 	for _, pod := range slices.Sorted(maps.Keys(views)) {
 		v := views[pod]
 		s := v.Self.Status
+		if len(v.Members) == 0 && s.IsLearner {
+			continue // a learner lists no membership
+		}
 		better := !found || s.RaftTerm > best.Self.Status.RaftTerm ||
 			(s.RaftTerm == best.Self.Status.RaftTerm && s.Header.MemberID == s.Leader)
 		if better {

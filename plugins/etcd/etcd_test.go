@@ -185,7 +185,12 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 			return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: context deadline exceeded")}, nil
 		}
 		switch cmd := strings.Join(req.Command, " "); cmd {
-		case strings.Join(statusArgs, " "), strings.Join(listArgs, " "), strings.Join(alarmArgs, " "):
+		case strings.Join(listArgs, " "), strings.Join(alarmArgs, " "):
+			if c.learner[i] {
+				// As a real learner answers: only endpoint status.
+				return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: etcdserver: rpc not supported for learner")}, nil
+			}
+		case strings.Join(statusArgs, " "):
 		default:
 			c.calls = append(c.calls, fmt.Sprintf("etcd-%d: %s", i, strings.Join(req.Command[1:], " ")))
 			switch req.Command[1] {
@@ -281,6 +286,21 @@ func TestBeforeRemoveOfALearnerChangesNoQuorum(t *testing.T) {
 	c.learner[3] = true
 	c.leader = 0x1000
 	e := &Engine{PollInterval: time.Millisecond}
+	ms, err := e.Members(context.Background(), c.target(4))
+	require.NoError(t, err)
+	assert.Empty(t, ms[3].Error, "a learner answers endpoint status only, which is enough")
+	assert.Equal(t, plugins.RoleLearner, ms[3].Role)
+	ok, reason := e.Healthy(ms, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "etcd-3 is a learner: promote it (etcdctl member promote 1003) once it has caught up", reason)
+
+	// A voter leaves while the learner stays: the learner's view (no
+	// membership of its own) does not hold the wait up.
+	c.leader = 0x1000
+	require.NoError(t, e.BeforeRemove(context.Background(), c.target(4), 2, plugins.RemoveOptions{Wait: time.Second}))
+	assert.Equal(t, []string{"etcd-0: member remove 1002"}, c.calls)
+	c.calls = nil
+	c.members[0x1002] = true
 	var events []plugins.RemoveEvent
 	opts := plugins.RemoveOptions{Wait: time.Second, Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
 	require.NoError(t, e.BeforeRemove(context.Background(), c.target(4), 3, opts))

@@ -264,8 +264,14 @@ func (st state) unsettled(removed uint64) string {
 	var leader uint64
 	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 		v := st.views[pod]
+		// A learner lists no membership (its etcd refuses): the leader it
+		// follows is checked against the voters' membership.
+		members := v.Members
+		if len(members) == 0 && v.Self.Status.IsLearner {
+			members = st.cluster.Membership
+		}
 		if removed != 0 {
-			if _, still := memberByID(v.Members, removed); still {
+			if _, still := memberByID(members, removed); still {
 				return fmt.Sprintf("%s still lists member %s", pod, HexID(removed))
 			}
 		}
@@ -277,7 +283,7 @@ func (st state) unsettled(removed uint64) string {
 			return fmt.Sprintf("%s follows %s, others %s", pod, HexID(l), HexID(leader))
 		}
 		leader = l
-		if _, ok := memberByID(v.Members, l); !ok {
+		if _, ok := memberByID(members, l); !ok {
 			return fmt.Sprintf("%s follows %s, which is not a member", pod, HexID(l))
 		}
 	}

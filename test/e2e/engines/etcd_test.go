@@ -409,3 +409,30 @@ func TestEtcdMemberNamesNotLikePods(t *testing.T) {
 	r, code = s.report(t)
 	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
 }
+
+// TestEtcdScaleDownRemovesALearner: three voters and a learner (etcd-3):
+// status names the learner; 4 → 3 removes it with member remove, without
+// a leadership move, and the record says the voters and quorum stay.
+func TestEtcdScaleDownRemovesALearner(t *testing.T) {
+	c := dbserver.StartEtcd(t, "etcd-0", "etcd-1", "etcd-2")
+	c.AddLearner(t, "etcd-3")
+	var envs []map[string]string
+	for _, m := range c.Members {
+		envs = append(envs, c.Env(m))
+	}
+	s := &etcdSet{bed: newBed(t, "etcd", etcdImage, envs), etcd: c}
+	r, code := s.report(t)
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	require.Len(t, r.Members, 4)
+	assert.Equal(t, plugins.RoleLearner, r.Members[3].Role)
+	assert.Contains(t, r.Engine.Reason, "etcd-3 is a learner: promote it")
+
+	res := s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "(etcd-3) is a learner: the 3 voters and the quorum of 2 do not change")
+	assert.Contains(t, res.Out, "removed member")
+	assert.NotContains(t, res.Out, "leadership")
+	assert.Equal(t, []string{"etcd-0", "etcd-1", "etcd-2"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+}
