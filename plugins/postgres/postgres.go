@@ -145,6 +145,7 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // the two servers' positions.
 func assemble(members []plugins.Member, views map[string]view, podIPs map[string]string) {
 	var primary *view
+	primaryPod := ""
 	for i := range members {
 		v, ok := views[members[i].Pod]
 		if !ok {
@@ -152,7 +153,7 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 		}
 		if !v.Recovery {
 			if primary == nil {
-				primary = &v
+				primary, primaryPod = &v, members[i].Pod
 			}
 			members[i].Role = plugins.RolePrimary
 		} else {
@@ -210,12 +211,28 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 			if r.ReplayLag != nil {
 				m.LagSeconds = r.ReplayLag
 			}
-		} else if v.ReplayLSN != nil {
-			// Not streaming from the primary (or not recognisable): the
-			// distance between the two servers' positions.
-			if p, err1 := ParseLSN(primary.LSN); err1 == nil {
-				if r, err2 := ParseLSN(*v.ReplayLSN); err2 == nil {
-					m.LagBytes = plugins.Int64(max(int64(p)-int64(r), 0))
+		} else {
+			if up, r := upstream(m.Pod, v, members, views, podIPs); r != nil {
+				// Cascading: it streams from another replica.
+				m.State = r.State
+				m.Details["upstream"] = up
+			} else if m.State == "streaming" {
+				// Its receiver streams, but no member has it as a
+				// standby: it follows a server outside the set.
+				m.State = StateStreamingElsewhere
+				sender := m.Details["sender"]
+				if sender == "" {
+					sender = "a server outside the set"
+				}
+				m.Details["streamsElsewhere"] = fmt.Sprintf("replica %s streams from %s, not from the primary %s: no member lists it as a standby", m.Pod, sender, primaryPod)
+			}
+			if v.ReplayLSN != nil {
+				// Not streaming from the primary (or not recognisable): the
+				// distance between the two servers' positions.
+				if p, err1 := ParseLSN(primary.LSN); err1 == nil {
+					if r, err2 := ParseLSN(*v.ReplayLSN); err2 == nil {
+						m.LagBytes = plugins.Int64(max(int64(p)-int64(r), 0))
+					}
 				}
 			}
 		}
@@ -253,6 +270,27 @@ func caughtUp(v view, primary view) bool {
 	p, err1 := ParseLSN(primary.LSN)
 	r, err2 := ParseLSN(*v.ReplayLSN)
 	return err1 == nil && err2 == nil && r >= p
+}
+
+// StateStreamingElsewhere is a replica whose WAL receiver streams while no
+// member of the set lists it as a standby: it follows a server outside
+// the StatefulSet (an old primary after a failover, a stray
+// primary_conninfo), so it does not replicate the primary at all.
+const StateStreamingElsewhere = "streaming elsewhere"
+
+// upstream finds a replica that lists pod as its standby (cascading
+// replication) and its row; "" and nil when none does.
+func upstream(pod string, v view, members []plugins.Member, views map[string]view, podIPs map[string]string) (string, *replica) {
+	for _, m := range members {
+		uv, ok := views[m.Pod]
+		if !ok || m.Pod == pod || !uv.Recovery {
+			continue
+		}
+		if r := matchReplica(pod, v, uv, podIPs[pod]); r != nil {
+			return m.Pod, r
+		}
+	}
+	return "", nil
 }
 
 // matchReplica finds the primary's pg_stat_replication row of a replica:
@@ -343,6 +381,9 @@ func streamsNothing(plugins.Member) string { return "" }
 func notStreaming(m plugins.Member) string {
 	if m.State == "streaming" {
 		return ""
+	}
+	if w := m.Details["streamsElsewhere"]; w != "" {
+		return w
 	}
 	return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
 }

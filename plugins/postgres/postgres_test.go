@@ -597,3 +597,31 @@ func TestLagSecondsAfterReplicaRestartOnIdlePrimary(t *testing.T) {
 	require.NotNil(t, members[1].LagSeconds)
 	assert.Equal(t, 83.2, *members[1].LagSeconds)
 }
+
+func TestReplicaStreamingFromNoMemberIsBrokenAndCascadingIsNot(t *testing.T) {
+	// pg-1 streams (its receiver says so), but the primary lists no standby.
+	primary := fixture(t, "primary.json")
+	primary["replication"] = []any{}
+	primary["slots"] = []any{}
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json"))})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, StateStreamingElsewhere, members[1].State)
+	ok, reason := New().Healthy(members, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "replica pg-1 streams from 127.0.0.1:38197, not from the primary pg-0: no member lists it as a standby", reason)
+	traps := New().Traps(members, plugins.TrapOptions{StatefulSet: "pg", Replicas: 2})
+	require.NotEmpty(t, traps)
+	assert.Equal(t, plugins.TrapReplicationBroken, traps[0].Code)
+	assert.True(t, traps[0].Broken)
+
+	// pg-2 lists pg-1 as its standby: cascading replication, healthy.
+	upstreamReplica := fixture(t, "replica.json")
+	upstreamReplica["replication"] = fixture(t, "primary.json")["replication"]
+	upstreamReplica["replication"].([]any)[0].(map[string]any)["applicationName"] = "pg-1"
+	e = newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": encode(t, upstreamReplica)})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, "streaming", members[1].State)
+	assert.Equal(t, "pg-2", members[1].Details["upstream"])
+}

@@ -27,6 +27,10 @@ func (e *Engine) Traps(members []plugins.Member, opts plugins.TrapOptions) []plu
 		obj := "pod/" + m.Pod
 		switch m.State {
 		case "streaming":
+		case StateStreamingElsewhere:
+			out = append(out, plugins.Trap{Code: plugins.TrapReplicationBroken, Broken: true, Object: obj,
+				Message: m.Details["streamsElsewhere"],
+				Hint:    fmt.Sprintf("point the primary_conninfo of %s at the primary (after a failover it may need pg_rewind or a new base backup)", m.Pod)})
 		case "catchup", "startup":
 			out = append(out, plugins.Trap{Code: plugins.TrapReplicaNotStreaming, Object: obj,
 				Message: fmt.Sprintf("replica %s is connected but %s, not yet streaming", m.Pod, m.State)})

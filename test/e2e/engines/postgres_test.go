@@ -113,3 +113,27 @@ func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {
 	assert.Equal(t, []plugins.RemoveAction{plugins.ActionWaiting, plugins.ActionChanged}, actions)
 	mustNotLeak(t, pgPassword, *got)
 }
+
+// TestPostgresReplicaStreamingFromAnotherServer: pg-2's server is a
+// replica that streams, but from a primary outside the StatefulSet (as
+// after a failover that left it on the old primary): its own WAL receiver
+// says "streaming", yet pg-0, the primary, has no standby for it. That is
+// replication broken, not healthy, and the rollout gate must not pass.
+func TestPostgresReplicaStreamingFromAnotherServer(t *testing.T) {
+	p := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	r := p.StartReplica(t, "pg_1")
+	other := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	stray := other.StartReplica(t, "pg_2")
+	b := newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{pgEnv(p), pgEnv(r), pgEnv(stray)})
+
+	rep, code := statusReport(t, b.ns, "pg")
+	reasons := reasonsByObject(rep)
+	require.Contains(t, reasons, "ReplicationBroken pod/pg-2", "%+v", rep.Verdict)
+	assert.Contains(t, reasons["ReplicationBroken pod/pg-2"].Message, "replica pg-2 streams from "+stray.Primary.Host+":")
+	assert.Contains(t, reasons["ReplicationBroken pod/pg-2"].Message, "not from the primary pg-0: no member lists it as a standby")
+	assert.NotContains(t, reasons, "ReplicationBroken pod/pg-1", "pg-1 streams from pg-0")
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	require.NotNil(t, rep.Engine)
+	assert.False(t, rep.Engine.Healthy)
+	assert.Contains(t, rep.Engine.Reason, "pg-2")
+}
