@@ -160,6 +160,8 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 			members[i].Role = plugins.RoleReplica
 		}
 	}
+	matched := map[rowKey]bool{}
+	defer anonymousStandbys(members, views, matched)
 	for i := range members {
 		m := &members[i]
 		v, ok := views[m.Pod]
@@ -202,6 +204,7 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 			continue
 		}
 		if r := matchReplica(m.Pod, v, *primary, podIPs[m.Pod]); r != nil {
+			matched[rowKey{primaryPod, r.PID}] = true
 			m.State = r.State
 			m.Details["syncState"] = r.SyncState
 			m.Details["applicationName"] = r.ApplicationName
@@ -214,6 +217,7 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 		} else {
 			if up, r := upstream(m.Pod, v, members, views, podIPs); r != nil {
 				// Cascading: it streams from another replica.
+				matched[rowKey{up, r.PID}] = true
 				m.State = r.State
 				m.Details["upstream"] = up
 			} else if m.State == "streaming" {
@@ -277,6 +281,37 @@ func caughtUp(v view, primary view) bool {
 // the StatefulSet (an old primary after a failover, a stray
 // primary_conninfo), so it does not replicate the primary at all.
 const StateStreamingElsewhere = "streaming elsewhere"
+
+// rowKey is one pg_stat_replication row: the member that lists it and
+// the walsender's pid.
+type rowKey struct {
+	pod string
+	pid int
+}
+
+// anonymousStandbys takes back a "streaming elsewhere" verdict while some
+// member lists a standby that no replica was matched to (a proxy or NAT
+// hides the client address, the application name is a default): the
+// replica may be that standby, so its own receiver's word stands.
+func anonymousStandbys(members []plugins.Member, views map[string]view, matched map[rowKey]bool) {
+	anonymous := false
+	for pod, v := range views {
+		for _, r := range v.Replication {
+			if !matched[rowKey{pod, r.PID}] {
+				anonymous = true
+			}
+		}
+	}
+	if !anonymous {
+		return
+	}
+	for i := range members {
+		if members[i].State == StateStreamingElsewhere {
+			members[i].State = "streaming"
+			delete(members[i].Details, "streamsElsewhere")
+		}
+	}
+}
 
 // upstream finds a replica that lists pod as its standby (cascading
 // replication) and its row; "" and nil when none does.

@@ -615,6 +615,18 @@ func TestReplicaStreamingFromNoMemberIsBrokenAndCascadingIsNot(t *testing.T) {
 	assert.Equal(t, plugins.TrapReplicationBroken, traps[0].Code)
 	assert.True(t, traps[0].Broken)
 
+	// The primary lists a standby no replica could be matched to (no slot,
+	// a default application name, an address a proxy hides): pg-1 may be
+	// it, so its receiver's word stands.
+	anonymous := fixture(t, "primary.json")
+	anonymous["slots"] = []any{}
+	e = newEnv(t, map[string]string{"pg-0": encode(t, anonymous), "pg-1": encode(t, fixture(t, "replica.json"))})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, "streaming", members[1].State)
+	ok, _ = New().Healthy(members, plugins.HealthOptions{})
+	assert.True(t, ok)
+
 	// pg-2 lists pg-1 as its standby: cascading replication, healthy.
 	upstreamReplica := fixture(t, "replica.json")
 	upstreamReplica["replication"] = fixture(t, "primary.json")["replication"]
