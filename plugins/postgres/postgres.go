@@ -464,7 +464,48 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 				Message: fmt.Sprintf("pod %s streams from slot %s, which %s: it will not be dropped; pass --slot-name %s to drop it", pod, used, how, used)})
 		}
 	}
+	if _, answered := views[pod]; !answered && !explicit {
+		unreadSlot(members, views, pod, ordinal, names, opts)
+	}
 	return nil
+}
+
+// unreadSlot warns, for a pod whose server does not answer, so that the
+// slot it streamed from cannot be read, when no slot on the primary is
+// named for it by the conventions but some inactive physical slots are
+// streamed from by no member: one of them may be its, and it would be
+// left retaining WAL without a word.
+func unreadSlot(members []plugins.Member, views map[string]view, pod string, ordinal int, names []string, opts plugins.RemoveOptions) {
+	primaries := plugins.Primaries(members)
+	if len(primaries) != 1 {
+		return
+	}
+	pv := views[primaries[0].Pod]
+	inUse := map[string]bool{}
+	for _, v := range views {
+		if v.Receiver != nil && v.Receiver.SlotName != nil {
+			inUse[*v.Receiver.SlotName] = true
+		}
+	}
+	var candidates []string
+	for _, sl := range pv.Slots {
+		if contains(names, sl.Name) {
+			return // the convention names its slot
+		}
+		if sl.Type == "physical" && !sl.Active && !inUse[sl.Name] {
+			c := sl.Name
+			if b, err := sl.RetainedBytes.Int64(); err == nil {
+				c += fmt.Sprintf(" (retaining %s of WAL)", plugins.Bytes(b))
+			}
+			candidates = append(candidates, c)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primaries[0].Pod, Object: "slots",
+		Message: fmt.Sprintf("%s does not answer, so the slot it streams from cannot be read, and no slot on %s is named for it (%s); inactive physical slots no member streams from: %s; if one is %s's, pass --slot-name to drop it, or it stays retaining WAL",
+			pod, primaries[0].Pod, strings.Join(names, ", "), strings.Join(candidates, ", "), pod)})
 }
 
 // slotNames returns the slots AfterRemove considers for ordinal, validated.

@@ -637,3 +637,38 @@ func TestReplicaStreamingFromNoMemberIsBrokenAndCascadingIsNot(t *testing.T) {
 	assert.Equal(t, "streaming", members[1].State)
 	assert.Equal(t, "pg-2", members[1].Details["upstream"])
 }
+
+func TestBeforeRemoveOfASilentReplicaNamesTheSlotsThatMayBeIts(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	var slots []any
+	for _, sl := range primary["slots"].([]any) {
+		if sl.(map[string]any)["name"] != "pg_2" {
+			slots = append(slots, sl)
+		}
+	}
+	slots = append(slots, map[string]any{"name": "replica_c", "type": "physical", "active": false, "retainedBytes": 1 << 20})
+	primary["slots"] = slots
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": ""})
+	e.servers["pg-2"].fail = "psql: error: connection to server failed: Connection refused"
+	eng, _ := testEngine()
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 2, e.opts()))
+	var warnings []string
+	for _, ev := range e.events {
+		if ev.Action == plugins.ActionWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}
+	require.Len(t, warnings, 1, "%q", warnings)
+	assert.Contains(t, warnings[0], "pg-2 does not answer, so the slot it streams from cannot be read, and no slot on pg-0 is named for it (pg_2, slot_pg_2, _cnpg_pg_2, repmgr_slot_1002)")
+	assert.Contains(t, warnings[0], "replica_c (retaining 1.0MiB of WAL)")
+	assert.NotContains(t, warnings[0], "cdc", "a logical slot is a client's")
+	assert.NotContains(t, warnings[0], "pg_1", "pg-1 streams from it")
+
+	// With pg_2 there, the convention names pg-2's slot: no guess.
+	e = newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json")), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": ""})
+	e.servers["pg-2"].fail = "psql: error: connection to server failed: Connection refused"
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 2, e.opts()))
+	for _, ev := range e.events {
+		assert.NotEqual(t, plugins.ActionWarning, ev.Action, ev.Message)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
 const pgPassword = "pg-s3cret-Ω"
@@ -136,4 +137,20 @@ func TestPostgresReplicaStreamingFromAnotherServer(t *testing.T) {
 	require.NotNil(t, rep.Engine)
 	assert.False(t, rep.Engine.Healthy)
 	assert.Contains(t, rep.Engine.Reason, "pg-2")
+}
+
+// TestPostgresScaleDownOfAStoppedReplicaNamesTheSlotThatMayBeIts: pg-1
+// streamed through slot replica_c, a name no convention gives it, and its
+// server is stopped, so which slot it used cannot be read. The scale-down
+// drops nothing it cannot attribute, and says which slot may be pg-1's.
+func TestPostgresScaleDownOfAStoppedReplicaNamesTheSlotThatMayBeIts(t *testing.T) {
+	p := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	r := p.StartReplica(t, "replica_c")
+	b := newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{pgEnv(p), pgEnv(r)})
+	r.Stop(t)
+	res := e2eutil.Run(t, e2eutil.Client(cluster, b.ns), 4*time.Minute, "scale-down", "pg", "--replicas", "1", "--yes", "--force")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "pg-1 does not answer, so the slot it streams from cannot be read, and no slot on pg-0 is named for it")
+	assert.Contains(t, res.Out, "inactive physical slots no member streams from: replica_c")
+	assert.Equal(t, []string{"replica_c"}, slotNames(t, p), "nothing it cannot attribute is dropped")
 }
