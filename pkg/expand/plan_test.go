@@ -353,3 +353,21 @@ func BenchmarkBuildPlan(b *testing.B) {
 		}
 	}
 }
+
+// A StatefulSet being deleted is refused for that alone: the finalizer
+// holding its deletion is not reported as well, since its hint
+// (--no-update-template) would lead to the same refusal.
+func TestBuildPlanOfAStatefulSetBeingDeletedGivesOneReason(t *testing.T) {
+	in := inputs(2, classOn)
+	in.StatefulSet.DeletionTimestamp = &metav1.Time{Time: in.Now}
+	in.StatefulSet.Finalizers = []string{"example.com/protect"}
+	problems := refused(t, in, params("2Gi"))
+	requireProblem(t, problems, "statefulset db is being deleted")
+	for _, p := range problems {
+		assert.NotContains(t, p.Message+" | "+p.Hint, "--no-update-template", "a hint that cannot help")
+	}
+	in.StatefulSet.Finalizers = nil
+	p := params("2Gi")
+	p.UpdateTemplate = false
+	requireProblem(t, refused(t, in, p), "statefulset db is being deleted")
+}

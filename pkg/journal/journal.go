@@ -149,11 +149,28 @@ type BusyError struct {
 	Operation string
 	Phase     Phase
 	Started   time.Time
+	// StatefulSet, when set, lets the message name the commands that
+	// finish or drop the unfinished operation.
+	StatefulSet string
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("an unfinished %s (%s, started %s) is recorded for this StatefulSet; resume it or abort it before starting anything else",
+	msg := fmt.Sprintf("an unfinished %s (%s, started %s) is recorded for this StatefulSet; ",
 		e.Operation, e.Phase, e.Started.UTC().Format(time.RFC3339))
+	n := e.StatefulSet
+	switch {
+	case n == "":
+		return msg + "resume it or abort it before starting anything else"
+	case e.Operation == "rollout":
+		return msg + fmt.Sprintf("continue it with: kubectl sts rollout resume %s, undo it with: kubectl sts rollout undo %s, or stop it with: kubectl sts rollout abort %s, before starting anything else", n, n, n)
+	case e.Operation == "scale-down":
+		return msg + fmt.Sprintf("run the same kubectl sts scale-down %s again to finish it, or drop its record with: kubectl sts scale-down %s --abort, before starting anything else", n, n)
+	case e.Operation == "cleanup-pvcs":
+		return msg + fmt.Sprintf("run the same kubectl sts cleanup %s again to finish it, or drop its record with: kubectl sts cleanup %s --abort, before starting anything else", n, n)
+	case e.Operation == "expand-pvc":
+		return msg + fmt.Sprintf("run the same kubectl sts expand-pvc %s again to finish it before starting anything else", n)
+	}
+	return msg + "resume it or abort it before starting anything else"
 }
 
 // Journal reads and writes the record of one StatefulSet.
@@ -275,7 +292,7 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 	now := j.now()
 	if cur != nil && !cur.Phase.Finished() {
 		if cur.Operation != op {
-			return nil, false, &BusyError{Operation: cur.Operation, Phase: cur.Phase, Started: cur.Started}
+			return nil, false, &BusyError{Operation: cur.Operation, Phase: cur.Phase, Started: cur.Started, StatefulSet: j.sts}
 		}
 		held := j.Held(cur)
 		if held != nil && !j.takeOver {

@@ -79,7 +79,7 @@ func TestOtherOperationIsRefusedUntilFinished(t *testing.T) {
 	var busy *BusyError
 	require.ErrorAs(t, err, &busy)
 	assert.Equal(t, "rollout", busy.Operation)
-	assert.Contains(t, err.Error(), "resume it or abort it")
+	assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db")
 
 	// A finished operation does not block a new one, and the new one starts fresh.
 	loaded, err := a.Load(ctx)
@@ -162,4 +162,36 @@ func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	assert.NoError(t, held.Err())
 	assert.NoError(t, done(nil))
+}
+
+// TestBusyErrorNamesTheCommands: the refusal of a second operation says
+// which commands finish or drop the unfinished one, for its StatefulSet.
+func TestBusyErrorNamesTheCommands(t *testing.T) {
+	started := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	for op, want := range map[string][]string{
+		"rollout":      {"kubectl sts rollout resume db", "kubectl sts rollout undo db", "kubectl sts rollout abort db"},
+		"scale-down":   {"run the same kubectl sts scale-down db again", "kubectl sts scale-down db --abort"},
+		"cleanup-pvcs": {"run the same kubectl sts cleanup db again", "kubectl sts cleanup db --abort"},
+		"expand-pvc":   {"run the same kubectl sts expand-pvc db again"},
+	} {
+		err := &BusyError{Operation: op, Phase: Running, Started: started, StatefulSet: "db"}
+		assert.Contains(t, err.Error(), "an unfinished "+op+" (Running, started 2026-01-02T15:04:05Z) is recorded for this StatefulSet", op)
+		for _, w := range want {
+			assert.Contains(t, err.Error(), w, op)
+		}
+	}
+}
+
+// TestBeginNamesTheStatefulSetOfTheUnfinishedOperation: the refusal Begin
+// returns carries the StatefulSet, so its hint names the commands.
+func TestBeginNamesTheStatefulSetOfTheUnfinishedOperation(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewSimpleClientset()
+	a := New(c, "ns", "db", "a/1")
+	_, _, err := a.Begin(ctx, "rollout", map[string]string{})
+	require.NoError(t, err)
+	_, _, err = New(c, "ns", "db", "b/1").Begin(ctx, "scale-down", map[string]string{})
+	var busy *BusyError
+	require.ErrorAs(t, err, &busy)
+	assert.Contains(t, err.Error(), "kubectl sts rollout resume db")
 }
