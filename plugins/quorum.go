@@ -42,6 +42,10 @@ type Voter struct {
 type Membership struct {
 	Engine string  `json:"engine"`
 	Voters []Voter `json:"voters"`
+	// Learners are the members that replicate without voting (etcd
+	// learners, ZooKeeper observers): their removal changes no quorum, but
+	// is a change of the membership all the same.
+	Learners []Voter `json:"learners,omitempty"`
 	// Static, when set, says why the membership cannot be changed while the
 	// cluster runs (e.g. ZooKeeper without dynamic reconfiguration) and what
 	// to do instead; any removal of a voter is refused with it.
@@ -85,7 +89,7 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 			final--
 		}
 	}
-	if m.Static != "" && final < len(m.Voters) {
+	if m.Static != "" && (final < len(m.Voters) || m.removesLearner(ordinals)) {
 		reasons = append(reasons, m.Static)
 	}
 	if final == 2 && len(m.Voters) > 2 {
@@ -96,34 +100,97 @@ func (m Membership) CheckRemoval(ordinals []int) []string {
 	return reasons
 }
 
+func (m Membership) removesLearner(ordinals []int) bool {
+	for _, l := range m.Learners {
+		if l.Pod != "" && slices.Contains(ordinals, l.Ordinal) {
+			return true
+		}
+	}
+	return false
+}
+
+// Learner returns the non-voting member the pod of ordinal runs.
+func (m Membership) Learner(ordinal int) (Voter, bool) {
+	for _, l := range m.Learners {
+		if l.Pod != "" && l.Ordinal == ordinal {
+			return l, true
+		}
+	}
+	return Voter{}, false
+}
+
+// RemovalCheck words the check before the member name of ordinal's pod
+// leaves the membership: the voters and quorum left, or, for a learner
+// (kind says what the engine calls it), that they do not change.
+func RemovalCheck(m Membership, name, pod string, ordinal int, kind string) string {
+	if _, ok := m.Learner(ordinal); ok {
+		return fmt.Sprintf("%s (%s) is %s: the %d voters and the quorum of %d do not change", name, pod, kind, len(m.Voters), Quorum(len(m.Voters)))
+	}
+	healthy := 0
+	for _, v := range m.Healthy() {
+		if v.Pod == "" || v.Ordinal != ordinal {
+			healthy++
+		}
+	}
+	return fmt.Sprintf("removing %s (%s) leaves %d voters of which %d answer; quorum is %d", name, pod, len(m.Voters)-1, healthy, Quorum(len(m.Voters)-1))
+}
+
 // CheckSteps is the quorum arithmetic of CheckRemoval: at no step may the
-// healthy voters fall below the quorum of the membership left. Ordinals
-// with no voter (already removed, or learners) change nothing.
+// healthy voters fall below the quorum of the membership left; and while a
+// voter that stays does not answer, no step may use up the last failure
+// the cluster tolerates (healthy voters just at quorum, where before the
+// removal there were more): the lost member, not a healthy one, is what
+// the cluster lacks. Ordinals with no voter (already removed, or
+// learners) change nothing.
 func (m Membership) CheckSteps(ordinals []int) []string {
-	voters := slices.Clone(m.Voters)
-	n, healthy := len(voters), len(m.Healthy())
+	n, healthy := len(m.Voters), len(m.Healthy())
 	if healthy < Quorum(n) {
 		return []string{fmt.Sprintf("the %s membership has lost quorum already: %d of %d voters answer (%s), %d are needed; restore the lost members before changing the membership",
 			m.Engine, healthy, n, names(m.Healthy()), Quorum(n))}
 	}
-	for _, o := range ordinals {
-		i := slices.IndexFunc(voters, func(v Voter) bool { return v.Pod != "" && v.Ordinal == o })
-		if i < 0 {
-			continue
-		}
-		gone := voters[i]
-		voters = slices.Delete(voters, i, i+1)
-		if len(voters) == 0 {
-			break
-		}
-		left := Membership{Engine: m.Engine, Voters: voters}
-		if h := left.Healthy(); len(h) < Quorum(len(voters)) {
-			return []string{fmt.Sprintf(
-				"removing %s leaves %d voters of which %d answer (%s), below the quorum of %d: the %s cluster would stop accepting writes; bring back %s first, or remove fewer members",
-				gone.Pod, len(voters), len(h), names(h), Quorum(len(voters)), m.Engine, names(left.Lost()))}
+	// Quorum loss is the worse verdict: name it first, whichever step.
+	for _, check := range []func(gone Voter, left Membership) string{m.belowQuorum, m.lastTolerance} {
+		voters := slices.Clone(m.Voters)
+		for _, o := range ordinals {
+			i := slices.IndexFunc(voters, func(v Voter) bool { return v.Pod != "" && v.Ordinal == o })
+			if i < 0 {
+				continue
+			}
+			gone := voters[i]
+			voters = slices.Delete(voters, i, i+1)
+			if len(voters) == 0 {
+				break
+			}
+			if r := check(gone, Membership{Engine: m.Engine, Voters: slices.Clone(voters)}); r != "" {
+				return []string{r}
+			}
 		}
 	}
 	return nil
+}
+
+func (m Membership) belowQuorum(gone Voter, left Membership) string {
+	h := left.Healthy()
+	if len(h) >= Quorum(len(left.Voters)) {
+		return ""
+	}
+	return fmt.Sprintf(
+		"removing %s leaves %d voters of which %d answer (%s), below the quorum of %d: the %s cluster would stop accepting writes; bring back %s first, or remove fewer members",
+		gone.Pod, len(left.Voters), len(h), names(h), Quorum(len(left.Voters)), m.Engine, names(left.Lost()))
+}
+
+// lastTolerance refuses a step that leaves a lost voter in the membership
+// and the healthy voters just at quorum, when the cluster tolerated a
+// failure before the removal began.
+func (m Membership) lastTolerance(gone Voter, left Membership) string {
+	tolerates := len(m.Healthy()) - Quorum(len(m.Voters))
+	h, lost := left.Healthy(), left.Lost()
+	if len(lost) == 0 || tolerates < 1 || len(h) > Quorum(len(left.Voters)) {
+		return ""
+	}
+	return fmt.Sprintf(
+		"removing %s leaves %d voters of which %d answer (%s), only the quorum of %d, while %s does not answer: one more failure would stop the %s cluster, which tolerates %d now; bring back %s first, or remove fewer members",
+		gone.Pod, len(left.Voters), len(h), names(h), Quorum(len(left.Voters)), names(lost), m.Engine, tolerates, names(lost))
 }
 
 // LostReason says why a rollout must not start: a voter is already lost,
@@ -138,10 +205,22 @@ func (m Membership) LostReason() string {
 		m.Engine, names(lost), n-len(lost), n, Quorum(n), n-len(lost)-1)
 }
 
+// names lists voters by ordinal (the membership's own order is the
+// engine's, e.g. etcd's by member ID), voters without a pod last.
 func names(vs []Voter) string {
 	if len(vs) == 0 {
 		return "none"
 	}
+	vs = slices.Clone(vs)
+	slices.SortStableFunc(vs, func(a, b Voter) int {
+		if (a.Pod == "") != (b.Pod == "") {
+			if a.Pod == "" {
+				return 1
+			}
+			return -1
+		}
+		return a.Ordinal - b.Ordinal
+	})
 	out := make([]string, len(vs))
 	for i, v := range vs {
 		out[i] = v.Pod

@@ -2,6 +2,7 @@ package plugins_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -26,6 +27,12 @@ func membership(n int, down ...int) plugins.Membership {
 	return m
 }
 
+// reversed lists m's voters in reverse, as etcd may (by member ID).
+func reversed(m plugins.Membership) plugins.Membership {
+	slices.Reverse(m.Voters)
+	return m
+}
+
 func TestQuorum(t *testing.T) {
 	for n, want := range map[int]int{1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4} {
 		assert.Equal(t, want, plugins.Quorum(n), "quorum of %d", n)
@@ -43,7 +50,16 @@ func TestCheckRemoval(t *testing.T) {
 		{name: "5 to 3, all healthy", m: membership(5), remove: []int{4, 3}, wantNone: true},
 		{name: "3 to 1, all healthy", m: membership(3), remove: []int{2, 1}, wantNone: true},
 		{name: "5 to 3 with a removed member down", m: membership(5, 4), remove: []int{4, 3}, wantNone: true},
-		{name: "5 to 3 with a staying member down", m: membership(5, 0), remove: []int{4, 3}, wantNone: true},
+		{name: "5 to 3 with a staying member down", m: membership(5, 1), remove: []int{4, 3},
+			want: []string{"removing etcd-4 leaves 4 voters of which 3 answer (etcd-0, etcd-2, etcd-3), only the quorum of 3, while etcd-1 does not answer: one more failure would stop the etcd cluster, which tolerates 1 now; bring back etcd-1 first"}},
+		{name: "5 to 4 with a staying member down", m: membership(5, 0), remove: []int{4},
+			want: []string{"removing etcd-4 leaves 4 voters of which 3 answer (etcd-1, etcd-2, etcd-3), only the quorum of 3, while etcd-0 does not answer"}},
+		{name: "names in ordinal order", m: reversed(membership(5, 1)), remove: []int{4},
+			want: []string{"leaves 4 voters of which 3 answer (etcd-0, etcd-2, etcd-3)"}},
+		{name: "7 to 5 with a staying member down", m: membership(7, 0), remove: []int{6, 5}, wantNone: true},
+		// Already at quorum (3 of 5): removing the lost etcd-4 and then
+		// etcd-3 keeps it there, never lower.
+		{name: "5 to 3 with a removed and a staying member down", m: membership(5, 4, 0), remove: []int{4, 3}, wantNone: true},
 		{name: "3 to 1 with one member down", m: membership(3, 0), remove: []int{2, 1},
 			want: []string{"removing etcd-2 leaves 2 voters of which 1 answer (etcd-1), below the quorum of 2: the etcd cluster would stop accepting writes; bring back etcd-0 first"}},
 		{name: "5 to 2 with one member down", m: membership(5, 0), remove: []int{4, 3, 2},
@@ -96,4 +112,9 @@ func TestStaticMembershipRefusesAnyVoterRemoval(t *testing.T) {
 	m.Static = "dynamic reconfiguration is off"
 	assert.Equal(t, []string{"dynamic reconfiguration is off"}, m.CheckRemoval([]int{4, 3}))
 	assert.Empty(t, m.CheckRemoval([]int{7}), "no voter removed, nothing to refuse")
+
+	// A removed observer's server.N line stays in every server's static
+	// configuration just the same: refused too, before anything changes.
+	m.Learners = []plugins.Voter{{Name: "server.6", Pod: "etcd-5", Ordinal: 5, Healthy: true}}
+	assert.Equal(t, []string{"dynamic reconfiguration is off"}, m.CheckRemoval([]int{5}))
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/cmd/cleanuppvcs"
@@ -45,6 +47,9 @@ combines the Kubernetes state with the database's own view.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := ui.ColorEnabled(o.Color, o.Out, o.Getenv); err != nil {
 				return cmdutil.UsageErrorf("%v", err)
+			}
+			if err := validateRequestTimeout(o.ConfigFlags); err != nil {
+				return err
 			}
 			if cmd.Flags().Lookup("field-manager") != nil {
 				if err := o.ValidateFieldManager(); err != nil {
@@ -93,6 +98,23 @@ combines the Kubernetes state with the database's own view.`,
 	)
 	o.WireCompletion(cmd)
 	return cmd
+}
+
+// validateRequestTimeout refuses a --request-timeout that client-go would
+// only refuse when the client is built, as a configuration error, and a
+// negative one, which it would take for no timeout at all.
+func validateRequestTimeout(f *genericclioptions.ConfigFlags) error {
+	if f == nil || f.Timeout == nil || *f.Timeout == "" {
+		return nil
+	}
+	d, err := clientcmd.ParseTimeout(*f.Timeout)
+	switch {
+	case err != nil:
+		return cmdutil.UsageErrorf("invalid --request-timeout %q: use a whole number of seconds or a duration with its unit (e.g. 30s, 2m); 0 means no timeout", *f.Timeout)
+	case d < 0:
+		return cmdutil.UsageErrorf("invalid --request-timeout %q: it cannot be negative; 0 means no timeout", *f.Timeout)
+	}
+	return nil
 }
 
 func setKlogVerbosity(v int) error {

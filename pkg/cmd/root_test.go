@@ -54,6 +54,8 @@ func TestBadInputIsUsageError(t *testing.T) {
 		"unknown subcommand":   {"frobnicate", "db"},
 		"empty field manager":  {"scale-down", "db", "--replicas", "1", "--field-manager", ""},
 		"long field manager":   {"expand-pvc", "db", "--size", "2Gi", "--field-manager", strings.Repeat("m", 129)},
+		"bad request timeout":  {"status", "db", "--request-timeout", "abc"},
+		"negative timeout":     {"scale-down", "db", "--replicas", "1", "--request-timeout", "-5s"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -366,7 +366,7 @@ func (b *builder) record() {
 	}
 	if rec.Operation != Operation {
 		if !rec.Phase.Finished() {
-			err := &journal.BusyError{Operation: rec.Operation, StatefulSet: b.sts.Name, Phase: rec.Phase, Started: rec.Started}
+			err := &journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: b.sts.Name}
 			b.problem(Problem{Object: "configmap/" + journal.ConfigMapName(b.sts.Name), Message: err.Error()})
 		}
 		return
@@ -749,7 +749,9 @@ func (b *builder) templateStep(tmpl *corev1.PersistentVolumeClaim) {
 			foreign = append(foreign, f)
 		}
 	}
-	if len(foreign) > 0 {
+	// A StatefulSet being deleted is refused for that already; the
+	// finalizers' hint would only lead to that refusal.
+	if len(foreign) > 0 && b.sts.DeletionTimestamp == nil {
 		b.problem(Problem{Object: "statefulset/" + b.sts.Name,
 			Message: fmt.Sprintf("statefulset %s has finalizers (%s) that would hold its deletion, so it cannot be recreated to update its template", b.sts.Name, strings.Join(foreign, ", ")),
 			Hint:    "run with --no-update-template to grow only the existing claims"})

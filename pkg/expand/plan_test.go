@@ -251,7 +251,7 @@ func TestBuildPlanRefusals(t *testing.T) {
 		{"finalizer", func(in *Inputs, _ *Params) { in.StatefulSet.Finalizers = []string{"example.com/protect"} }, "has finalizers (example.com/protect)"},
 		{"another operation unfinished", func(in *Inputs, _ *Params) {
 			in.Record = &journal.Record{Operation: "rollout", Phase: journal.Paused, Started: in.Now}
-		}, "an unfinished rollout of statefulset db (Paused"},
+		}, "an unfinished rollout (Paused"},
 		{"another expansion interrupted", func(in *Inputs, _ *Params) {
 			raw, _ := json.Marshal(&State{Claim: "data", Size: "5Gi"})
 			in.Record = &journal.Record{Operation: Operation, Phase: journal.Running, Started: in.Now, State: raw}
@@ -352,4 +352,22 @@ func BenchmarkBuildPlan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A StatefulSet being deleted is refused for that alone: the finalizer
+// holding its deletion is not reported as well, since its hint
+// (--no-update-template) would lead to the same refusal.
+func TestBuildPlanOfAStatefulSetBeingDeletedGivesOneReason(t *testing.T) {
+	in := inputs(2, classOn)
+	in.StatefulSet.DeletionTimestamp = &metav1.Time{Time: in.Now}
+	in.StatefulSet.Finalizers = []string{"example.com/protect"}
+	problems := refused(t, in, params("2Gi"))
+	requireProblem(t, problems, "statefulset db is being deleted")
+	for _, p := range problems {
+		assert.NotContains(t, p.Message+" | "+p.Hint, "--no-update-template", "a hint that cannot help")
+	}
+	in.StatefulSet.Finalizers = nil
+	p := params("2Gi")
+	p.UpdateTemplate = false
+	requireProblem(t, refused(t, in, p), "statefulset db is being deleted")
 }

@@ -146,31 +146,43 @@ func IsLeaseLost(err error) bool {
 
 // BusyError refuses to start one operation while another is unfinished.
 type BusyError struct {
-	Operation   string
+	Operation string
+	Phase     Phase
+	Started   time.Time
+	// StatefulSet, when set, lets the message name the commands that
+	// finish or drop the unfinished operation.
 	StatefulSet string
-	Phase       Phase
-	Started     time.Time
-	// Held is set while another process holds the operation's lease.
+	// Held is set while another process holds the operation's lease: it is
+	// running now, and the way on is to wait for it.
 	Held *HeldError
 }
 
 // Busy is the refusal of another operation while rec is unfinished.
 func (j *Journal) Busy(rec *Record) *BusyError {
-	return &BusyError{Operation: rec.Operation, StatefulSet: j.sts, Phase: rec.Phase, Started: rec.Started, Held: j.Held(rec)}
+	return &BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: j.sts, Held: j.Held(rec)}
 }
 
 func (e *BusyError) Error() string {
-	msg := fmt.Sprintf("an unfinished %s of statefulset %s (%s, started %s) is recorded", e.Operation, e.StatefulSet, e.Phase, stamp(e.Started))
-	switch {
-	case e.Held != nil:
-		return msg + fmt.Sprintf("; %s is running it (last heartbeat %s ago; its lease expires at %s): wait for it to finish before starting anything else",
+	msg := fmt.Sprintf("an unfinished %s (%s, started %s) is recorded for this StatefulSet; ",
+		e.Operation, e.Phase, e.Started.UTC().Format(time.RFC3339))
+	if e.Held != nil {
+		msg += fmt.Sprintf("%s is running it (last heartbeat %s ago; its lease expires at %s): wait for it to finish; if it was stopped or killed, after its lease expires ",
 			e.Held.Holder, e.Held.Age().Round(time.Second), stamp(e.Held.Expires))
-	case e.Operation == "rollout":
-		return msg + fmt.Sprintf("; continue it with: kubectl sts rollout resume %s, or undo it with: kubectl sts rollout undo %s, before starting anything else",
-			e.StatefulSet, e.StatefulSet)
 	}
-	return msg + fmt.Sprintf("; finish it first: run the same kubectl sts %s command again (kubectl sts status %s shows where it stands)",
-		e.Operation, e.StatefulSet)
+	n := e.StatefulSet
+	switch {
+	case n == "":
+		return msg + "resume it or abort it before starting anything else"
+	case e.Operation == "rollout":
+		return msg + fmt.Sprintf("continue it with: kubectl sts rollout resume %s, undo it with: kubectl sts rollout undo %s, or stop it with: kubectl sts rollout abort %s, before starting anything else", n, n, n)
+	case e.Operation == "scale-down":
+		return msg + fmt.Sprintf("run the same kubectl sts scale-down %s again to finish it, or drop its record with: kubectl sts scale-down %s --abort, before starting anything else", n, n)
+	case e.Operation == "cleanup-pvcs":
+		return msg + fmt.Sprintf("run the same kubectl sts cleanup %s again to finish it, or drop its record with: kubectl sts cleanup %s --abort, before starting anything else", n, n)
+	case e.Operation == "expand-pvc":
+		return msg + fmt.Sprintf("run the same kubectl sts expand-pvc %s again to finish it before starting anything else", n)
+	}
+	return msg + "resume it or abort it before starting anything else"
 }
 
 // Journal reads and writes the record of one StatefulSet.

@@ -177,8 +177,8 @@ func TestBusyErrorNamesTheWayOn(t *testing.T) {
 		_, _, err = b.Begin(ctx, "scale-down", state{})
 		var busy *BusyError
 		require.ErrorAs(t, err, &busy)
-		assert.Contains(t, err.Error(), "an unfinished rollout of statefulset db (Paused, started 2026-03-01T10:00:00Z) is recorded")
-		assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db, or undo it with: kubectl sts rollout undo db")
+		assert.Contains(t, err.Error(), "an unfinished rollout (Paused, started 2026-03-01T10:00:00Z) is recorded")
+		assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db, undo it with: kubectl sts rollout undo db")
 	})
 
 	t.Run("a live run: who holds it and until when", func(t *testing.T) {
@@ -189,9 +189,8 @@ func TestBusyErrorNamesTheWayOn(t *testing.T) {
 		_, _, err = b.Begin(ctx, "rollout", state{})
 		var busy *BusyError
 		require.ErrorAs(t, err, &busy)
-		assert.Contains(t, err.Error(), "host-a/1 is running it (last heartbeat 10s ago; its lease expires at 2026-03-01T10:00:30Z)")
-		assert.Contains(t, err.Error(), "wait for it to finish")
-		assert.NotContains(t, err.Error(), "resume")
+		assert.Contains(t, err.Error(), "host-a/1 is running it (last heartbeat 10s ago; its lease expires at 2026-03-01T10:00:30Z): "+
+			"wait for it to finish; if it was stopped or killed, after its lease expires run the same kubectl sts expand-pvc db again to finish it")
 	})
 
 	t.Run("a scale-down stopped part-way: run it again", func(t *testing.T) {
@@ -202,6 +201,38 @@ func TestBusyErrorNamesTheWayOn(t *testing.T) {
 		_, _, err = b.Begin(ctx, "expand-pvc", state{})
 		var busy *BusyError
 		require.ErrorAs(t, err, &busy)
-		assert.Contains(t, err.Error(), "finish it first: run the same kubectl sts scale-down command again")
+		assert.Contains(t, err.Error(), "run the same kubectl sts scale-down db again to finish it")
 	})
+}
+
+// TestBusyErrorNamesTheCommands: the refusal of a second operation says
+// which commands finish or drop the unfinished one, for its StatefulSet.
+func TestBusyErrorNamesTheCommands(t *testing.T) {
+	started := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	for op, want := range map[string][]string{
+		"rollout":      {"kubectl sts rollout resume db", "kubectl sts rollout undo db", "kubectl sts rollout abort db"},
+		"scale-down":   {"run the same kubectl sts scale-down db again", "kubectl sts scale-down db --abort"},
+		"cleanup-pvcs": {"run the same kubectl sts cleanup db again", "kubectl sts cleanup db --abort"},
+		"expand-pvc":   {"run the same kubectl sts expand-pvc db again"},
+	} {
+		err := &BusyError{Operation: op, Phase: Running, Started: started, StatefulSet: "db"}
+		assert.Contains(t, err.Error(), "an unfinished "+op+" (Running, started 2026-01-02T15:04:05Z) is recorded for this StatefulSet", op)
+		for _, w := range want {
+			assert.Contains(t, err.Error(), w, op)
+		}
+	}
+}
+
+// TestBeginNamesTheStatefulSetOfTheUnfinishedOperation: the refusal Begin
+// returns carries the StatefulSet, so its hint names the commands.
+func TestBeginNamesTheStatefulSetOfTheUnfinishedOperation(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewSimpleClientset()
+	a := New(c, "ns", "db", "a/1")
+	_, _, err := a.Begin(ctx, "rollout", map[string]string{})
+	require.NoError(t, err)
+	_, _, err = New(c, "ns", "db", "b/1").Begin(ctx, "scale-down", map[string]string{})
+	var busy *BusyError
+	require.ErrorAs(t, err, &busy)
+	assert.Contains(t, err.Error(), "kubectl sts rollout resume db")
 }

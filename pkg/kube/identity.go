@@ -56,6 +56,10 @@ type fieldManagerTransport struct {
 	next http.RoundTripper
 }
 
+// WrappedRoundTripper lets client-go see through the wrapper, so that a
+// request that runs out of --request-timeout is cancelled without a warning.
+func (t *fieldManagerTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
+
 func (t *fieldManagerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:

@@ -1,12 +1,15 @@
 package kube_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,7 +17,9 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 )
@@ -85,3 +90,39 @@ func TestFakeClientIsLeftAlone(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, c, got)
 }
+
+// TestARequestTimeoutCancelsThroughTheFieldManagerTransport: with
+// --request-timeout, client-go cancels a request that runs out by asking
+// each transport wrapper for the one it wraps; a wrapper that does not say
+// makes it log "Warning: unable to cancel request" to standard error.
+func TestARequestTimeoutCancelsThroughTheFieldManagerTransport(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	klog.LogToStderr(false)
+	klog.SetOutput(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logged.Write(p) }))
+	t.Cleanup(func() { klog.SetOutput(io.Discard); klog.LogToStderr(true) })
+
+	cfg := kube.Identify(&rest.Config{Host: srv.URL, Timeout: 50 * time.Millisecond}, "kubectl-sts/test", kube.FieldManager)
+	c, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	_, err = c.CoreV1().ConfigMaps("default").Get(context.Background(), "x", metav1.GetOptions{})
+	require.Error(t, err, "the request runs out")
+	klog.Flush()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.NotContains(t, logged.String(), "unable to cancel request")
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -149,6 +149,23 @@ func (r *Runner) loadUnfinished(ctx context.Context) (*journal.Record, *State, e
 	return rec, &st, nil
 }
 
+// abortedPartition is the partition from before the rollout that the
+// journal records as aborted, when that rollout is the one an undo from
+// revision from to the StatefulSet's update revision takes back: the abort
+// left the partition holding the pods not yet moved, which is not where
+// the undo should leave it.
+func (r *Runner) abortedPartition(ctx context.Context, sts *appsv1.StatefulSet, from string) (int32, bool) {
+	rec, err := r.Journal.Load(ctx)
+	if err != nil || rec == nil || rec.Operation != Operation || rec.Phase != journal.Aborted {
+		return 0, false
+	}
+	var st State
+	if rec.DecodeState(&st) != nil || st.UID != sts.UID || st.From != from || st.To != sts.Status.UpdateRevision {
+		return 0, false
+	}
+	return st.OriginalPartition, true
+}
+
 func recordInfo(rec *journal.Record, st *State) *RecordInfo {
 	return &RecordInfo{Phase: rec.Phase, Started: rec.Started, Holder: rec.Holder, Heartbeat: rec.Heartbeat,
 		Stage: st.Stage, Step: st.StepNumber(), Steps: len(st.Plan.Steps)}
@@ -397,6 +414,9 @@ func checkQuorum(engine, name string, m plugins.Membership, err error) error {
 
 // prepareResume continues a recorded rollout.
 func (r *Runner) prepareResume(ctx context.Context, sts *appsv1.StatefulSet, rec *journal.Record, st *State, req Request) (*Preview, error) {
+	if sts.DeletionTimestamp != nil {
+		return nil, refuseDeleting(sts)
+	}
 	info := recordInfo(rec, st)
 	switch {
 	case !req.Change.Empty() && !r.sameChange(sts, st, req.Change):
@@ -486,6 +506,9 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 	if err != nil {
 		return nil, err
 	}
+	if sts.DeletionTimestamp != nil {
+		return nil, refuseDeleting(sts)
+	}
 	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return nil, refuse("statefulset %s uses updateStrategy OnDelete, which this rollback does not drive; use kubectl rollout undo statefulset/%s and delete the pods yourself", r.Name, r.Name)
 	}
@@ -522,6 +545,9 @@ func (r *Runner) PrepareUndo(ctx context.Context, timeout time.Duration) (*Previ
 		}
 		st = &State{ID: r.now().UTC().Format("20060102T150405.000000000Z"), UID: sts.UID, From: from, To: sts.Status.UpdateRevision,
 			OriginalPartition: Partition(sts), Gates: Gates{RollbackTimeout: DefaultRollbackTimeout}}
+		if original, ok := r.abortedPartition(ctx, sts, from); ok {
+			st.OriginalPartition = original
+		}
 		st.Plan = Plan{StatefulSet: r.Name, Replicas: Replicas(sts), OrdinalsStart: OrdinalsStart(sts)}
 		toUndo(st, r.now())
 	}
@@ -556,10 +582,17 @@ func toUndo(st *State, now time.Time) {
 	}
 }
 
+// refuseDeleting refuses a StatefulSet being deleted: its controller no
+// longer updates or replaces pods, so no step would move and a rollback
+// would delete pods that never come back.
+func refuseDeleting(sts *appsv1.StatefulSet) error {
+	return refuse("statefulset %s is being deleted", sts.Name)
+}
+
 // preflight refuses StatefulSets a staged rollout cannot drive.
 func preflight(sts *appsv1.StatefulSet) error {
 	if sts.DeletionTimestamp != nil {
-		return refuse("statefulset %s is being deleted", sts.Name)
+		return refuseDeleting(sts)
 	}
 	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return refuse("statefulset %s uses updateStrategy OnDelete: the controller moves no pod by itself and the partition has no effect, so a staged rollout cannot drive it. "+

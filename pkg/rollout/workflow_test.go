@@ -1004,3 +1004,61 @@ func TestStepReportsOnlyItsOwnPods(t *testing.T) {
 		assert.Equal(t, "pod/"+step.Pods[0], e.Object, "step %d reports %s: %s", e.Step, e.Object, e.Message)
 	}
 }
+
+// An aborted rollout leaves the partition holding the pods not yet moved;
+// undoing it afterwards puts the partition back where it was before the
+// rollout, not where the abort left it: a partition left behind would hold
+// back the next template change without a word.
+func TestUndoAfterAbortRestoresThePartitionFromBeforeTheRollout(t *testing.T) {
+	c := setup(t, 3)
+	v1 := c.sts("db").Status.CurrentRevision
+	require.Equal(t, int32(0), Partition(c.sts("db")))
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}, PauseAfter: []int{1}})
+	require.NoError(t, err)
+	var paused *PausedError
+	require.ErrorAs(t, r.Run(ctxT(t), pv), &paused)
+	out, err := c.runner("other", nil).Abort(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, int32(2), out.Partition, "the abort holds db-0 and db-1")
+
+	undo, err := c.runner("me", nil).PrepareUndo(ctxT(t), 0)
+	require.NoError(t, err)
+	assert.Equal(t, v1, undo.From)
+	assert.Equal(t, int32(0), undo.FinalPartition, "the plan names the partition from before the rollout")
+	var rb *RolledBackError
+	require.ErrorAs(t, c.runner("me", nil).Run(ctxT(t), undo), &rb)
+	assert.Equal(t, int32(0), Partition(c.sts("db")), "the partition is back where it was before the rollout")
+	for n, rev := range podRevisions(c) {
+		assert.Equal(t, v1, rev, n)
+	}
+}
+
+// A StatefulSet being deleted is left to its deletion by resume and undo
+// as by a new rollout: its controller no longer replaces or updates pods,
+// so a resumed step would wait for nothing and a rollback would delete pods
+// that never come back.
+func TestResumeAndUndoRefuseAStatefulSetBeingDeleted(t *testing.T) {
+	c := setup(t, 3)
+	r := c.runner("me", nil)
+	pv, err := r.Prepare(ctxT(t), Request{Change: &Change{Images: map[string]string{"db": "app:v2"}}, PauseAfter: []int{1}})
+	require.NoError(t, err)
+	var paused *PausedError
+	require.ErrorAs(t, r.Run(ctxT(t), pv), &paused)
+
+	sts := c.sts("db")
+	sts.Finalizers = []string{"example.com/hold"}
+	sts.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	_, err = c.cs.AppsV1().StatefulSets(testNS).Update(context.Background(), sts, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	partition := Partition(c.sts("db"))
+
+	var refused *RefusedError
+	_, err = c.runner("me", nil).Prepare(ctxT(t), Request{Resume: true})
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "statefulset db is being deleted")
+	_, err = c.runner("me", nil).PrepareUndo(ctxT(t), 0)
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, err.Error(), "statefulset db is being deleted")
+	assert.Equal(t, partition, Partition(c.sts("db")), "nothing changed")
+}

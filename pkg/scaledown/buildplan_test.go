@@ -136,7 +136,12 @@ func TestBuildPlan(t *testing.T) {
 			in := inputs(3)
 			in.StatefulSet.DeletionTimestamp = &metav1.Time{Time: testNow}
 			return in
-		}, cfg(2), refused("statefulset db is being deleted")},
+		}, cfg(2), func(t *testing.T, p *Plan, err error) {
+			var r *RefusedError
+			require.ErrorAs(t, err, &r)
+			assert.Contains(t, err.Error(), "statefulset db is being deleted")
+			assert.Nil(t, p, "Read reads nothing past a StatefulSet being deleted, so there is no plan to show")
+		}},
 		{"another live run holds the record", func() Inputs {
 			in := inputs(3)
 			in.Record = &journal.Record{Operation: Operation, Phase: journal.Running, Holder: "other/1"}

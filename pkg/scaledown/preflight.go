@@ -32,7 +32,9 @@ import (
 //   - the plan together with a *RefusedError when the StatefulSet's state
 //     makes the scale-down unsafe (a removed ordinal is the primary, a
 //     PodDisruptionBudget would be violated, a rollout is in progress...),
-//     so the caller can show what would have happened and why not;
+//     so the caller can show what would have happened and why not; a
+//     StatefulSet being deleted is refused with no plan (nothing past it
+//     was read);
 //   - the plan, resuming an interrupted run when the journal holds one.
 func Prepare(ctx context.Context, cfg Config, d Deps) (*Plan, error) {
 	in, err := Read(ctx, cfg, d)
@@ -220,12 +222,14 @@ func BuildPlan(in Inputs, cfg Config) (*Plan, error) {
 		return nil, err
 	}
 	sts := in.StatefulSet
-	p := newPlan(sts, cfg)
 	refuse := &RefusedError{StatefulSet: sts.Name}
 	if sts.DeletionTimestamp != nil {
+		// Nothing past the StatefulSet was read, so there is no plan to
+		// show: a half-built one would say "from 0 to 0 replicas".
 		refuse.Reasons = append(refuse.Reasons, fmt.Sprintf("statefulset %s is being deleted", sts.Name))
-		return p, refuse
+		return nil, refuse
 	}
+	p := newPlan(sts, cfg)
 
 	if err := p.resumeOrStart(in); err != nil {
 		return nil, err
@@ -450,7 +454,7 @@ func (p *Plan) resumeOrStart(in Inputs) error {
 	rec := in.Record
 	if rec != nil && !rec.Phase.Finished() {
 		if rec.Operation != cfg.operation() {
-			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, StatefulSet: p.StatefulSet, Phase: rec.Phase, Started: rec.Started, Held: in.Held}).Error()}}
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: p.StatefulSet, Held: in.Held}).Error()}}
 		}
 		if in.Held != nil && !in.TakeOver {
 			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{in.Held.Error()}}

@@ -196,9 +196,18 @@ func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 		for i, args := range [][]string{statusArgs, listArgs, alarmArgs} {
 			out, err := e.ctl(ctx, t, pod, args[1:]...)
 			if err != nil {
+				if i > 0 && learnerOnly(answers[0], err) {
+					// A learner answers endpoint status only ("rpc not
+					// supported for learner"); the voters' views hold the
+					// membership and alarms.
+					break
+				}
 				return View{}, err
 			}
 			answers[i] = []byte(out)
+		}
+		if len(answers[1]) == 0 {
+			answers[1] = []byte(`{"members":[]}`)
 		}
 		v, err := ParseView(answers[0], answers[1], answers[2], pod.Name)
 		if err != nil {
@@ -209,6 +218,20 @@ func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
 	st := state{members: members, views: views, pods: podNames(t)}
 	st.cluster = Assemble(members, views, st.pods)
 	return st, err
+}
+
+// learnerOnly reports whether err is a learner's refusal of an RPC only
+// voters serve, after status said the member is a learner.
+func learnerOnly(status []byte, err error) bool {
+	var ce *plugins.CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "rpc not supported for learner") {
+		return false
+	}
+	var statuses []EndpointStatus
+	if json.Unmarshal(bytes.TrimSpace(status), &statuses) != nil {
+		return false
+	}
+	return len(statuses) == 1 && statuses[0].Status.IsLearner
 }
 
 func podNames(t plugins.Target) map[string]int {
@@ -238,12 +261,16 @@ type Cluster struct {
 
 // Authority returns the view of the most recent raft term, the leader's
 // own where it answered: its membership and leader are the cluster's.
+// Learners, which cannot list the membership, are not asked.
 func Authority(views map[string]View) (View, bool) {
 	var best View
 	found := false
 	for _, pod := range slices.Sorted(maps.Keys(views)) {
 		v := views[pod]
 		s := v.Self.Status
+		if len(v.Members) == 0 && s.IsLearner {
+			continue // a learner lists no membership
+		}
 		better := !found || s.RaftTerm > best.Self.Status.RaftTerm ||
 			(s.RaftTerm == best.Self.Status.RaftTerm && s.Header.MemberID == s.Leader)
 		if better {
@@ -449,11 +476,11 @@ func (st state) membership() (plugins.Membership, error) {
 	if len(views) == 0 {
 		return plugins.Membership{}, fmt.Errorf("no etcd member answered: %s", plugins.Unanswered(st.members))
 	}
+	if r := st.unmapped(); r != "" {
+		return plugins.Membership{}, errors.New(r)
+	}
 	out := plugins.Membership{Engine: Name}
 	for _, m := range c.Membership {
-		if m.IsLearner {
-			continue
-		}
 		v := plugins.Voter{Name: m.Name, Ordinal: -1}
 		if v.Name == "" {
 			v.Name = HexID(m.ID)
@@ -463,7 +490,46 @@ func (st state) membership() (plugins.Membership, error) {
 			view, answered := views[pod]
 			v.Healthy = answered && view.Self.Status.Header.MemberID == m.ID && view.Self.Status.Leader != 0
 		}
+		if m.IsLearner {
+			out.Learners = append(out.Learners, v)
+			continue
+		}
 		out.Voters = append(out.Voters, v)
 	}
 	return out, nil
+}
+
+// unmapped says why the membership cannot be judged: a pod that does not
+// answer, whose member is not named like it, while the membership lists
+// members no pod is known to run. Which of them the pod runs cannot be
+// told, so quorum cannot be counted and a removal could not find its
+// member (it would take the pod for one already removed and leave its
+// member behind as a voter that never answers). "" when every pod's
+// member is known.
+func (st state) unmapped() string {
+	if len(st.cluster.WithoutPod) == 0 {
+		return ""
+	}
+	var pods []string
+	for _, pod := range slices.Sorted(maps.Keys(st.pods)) {
+		_, answered := st.views[pod]
+		if _, known := st.cluster.MemberOfPod[pod]; !answered && !known {
+			pods = append(pods, pod)
+		}
+	}
+	if len(pods) == 0 {
+		return ""
+	}
+	var members []string
+	for _, m := range st.cluster.WithoutPod {
+		members = append(members, describe(m))
+	}
+	verb := "does"
+	if len(pods) > 1 {
+		verb = "do"
+	}
+	return fmt.Sprintf("%s %s not answer, and the membership lists %s, named like no pod and with no pod's host in its peer URLs: "+
+		"which member each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its member answers, "+
+		"or remove the member by hand (etcdctl member remove <id>) and scale down with --engine none",
+		strings.Join(pods, ", "), verb, strings.Join(members, "; "), strings.Join(pods, ", "))
 }

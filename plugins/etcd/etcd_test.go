@@ -158,11 +158,15 @@ type fakeCluster struct {
 	members map[uint64]bool
 	leader  uint64
 	down    map[int]bool
-	calls   []string
+	learner map[int]bool
+	// prefix names the members (prefix + index); "etcd-", like the pods,
+	// when empty.
+	prefix string
+	calls  []string
 }
 
 func newFakeCluster(n int) *fakeCluster {
-	c := &fakeCluster{members: map[uint64]bool{}, down: map[int]bool{}}
+	c := &fakeCluster{members: map[uint64]bool{}, down: map[int]bool{}, learner: map[int]bool{}}
 	for i := 0; i < n; i++ {
 		id := uint64(0x1000 + i)
 		c.ids = append(c.ids, id)
@@ -181,7 +185,12 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 			return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: context deadline exceeded")}, nil
 		}
 		switch cmd := strings.Join(req.Command, " "); cmd {
-		case strings.Join(statusArgs, " "), strings.Join(listArgs, " "), strings.Join(alarmArgs, " "):
+		case strings.Join(listArgs, " "), strings.Join(alarmArgs, " "):
+			if c.learner[i] {
+				// As a real learner answers: only endpoint status.
+				return kube.ExecResult{ExitCode: 1, Stderr: []byte("Error: etcdserver: rpc not supported for learner")}, nil
+			}
+		case strings.Join(statusArgs, " "):
 		default:
 			c.calls = append(c.calls, fmt.Sprintf("etcd-%d: %s", i, strings.Join(req.Command[1:], " ")))
 			switch req.Command[1] {
@@ -202,12 +211,17 @@ func (c *fakeCluster) handle(i int) kubefake.Handler {
 		}
 		st := EndpointStatus{Endpoint: "x"}
 		st.Status.Header.MemberID, st.Status.Leader, st.Status.RaftTerm = id, c.leader, 2
+		st.Status.IsLearner = c.learner[i]
 		var list struct {
 			Members []MemberInfo `json:"members"`
 		}
 		for k, x := range c.ids {
 			if c.members[x] {
-				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("etcd-%d", k)})
+				prefix := c.prefix
+				if prefix == "" {
+					prefix = "etcd-"
+				}
+				list.Members = append(list.Members, MemberInfo{ID: x, Name: fmt.Sprintf("%s%d", prefix, k), IsLearner: c.learner[k]})
 			}
 		}
 		var out []byte
@@ -265,6 +279,74 @@ func TestBeforeRemoveMovesTheLeaderThenRemovesTheMember(t *testing.T) {
 	assert.Empty(t, c.calls)
 	assert.Equal(t, plugins.ActionSkipped, events[0].Action)
 	assert.Contains(t, events[0].Message, "already removed")
+}
+
+func TestBeforeRemoveOfALearnerChangesNoQuorum(t *testing.T) {
+	c := newFakeCluster(4)
+	c.learner[3] = true
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	ms, err := e.Members(context.Background(), c.target(4))
+	require.NoError(t, err)
+	assert.Empty(t, ms[3].Error, "a learner answers endpoint status only, which is enough")
+	assert.Equal(t, plugins.RoleLearner, ms[3].Role)
+	ok, reason := e.Healthy(ms, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "etcd-3 is a learner: promote it (etcdctl member promote 1003) once it has caught up", reason)
+
+	// A voter leaves while the learner stays: the learner's view (no
+	// membership of its own) does not hold the wait up.
+	c.leader = 0x1000
+	require.NoError(t, e.BeforeRemove(context.Background(), c.target(4), 2, plugins.RemoveOptions{Wait: time.Second}))
+	assert.Equal(t, []string{"etcd-0: member remove 1002"}, c.calls)
+	c.calls = nil
+	c.members[0x1002] = true
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Wait: time.Second, Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, e.BeforeRemove(context.Background(), c.target(4), 3, opts))
+	assert.Equal(t, []string{"etcd-0: member remove 1003"}, c.calls)
+	require.NotEmpty(t, events)
+	assert.Equal(t, plugins.ActionChecked, events[0].Action)
+	assert.Equal(t, "member 1003 (etcd-3) is a learner: the 3 voters and the quorum of 2 do not change", events[0].Message)
+
+	m, err := e.Membership(context.Background(), c.target(3))
+	require.NoError(t, err)
+	assert.Len(t, m.Voters, 3)
+	assert.Empty(t, m.Learners, "removed")
+}
+
+func TestMembersNamedUnlikePodsAndOneDown(t *testing.T) {
+	c := newFakeCluster(5)
+	c.prefix = "infra"
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	m, err := e.Membership(context.Background(), c.target(5))
+	require.NoError(t, err, "every member answers with its ID")
+	assert.Len(t, m.Healthy(), 5)
+
+	c.down[4] = true
+	_, err = e.Membership(context.Background(), c.target(5))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "etcd-4 does not answer, and the membership lists infra4 (id 1004, peer ), named like no pod")
+	err = e.BeforeRemove(context.Background(), c.target(5), 4, plugins.RemoveOptions{Wait: time.Second})
+	require.Error(t, err, "not taken for a member already removed")
+	assert.Contains(t, err.Error(), "etcd-4 does not answer")
+	assert.Empty(t, c.calls)
+}
+
+func TestAfterRemoveWarnsOfAMemberNamedUnlikeAnyPod(t *testing.T) {
+	c := newFakeCluster(3)
+	c.prefix = "infra"
+	c.down[2] = true // the pod went first; its member infra2 is still a voter
+	c.leader = 0x1000
+	e := &Engine{PollInterval: time.Millisecond}
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Wait: time.Second, Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, e.AfterRemove(context.Background(), c.target(2), 2, opts))
+	assert.Empty(t, c.calls, "which member was etcd-2's cannot be told: nothing removed")
+	require.Len(t, events, 1)
+	assert.Equal(t, plugins.ActionWarning, events[0].Action)
+	assert.Contains(t, events[0].Message, "the membership lists members no pod runs: infra2 (id 1002, peer ); if one of them was etcd-2's, it is a voter that will never answer")
 }
 
 func TestBeforeRemoveRefusesToBreakQuorum(t *testing.T) {

@@ -124,8 +124,7 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 	id := HexID(m.ID)
 	object := "member " + id
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Object: object,
-		Message: fmt.Sprintf("removing member %s (%s) leaves %d voters of which %d answer; quorum is %d", id, pod,
-			len(mship.Voters)-1, healthyAfter(mship, ordinal), plugins.Quorum(len(mship.Voters)-1))})
+		Message: plugins.RemovalCheck(mship, object, pod, ordinal, "a learner")})
 
 	runner, err := st.staying(t, ordinal)
 	if err != nil {
@@ -187,16 +186,6 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChanged, Pod: runner.Name, Object: object,
 		Message: fmt.Sprintf("removed member %s (%s, peer %s) from the etcd membership", id, pod, strings.Join(m.PeerURLs, ","))})
 	return e.settle(ctx, t, ordinal, m.ID, opts)
-}
-
-func healthyAfter(m plugins.Membership, ordinal int) int {
-	n := 0
-	for _, v := range m.Healthy() {
-		if v.Pod == "" || v.Ordinal != ordinal {
-			n++
-		}
-	}
-	return n
 }
 
 // staying returns a pod whose member answers and stays: the leader's if it
@@ -275,8 +264,14 @@ func (st state) unsettled(removed uint64) string {
 	var leader uint64
 	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
 		v := st.views[pod]
+		// A learner lists no membership (its etcd refuses): the leader it
+		// follows is checked against the voters' membership.
+		members := v.Members
+		if len(members) == 0 && v.Self.Status.IsLearner {
+			members = st.cluster.Membership
+		}
 		if removed != 0 {
-			if _, still := memberByID(v.Members, removed); still {
+			if _, still := memberByID(members, removed); still {
 				return fmt.Sprintf("%s still lists member %s", pod, HexID(removed))
 			}
 		}
@@ -288,7 +283,7 @@ func (st state) unsettled(removed uint64) string {
 			return fmt.Sprintf("%s follows %s, others %s", pod, HexID(l), HexID(leader))
 		}
 		leader = l
-		if _, ok := memberByID(v.Members, l); !ok {
+		if _, ok := memberByID(members, l); !ok {
 			return fmt.Sprintf("%s follows %s, which is not a member", pod, HexID(l))
 		}
 	}
@@ -311,6 +306,18 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 			left = &m
 			break
 		}
+	}
+	if left == nil && len(st.cluster.WithoutPod) > 0 {
+		// Members named unlike their pods: the removed pod's may be among
+		// them, but nothing tells which.
+		var others []string
+		for _, m := range st.cluster.WithoutPod {
+			others = append(others, describe(m))
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Object: "membership",
+			Message: fmt.Sprintf("no member is named like %s, but the membership lists members no pod runs: %s; if one of them was %s's, it is a voter that will never answer: remove it with etcdctl member remove <id>",
+				pod, strings.Join(others, "; "), pod)})
+		return nil
 	}
 	if left == nil {
 		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionSkipped, Object: "membership",

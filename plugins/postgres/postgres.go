@@ -145,6 +145,7 @@ func (e *Engine) Members(ctx context.Context, t plugins.Target) ([]plugins.Membe
 // the two servers' positions.
 func assemble(members []plugins.Member, views map[string]view, podIPs map[string]string) {
 	var primary *view
+	primaryPod := ""
 	for i := range members {
 		v, ok := views[members[i].Pod]
 		if !ok {
@@ -152,13 +153,15 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 		}
 		if !v.Recovery {
 			if primary == nil {
-				primary = &v
+				primary, primaryPod = &v, members[i].Pod
 			}
 			members[i].Role = plugins.RolePrimary
 		} else {
 			members[i].Role = plugins.RoleReplica
 		}
 	}
+	matched := map[rowKey]bool{}
+	defer anonymousStandbys(members, views, matched)
 	for i := range members {
 		m := &members[i]
 		v, ok := views[m.Pod]
@@ -201,6 +204,7 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 			continue
 		}
 		if r := matchReplica(m.Pod, v, *primary, podIPs[m.Pod]); r != nil {
+			matched[rowKey{primaryPod, r.PID}] = true
 			m.State = r.State
 			m.Details["syncState"] = r.SyncState
 			m.Details["applicationName"] = r.ApplicationName
@@ -210,12 +214,29 @@ func assemble(members []plugins.Member, views map[string]view, podIPs map[string
 			if r.ReplayLag != nil {
 				m.LagSeconds = r.ReplayLag
 			}
-		} else if v.ReplayLSN != nil {
-			// Not streaming from the primary (or not recognisable): the
-			// distance between the two servers' positions.
-			if p, err1 := ParseLSN(primary.LSN); err1 == nil {
-				if r, err2 := ParseLSN(*v.ReplayLSN); err2 == nil {
-					m.LagBytes = plugins.Int64(max(int64(p)-int64(r), 0))
+		} else {
+			if up, r := upstream(m.Pod, v, members, views, podIPs); r != nil {
+				// Cascading: it streams from another replica.
+				matched[rowKey{up, r.PID}] = true
+				m.State = r.State
+				m.Details["upstream"] = up
+			} else if m.State == "streaming" {
+				// Its receiver streams, but no member has it as a
+				// standby: it follows a server outside the set.
+				m.State = StateStreamingElsewhere
+				sender := m.Details["sender"]
+				if sender == "" {
+					sender = "a server outside the set"
+				}
+				m.Details["streamsElsewhere"] = fmt.Sprintf("replica %s streams from %s, not from the primary %s: no member lists it as a standby", m.Pod, sender, primaryPod)
+			}
+			if v.ReplayLSN != nil {
+				// Not streaming from the primary (or not recognisable): the
+				// distance between the two servers' positions.
+				if p, err1 := ParseLSN(primary.LSN); err1 == nil {
+					if r, err2 := ParseLSN(*v.ReplayLSN); err2 == nil {
+						m.LagBytes = plugins.Int64(max(int64(p)-int64(r), 0))
+					}
 				}
 			}
 		}
@@ -253,6 +274,58 @@ func caughtUp(v view, primary view) bool {
 	p, err1 := ParseLSN(primary.LSN)
 	r, err2 := ParseLSN(*v.ReplayLSN)
 	return err1 == nil && err2 == nil && r >= p
+}
+
+// StateStreamingElsewhere is a replica whose WAL receiver streams while no
+// member of the set lists it as a standby: it follows a server outside
+// the StatefulSet (an old primary after a failover, a stray
+// primary_conninfo), so it does not replicate the primary at all.
+const StateStreamingElsewhere = "streaming elsewhere"
+
+// rowKey is one pg_stat_replication row: the member that lists it and
+// the walsender's pid.
+type rowKey struct {
+	pod string
+	pid int
+}
+
+// anonymousStandbys takes back a "streaming elsewhere" verdict while some
+// member lists a standby that no replica was matched to (a proxy or NAT
+// hides the client address, the application name is a default): the
+// replica may be that standby, so its own receiver's word stands.
+func anonymousStandbys(members []plugins.Member, views map[string]view, matched map[rowKey]bool) {
+	anonymous := false
+	for pod, v := range views {
+		for _, r := range v.Replication {
+			if !matched[rowKey{pod, r.PID}] {
+				anonymous = true
+			}
+		}
+	}
+	if !anonymous {
+		return
+	}
+	for i := range members {
+		if members[i].State == StateStreamingElsewhere {
+			members[i].State = "streaming"
+			delete(members[i].Details, "streamsElsewhere")
+		}
+	}
+}
+
+// upstream finds a replica that lists pod as its standby (cascading
+// replication) and its row; "" and nil when none does.
+func upstream(pod string, v view, members []plugins.Member, views map[string]view, podIPs map[string]string) (string, *replica) {
+	for _, m := range members {
+		uv, ok := views[m.Pod]
+		if !ok || m.Pod == pod || !uv.Recovery {
+			continue
+		}
+		if r := matchReplica(pod, v, uv, podIPs[pod]); r != nil {
+			return m.Pod, r
+		}
+	}
+	return "", nil
 }
 
 // matchReplica finds the primary's pg_stat_replication row of a replica:
@@ -344,6 +417,9 @@ func notStreaming(m plugins.Member) string {
 	if m.State == "streaming" {
 		return ""
 	}
+	if w := m.Details["streamsElsewhere"]; w != "" {
+		return w
+	}
 	return fmt.Sprintf("%s is %s, not streaming", m.Pod, orUnknown(m.State))
 }
 
@@ -388,7 +464,48 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 				Message: fmt.Sprintf("pod %s streams from slot %s, which %s: it will not be dropped; pass --slot-name %s to drop it", pod, used, how, used)})
 		}
 	}
+	if _, answered := views[pod]; !answered && !explicit {
+		unreadSlot(members, views, pod, ordinal, names, opts)
+	}
 	return nil
+}
+
+// unreadSlot warns, for a pod whose server does not answer, so that the
+// slot it streamed from cannot be read, when no slot on the primary is
+// named for it by the conventions but some inactive physical slots are
+// streamed from by no member: one of them may be its, and it would be
+// left retaining WAL without a word.
+func unreadSlot(members []plugins.Member, views map[string]view, pod string, ordinal int, names []string, opts plugins.RemoveOptions) {
+	primaries := plugins.Primaries(members)
+	if len(primaries) != 1 {
+		return
+	}
+	pv := views[primaries[0].Pod]
+	inUse := map[string]bool{}
+	for _, v := range views {
+		if v.Receiver != nil && v.Receiver.SlotName != nil {
+			inUse[*v.Receiver.SlotName] = true
+		}
+	}
+	var candidates []string
+	for _, sl := range pv.Slots {
+		if contains(names, sl.Name) {
+			return // the convention names its slot
+		}
+		if sl.Type == "physical" && !sl.Active && !inUse[sl.Name] {
+			c := sl.Name
+			if b, err := sl.RetainedBytes.Int64(); err == nil {
+				c += fmt.Sprintf(" (retaining %s of WAL)", plugins.Bytes(b))
+			}
+			candidates = append(candidates, c)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Pod: primaries[0].Pod, Object: "slots",
+		Message: fmt.Sprintf("%s does not answer, so the slot it streams from cannot be read, and no slot on %s is named for it (%s); inactive physical slots no member streams from: %s; if one is %s's, pass --slot-name to drop it, or it stays retaining WAL",
+			pod, primaries[0].Pod, strings.Join(names, ", "), strings.Join(candidates, ", "), pod)})
 }
 
 // slotNames returns the slots AfterRemove considers for ordinal, validated.

@@ -597,3 +597,78 @@ func TestLagSecondsAfterReplicaRestartOnIdlePrimary(t *testing.T) {
 	require.NotNil(t, members[1].LagSeconds)
 	assert.Equal(t, 83.2, *members[1].LagSeconds)
 }
+
+func TestReplicaStreamingFromNoMemberIsBrokenAndCascadingIsNot(t *testing.T) {
+	// pg-1 streams (its receiver says so), but the primary lists no standby.
+	primary := fixture(t, "primary.json")
+	primary["replication"] = []any{}
+	primary["slots"] = []any{}
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json"))})
+	members, err := New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, StateStreamingElsewhere, members[1].State)
+	ok, reason := New().Healthy(members, plugins.HealthOptions{})
+	assert.False(t, ok)
+	assert.Equal(t, "replica pg-1 streams from 127.0.0.1:38197, not from the primary pg-0: no member lists it as a standby", reason)
+	traps := New().Traps(members, plugins.TrapOptions{StatefulSet: "pg", Replicas: 2})
+	require.NotEmpty(t, traps)
+	assert.Equal(t, plugins.TrapReplicationBroken, traps[0].Code)
+	assert.True(t, traps[0].Broken)
+
+	// The primary lists a standby no replica could be matched to (no slot,
+	// a default application name, an address a proxy hides): pg-1 may be
+	// it, so its receiver's word stands.
+	anonymous := fixture(t, "primary.json")
+	anonymous["slots"] = []any{}
+	e = newEnv(t, map[string]string{"pg-0": encode(t, anonymous), "pg-1": encode(t, fixture(t, "replica.json"))})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, "streaming", members[1].State)
+	ok, _ = New().Healthy(members, plugins.HealthOptions{})
+	assert.True(t, ok)
+
+	// pg-2 lists pg-1 as its standby: cascading replication, healthy.
+	upstreamReplica := fixture(t, "replica.json")
+	upstreamReplica["replication"] = fixture(t, "primary.json")["replication"]
+	upstreamReplica["replication"].([]any)[0].(map[string]any)["applicationName"] = "pg-1"
+	e = newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": encode(t, upstreamReplica)})
+	members, err = New().Members(context.Background(), e.target)
+	require.NoError(t, err)
+	assert.Equal(t, "streaming", members[1].State)
+	assert.Equal(t, "pg-2", members[1].Details["upstream"])
+}
+
+func TestBeforeRemoveOfASilentReplicaNamesTheSlotsThatMayBeIts(t *testing.T) {
+	primary := fixture(t, "primary.json")
+	var slots []any
+	for _, sl := range primary["slots"].([]any) {
+		if sl.(map[string]any)["name"] != "pg_2" {
+			slots = append(slots, sl)
+		}
+	}
+	slots = append(slots, map[string]any{"name": "replica_c", "type": "physical", "active": false, "retainedBytes": 1 << 20})
+	primary["slots"] = slots
+	e := newEnv(t, map[string]string{"pg-0": encode(t, primary), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": ""})
+	e.servers["pg-2"].fail = "psql: error: connection to server failed: Connection refused"
+	eng, _ := testEngine()
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 2, e.opts()))
+	var warnings []string
+	for _, ev := range e.events {
+		if ev.Action == plugins.ActionWarning {
+			warnings = append(warnings, ev.Message)
+		}
+	}
+	require.Len(t, warnings, 1, "%q", warnings)
+	assert.Contains(t, warnings[0], "pg-2 does not answer, so the slot it streams from cannot be read, and no slot on pg-0 is named for it (pg_2, slot_pg_2, _cnpg_pg_2, repmgr_slot_1002)")
+	assert.Contains(t, warnings[0], "replica_c (retaining 1.0MiB of WAL)")
+	assert.NotContains(t, warnings[0], "cdc", "a logical slot is a client's")
+	assert.NotContains(t, warnings[0], "pg_1", "pg-1 streams from it")
+
+	// With pg_2 there, the convention names pg-2's slot: no guess.
+	e = newEnv(t, map[string]string{"pg-0": encode(t, fixture(t, "primary.json")), "pg-1": encode(t, fixture(t, "replica.json")), "pg-2": ""})
+	e.servers["pg-2"].fail = "psql: error: connection to server failed: Connection refused"
+	require.NoError(t, eng.BeforeRemove(context.Background(), e.target, 2, e.opts()))
+	for _, ev := range e.events {
+		assert.NotEqual(t, plugins.ActionWarning, ev.Action, ev.Message)
+	}
+}

@@ -27,6 +27,10 @@ func (e *Engine) Traps(members []plugins.Member, opts plugins.TrapOptions) []plu
 		obj := "pod/" + m.Pod
 		switch m.State {
 		case "streaming":
+		case StateStreamingElsewhere:
+			out = append(out, plugins.Trap{Code: plugins.TrapReplicationBroken, Broken: true, Object: obj,
+				Message: m.Details["streamsElsewhere"],
+				Hint:    fmt.Sprintf("point the primary_conninfo of %s at the primary (after a failover it may need pg_rewind or a new base backup)", m.Pod)})
 		case "catchup", "startup":
 			out = append(out, plugins.Trap{Code: plugins.TrapReplicaNotStreaming, Object: obj,
 				Message: fmt.Sprintf("replica %s is connected but %s, not yet streaming", m.Pod, m.State)})
@@ -79,10 +83,22 @@ func slotTraps(primary plugins.Member, members []plugins.Member, opts plugins.Tr
 				Hint:    "the replica or client using it must be rebuilt from a new base backup; drop the slot once nothing uses it"})
 			continue
 		}
+		o, named := SlotOrdinal(opts.StatefulSet, s.Name)
+		leftover := named && !opts.Desired(o) && used[s.Name] == "" && s.Type == "physical"
+		if s.Active && leftover {
+			// The removed member's server still streams though its pod is
+			// gone (a lost node, a kept process): the slot holds the WAL
+			// that server has not received for as long as it runs.
+			out = append(out, plugins.Trap{Code: plugins.TrapLeftoverSlot, Object: obj,
+				Message: fmt.Sprintf("replication slot %s on %s is named for ordinal %d, which is not a member, and is still active%s: a server without a pod streams from it", s.Name, primary.Pod, o, retained),
+				Hint: fmt.Sprintf("stop that server (its connection is in pg_stat_replication on %s), then drop the slot: kubectl sts cleanup %s%s",
+					primary.Pod, opts.StatefulSet, nsFlag(opts.Namespace))})
+			continue
+		}
 		if s.Active {
 			continue
 		}
-		if o, ok := SlotOrdinal(opts.StatefulSet, s.Name); ok && !opts.Desired(o) && used[s.Name] == "" && s.Type == "physical" {
+		if leftover {
 			hint := fmt.Sprintf("drop it once nothing needs it: kubectl sts cleanup %s%s (a dry run first: --dry-run)", opts.StatefulSet, nsFlag(opts.Namespace))
 			out = append(out, plugins.Trap{Code: plugins.TrapLeftoverSlot, Object: obj,
 				Message: fmt.Sprintf("replication slot %s on %s is inactive and named for ordinal %d, which is not a member%s", s.Name, primary.Pod, o, retained),

@@ -52,3 +52,18 @@ func TestTraps(t *testing.T) {
 	assert.NotContains(t, got, "LeftoverSlot slot/pg_1", "ordinal 1 is a member")
 	assert.NotContains(t, got, "SlotRetainingWAL slot/small_keep", "under the threshold")
 }
+
+func TestTrapsNameAnActiveSlotOfARemovedOrdinal(t *testing.T) {
+	primary := plugins.Member{Pod: "pg-0", Role: plugins.RolePrimary, Details: map[string]string{"connectedReplicas": "1"},
+		Slots: []plugins.Slot{
+			{Name: "pg_1", Type: "physical", Active: true, RetainedBytes: plugins.Int64(1 << 20), WALStatus: "reserved"},
+			{Name: "pg_3", Type: "logical", Active: true, WALStatus: "reserved"},
+		}}
+	traps := New().Traps([]plugins.Member{primary}, plugins.TrapOptions{StatefulSet: "pg", Namespace: "db", Replicas: 1})
+	if assert.Len(t, traps, 1, "%+v", traps) {
+		assert.Equal(t, plugins.TrapLeftoverSlot, traps[0].Code)
+		assert.Equal(t, "slot/pg_1", traps[0].Object)
+		assert.Equal(t, "replication slot pg_1 on pg-0 is named for ordinal 1, which is not a member, and is still active, retaining 1.0MiB of WAL: a server without a pod streams from it", traps[0].Message)
+		assert.Contains(t, traps[0].Hint, "kubectl sts cleanup pg -n db")
+	}
+}

@@ -52,15 +52,8 @@ func (e *Engine) BeforeRemove(ctx context.Context, t plugins.Target, ordinal int
 		return errors.New(strings.Join(reasons, "; "))
 	}
 	object := "server." + strconv.Itoa(id)
-	healthy := 0
-	for _, v := range m.Healthy() {
-		if v.Pod != pod {
-			healthy++
-		}
-	}
 	opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionChecked, Pod: pod, Object: object,
-		Message: fmt.Sprintf("removing server.%d (%s) leaves %d voters of which %d answer; quorum is %d", id, pod,
-			len(m.Voters)-1, healthy, plugins.Quorum(len(m.Voters)-1))})
+		Message: plugins.RemovalCheck(m, object, pod, ordinal, "an observer")})
 	runner := st.runner(t, ordinal)
 	if runner == nil {
 		return fmt.Errorf("no ZooKeeper server that stays answers: %s", plugins.Unanswered(st.members))
@@ -167,11 +160,24 @@ func (e *Engine) AfterRemove(ctx context.Context, t plugins.Target, ordinal int,
 		return err
 	}
 	pod := t.PodName(ordinal)
+	found := false
 	for _, s := range st.authority.Members {
 		if PodOf(s, nil, map[string]int{pod: ordinal}) == pod {
+			found = true
 			opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Object: "server." + strconv.Itoa(s.ID),
 				Message: fmt.Sprintf("the membership still lists server.%d of the removed pod %s, a voter that will never answer: remove it with zkCli.sh reconfig -remove %d", s.ID, pod, s.ID)})
 		}
+	}
+	if !found && len(st.withoutPod) > 0 {
+		// Hosts that name no pod (IP addresses): the removed pod's server
+		// may be among them, but nothing tells which.
+		var lines []string
+		for _, s := range st.withoutPod {
+			lines = append(lines, s.Line)
+		}
+		opts.Emit(plugins.RemoveEvent{Ordinal: ordinal, Action: plugins.ActionWarning, Object: "membership",
+			Message: fmt.Sprintf("no server's host names %s, but the membership lists servers no pod runs: %s; if one of them was %s's, it is a voter that will never answer: remove it with zkCli.sh reconfig -remove <id>",
+				pod, strings.Join(lines, "; "), pod)})
 	}
 	return nil
 }

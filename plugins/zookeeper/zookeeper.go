@@ -225,6 +225,8 @@ type state struct {
 	leader    string
 	serverPod map[int]string
 	podServer map[string]int
+	// withoutPod are the membership's servers no pod is known to run.
+	withoutPod []Server
 }
 
 func (e *Engine) read(ctx context.Context, t plugins.Target) (state, error) {
@@ -259,11 +261,12 @@ func PodOf(s Server, views map[string]View, pods map[string]int) string {
 
 func (st *state) assemble() {
 	best := ""
-	for pod, v := range st.views {
+	for _, pod := range slices.Sorted(maps.Keys(st.views)) {
+		v := st.views[pod]
 		switch {
 		case v.Mode() == "leader":
 			best = pod
-		case best == "" || (st.views[best].Mode() != "leader" && v.ConfigVersion > st.views[best].ConfigVersion):
+		case best == "" || (st.views[best].Mode() != "leader" && configVersion(v) > configVersion(st.views[best])):
 			best = pod
 		}
 		if v.Mode() == "leader" {
@@ -278,6 +281,7 @@ func (st *state) assemble() {
 		pod := PodOf(s, st.views, st.pods)
 		if pod == "" {
 			withoutPod = append(withoutPod, s.Line)
+			st.withoutPod = append(st.withoutPod, s)
 			continue
 		}
 		st.serverPod[s.ID] = pod
@@ -397,7 +401,7 @@ func (e *Engine) Healthy(members []plugins.Member, opts plugins.HealthOptions) (
 }
 
 // Membership implements plugins.QuorumEngine: the participants of the
-// leader's membership (observers do not vote), healthy when their pod's
+// leader's membership (observers do not vote: they are its Learners), healthy when their pod's
 // server answered as leader or follower. Without dynamic reconfiguration
 // the membership is static, and Static says what to do instead.
 func (e *Engine) Membership(ctx context.Context, t plugins.Target) (plugins.Membership, error) {
@@ -412,17 +416,21 @@ func (st state) membership(t plugins.Target) (plugins.Membership, error) {
 	if len(st.authority.Members) == 0 {
 		return plugins.Membership{}, fmt.Errorf("no ZooKeeper server reported the membership: %s", plugins.Unanswered(st.members))
 	}
+	if r := st.unmapped(); r != "" {
+		return plugins.Membership{}, errors.New(r)
+	}
 	out := plugins.Membership{Engine: Name}
 	for _, s := range st.authority.Members {
-		if s.Observer {
-			continue
-		}
 		v := plugins.Voter{Name: "server." + strconv.Itoa(s.ID), Ordinal: -1}
 		if pod, ok := st.serverPod[s.ID]; ok {
 			v.Pod, v.Ordinal = pod, st.pods[pod]
 			if view, answered := st.views[pod]; answered {
-				v.Healthy = view.Mode() == "leader" || view.Mode() == "follower"
+				v.Healthy = view.Mode() == "leader" || view.Mode() == "follower" || (s.Observer && view.Mode() == "observer")
 			}
+		}
+		if s.Observer {
+			out.Learners = append(out.Learners, v)
+			continue
 		}
 		out.Voters = append(out.Voters, v)
 	}
@@ -462,4 +470,50 @@ func staticSteps(t plugins.Target, reconfig string) string {
 		"1) remove the servers of the removed ordinals from the server.N lines of zoo.cfg (the ConfigMap or the chart's replica count) of %s; "+
 		"2) roll the servers that stay one at a time, followers first and the leader last, waiting until each rejoins (srvr shows Mode: follower); "+
 		"3) then lower the replicas with kubectl sts scale-down --engine none. Or set reconfigEnabled=true (with skipACL or a super user for zkCli.sh reconfig) and run this command again", why, name)
+}
+
+// unmapped says why the membership cannot be judged: a pod that does not
+// answer, whose server's host does not name it, while the membership lists
+// servers no pod is known to run. Which of them the pod runs cannot be
+// told, so quorum cannot be counted and a removal could not find its
+// server (it would take the pod for one already removed and leave its
+// server behind as a voter that never answers). "" when every pod's
+// server is known.
+func (st state) unmapped() string {
+	if len(st.withoutPod) == 0 {
+		return ""
+	}
+	var pods []string
+	for _, pod := range slices.Sorted(maps.Keys(st.pods)) {
+		_, answered := st.views[pod]
+		if _, known := st.podServer[pod]; !answered && !known {
+			pods = append(pods, pod)
+		}
+	}
+	if len(pods) == 0 {
+		return ""
+	}
+	var servers []string
+	for _, s := range st.withoutPod {
+		servers = append(servers, s.Line)
+	}
+	verb := "does"
+	if len(pods) > 1 {
+		verb = "do"
+	}
+	return fmt.Sprintf("%s %s not answer, and the membership lists %s, whose host names no pod: "+
+		"which server each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its server answers, "+
+		"or remove the server by hand (zkCli.sh reconfig -remove <id>) and scale down with --engine none",
+		strings.Join(pods, ", "), verb, strings.Join(servers, "; "), strings.Join(pods, ", "))
+}
+
+// configVersion is the membership's version as a number: a zxid in hex,
+// whose length grows with the epoch, so strings do not compare. -1 when
+// unknown.
+func configVersion(v View) int64 {
+	n, err := strconv.ParseInt(strings.TrimPrefix(v.ConfigVersion, "0x"), 16, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -149,3 +149,37 @@ func TestLeadershipFromRecordedWords(t *testing.T) {
 	v, _ = l.Voter("zk-1")
 	assert.True(t, v.Healthy)
 }
+
+// With no leader answering, the membership of the highest configuration
+// version counts; versions are hex zxids, whose length grows with the
+// epoch (0xf00000003 is older than 0x1000000005).
+func TestNewestMembershipWithoutALeaderComparesVersionsAsNumbers(t *testing.T) {
+	notServing := "This ZooKeeper instance is not currently serving requests\n--- kubectl-sts ---\n--- kubectl-sts ---\n--- kubectl-sts ---\n"
+	older := strings.Replace(fixture(t, 0), "version=100000000", "version=f00000003", 1)
+	newer := strings.Replace(fixture(t, 1), "version=100000000", "version=1000000005", 1)
+	newer = strings.Replace(newer, "server.3=zk-2.zk-headless.default.svc:24883:24893:participant;127.0.0.1:24873\n", "", 1)
+	for _, views := range [][]string{{older, newer, notServing}, {newer, older, notServing}} {
+		// zk-0 and zk-1 swap views: the answer must not depend on order.
+		m, err := New().Membership(context.Background(), recorded(t, views...))
+		require.NoError(t, err)
+		var names []string
+		for _, v := range m.Voters {
+			names = append(names, v.Name)
+		}
+		assert.Equal(t, []string{"server.1", "server.2"}, names)
+	}
+}
+
+func TestAfterRemoveWarnsOfAServerWhoseHostNamesNoPod(t *testing.T) {
+	ip := func(v string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(v, "zk-0.zk-headless.default.svc", "10.0.0.1"),
+			"zk-1.zk-headless.default.svc", "10.0.0.2"), "zk-2.zk-headless.default.svc", "10.0.0.3")
+	}
+	// zk-2's pod went first (--engine none); server.3 stays in the membership.
+	var events []plugins.RemoveEvent
+	opts := plugins.RemoveOptions{Events: func(ev plugins.RemoveEvent) { events = append(events, ev) }}
+	require.NoError(t, New().AfterRemove(context.Background(), recorded(t, ip(fixture(t, 0)), ip(fixture(t, 1))), 2, opts))
+	require.Len(t, events, 1)
+	assert.Equal(t, plugins.ActionWarning, events[0].Action)
+	assert.Contains(t, events[0].Message, "no server's host names zk-2, but the membership lists servers no pod runs: server.3=10.0.0.3:")
+}

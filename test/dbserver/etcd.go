@@ -102,6 +102,36 @@ func (c *Etcd) start(t testing.TB, m *EtcdMember, state, initial string) {
 	m.mu.Unlock()
 }
 
+// AddLearner adds a member named name as a learner (`etcdctl member add
+// --learner`), starts it, and returns once it answers. It is stopped with
+// the cluster.
+func (c *Etcd) AddLearner(t testing.TB, name string) *EtcdMember {
+	t.Helper()
+	m := &EtcdMember{Name: name, ClientPort: freePort(t), PeerPort: freePort(t), Dir: serverDir(t, "etcd", nil)}
+	m.logFile = filepath.Join(m.Dir, "etcd.log")
+	// etcd refuses a member add until its leader has been connected to
+	// its peers for 5s ("unhealthy cluster"): a new cluster must wait.
+	err := waitUntil(startTimeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := c.ctl(ctx, "--endpoints", c.Members[0].ClientURL(), "member", "add", name, "--peer-urls", m.peerURL(), "--learner")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dbserver: %v", err)
+	}
+	var initial []string
+	for _, o := range append(c.Members, m) {
+		initial = append(initial, o.Name+"="+o.peerURL())
+	}
+	c.Members = append(c.Members, m)
+	c.start(t, m, "existing", strings.Join(initial, ","))
+	if err := waitUntil(startTimeout, func() error { _, err := c.Status(m); return err }); err != nil {
+		t.Fatalf("dbserver: etcd learner %s did not come up: %v\n%s", name, err, tail(m.logFile, 20))
+	}
+	return m
+}
+
 // Stop kills the member's process (as a crash would) and waits for it.
 func (m *EtcdMember) Stop() {
 	m.mu.Lock()

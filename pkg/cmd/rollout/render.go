@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,15 +10,6 @@ import (
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 )
-
-func writeJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
 
 // planSummary is the plan in one line, for the JSON event stream.
 func planSummary(pv *rollout.Preview) string {

@@ -465,12 +465,9 @@ func revisionLabel(rev string) string {
 }
 
 // printPreview renders the plan: text, or the document with kubectl's
-// printer (for -o json, the first JSON line).
+// printer (-o json prints the same document as -o yaml).
 func printPreview(o *cmdutil.Options, pv *rollout.Preview, output *cmdutil.OutputFlags, dryRun bool) error {
-	switch {
-	case output.JSON():
-		return writeJSON(o.Out, pv)
-	case !output.Human():
+	if !output.Human() {
 		return output.Print(o.Out, kindPlan, pv, cmdutil.StatefulSetRef(pv.Namespace, pv.StatefulSet))
 	}
 	theme, err := o.Theme()

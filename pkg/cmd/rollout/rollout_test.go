@@ -29,6 +29,7 @@ import (
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -404,4 +405,57 @@ func TestServerDryRunReportsARefusalOfTheNewTemplate(t *testing.T) {
 	f = cmdtesting.NewFakeOptions(pending(3)...)
 	assert.Equal(t, cmdutil.ExitUsage, run(f, "undo", "db", "--dry-run=server"))
 	assert.Contains(t, f.ErrOut.String(), "--dry-run=server is not implemented for a rollback")
+}
+
+// TestJSONAndYAMLPrintOneDocument: -o json prints the document -o yaml
+// prints, apiVersion and kind included, whichever dry run made it; and
+// rollout status likewise, so scripts can check .kind either way.
+func TestJSONAndYAMLPrintOneDocument(t *testing.T) {
+	withRecord := func(t *testing.T, f *cmdtesting.Fake) {
+		plan, err := rollout.BuildPlan("db", 3, 0, nil)
+		require.NoError(t, err)
+		j := journal.New(f.Client.Kube, ns, "db", "host/1").WithClock(func() time.Time { return cmdtesting.FakeNow }, journal.DefaultLeaseDuration)
+		st := &rollout.State{ID: "x", Plan: plan, From: "db-6c9f8d7b5", To: "db-7d4b9c6f8", Stage: rollout.StageSteps, Current: 1,
+			Steps: make([]rollout.StepState, 3)}
+		_, _, err = j.Begin(context.Background(), rollout.Operation, st)
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		kind   string
+		record bool
+	}{
+		{[]string{"db", "--staged", "--dry-run=client"}, "RolloutPlan", false},
+		{[]string{"db", "--staged", "--dry-run=server"}, "RolloutPlan", false},
+		{[]string{"status", "db"}, "RolloutStatus", true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			docs := map[string]map[string]any{}
+			for _, format := range []string{"json", "yaml"} {
+				f := cmdtesting.NewFakeOptions(pending(3)...)
+				f.AnswerServerDryRun(func(k8stesting.Action) error { return nil })
+				if tc.record {
+					withRecord(t, f)
+				}
+				require.Equal(t, cmdutil.ExitOK, run(f, append(tc.args, "-o", format)...), f.ErrOut.String())
+				b := f.Out.Bytes()
+				if format == "yaml" {
+					var err error
+					b, err = sigsyaml.YAMLToJSON(b)
+					require.NoError(t, err)
+				}
+				var doc map[string]any
+				require.NoError(t, json.Unmarshal(b, &doc), format)
+				docs[format] = doc
+			}
+			assert.Equal(t, "kubectl-sts.io/v1alpha1", docs["json"]["apiVersion"])
+			assert.Equal(t, tc.kind, docs["json"]["kind"])
+			// Times and the live flag of a record read twice may differ;
+			// the rest is one document.
+			for _, d := range docs {
+				delete(d, "observedAt")
+			}
+			assert.Equal(t, docs["yaml"], docs["json"])
+		})
+	}
 }

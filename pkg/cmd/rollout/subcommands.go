@@ -200,8 +200,6 @@ func runAbort(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
 		return explain(err)
 	}
 	switch {
-	case o.Output.JSON():
-		return writeJSON(o.Out, out)
 	case !o.Output.Human():
 		return o.Output.Print(o.Out, kindAbort, out, cmdutil.StatefulSetRef(r.Namespace, o.Name))
 	case out.Requested:
@@ -235,10 +233,7 @@ func runStatus(ctx context.Context, o *SubOptions, r *rollout.Runner) error {
 	if rep == nil {
 		return cmdutil.WithExitCode(cmdutil.ExitFailed, fmt.Errorf("no operation is recorded for statefulset %s in namespace %s", o.Name, r.Namespace))
 	}
-	switch {
-	case o.Output.JSON():
-		return writeJSON(o.Out, rep)
-	case !o.Output.Human():
+	if !o.Output.Human() {
 		return o.Output.Print(o.Out, kindStatus, rep, cmdutil.StatefulSetRef(r.Namespace, o.Name))
 	}
 	theme, err := o.Theme()

@@ -493,3 +493,29 @@ func TestPVCsOfStayingOrdinalsAreNeverPlanned(t *testing.T) {
 		assert.NotContains(t, r.out, "pvc "+n)
 	}
 }
+
+// A StatefulSet being deleted is refused before its pods and claims are
+// read, so there is no plan to show: a half-built one (from 0 to 0
+// replicas, no claims) would misreport what the command was asked.
+func TestAStatefulSetBeingDeletedIsRefusedWithoutAHalfBuiltPlan(t *testing.T) {
+	for _, args := range [][]string{
+		{"scale-down", "db", "--replicas", "1", "--pvc", "delete", "--dry-run=client"},
+		{"scale-down", "db", "--replicas", "1", "--pvc", "delete", "--dry-run=server"},
+		{"scale-down", "db", "--replicas", "1", "--pvc", "delete", "--yes"},
+		{"cleanup", "db", "--dry-run=client"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			fx := fixture(3)
+			fx.StatefulSet.DeletionTimestamp = &metav1.Time{Time: cmdtesting.FakeNow}
+			fx.StatefulSet.Finalizers = []string{"example.com/hold"}
+			f := cmdtesting.NewFakeOptions(fx.Objects()...)
+			r := runCmd(t, f, append(args, "--engine", "none")...)
+			assert.Equal(t, cmdutil.ExitFailed, r.code)
+			assert.Contains(t, r.errOut, "statefulset db is being deleted")
+			assert.Contains(t, r.errOut, "nothing was changed")
+			assert.NotContains(t, r.out, "Plan:", "no plan was built")
+			assert.NotContains(t, r.out, "from 0 to 0")
+			assert.Equal(t, int32(3), replicas(t, f.Client.Kube))
+		})
+	}
+}

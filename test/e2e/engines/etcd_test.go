@@ -200,7 +200,8 @@ func (w *quorumWatch) finish() {
 	<-w.done
 }
 
-// TestEtcdScaleDownFiveToThree: refused with one member down (5 → 2), then
+// TestEtcdScaleDownFiveToThree: refused with one member down (5 → 2, and
+// 5 → 3 while the member down stays), then
 // 5 → 3 removes exactly etcd-4 and etcd-3 from the membership, before their
 // pods, and the members that stay answer with one leader throughout.
 func TestEtcdScaleDownFiveToThree(t *testing.T) {
@@ -211,6 +212,15 @@ func TestEtcdScaleDownFiveToThree(t *testing.T) {
 	assert.Contains(t, res.ErrOut, "removing etcd-2 leaves 2 voters of which 1 answer (etcd-0), below the quorum of 2")
 	assert.Contains(t, res.ErrOut, "with 2 voters etcd needs both for quorum (2)")
 	assert.Len(t, s.memberNames(t, s.etcd.Members[0]), 5, "nothing was changed")
+	// 5 → 3 keeps quorum at every step (4 voters of which 3 answer, then 3
+	// of which 2), but uses up the one failure the cluster tolerates while
+	// etcd-1 is down: refused before anything changes, even with --force
+	// (which passes the unhealthy set's health check only).
+	res = s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes", "--force")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Contains(t, res.ErrOut, "removing etcd-4 leaves 4 voters of which 3 answer (etcd-0, etcd-2, etcd-3), only the quorum of 3, while etcd-1 does not answer")
+	assert.Len(t, s.memberNames(t, s.etcd.Members[0]), 5, "nothing was changed")
+	assert.Equal(t, int32(5), *e2eutil.StatefulSet(t, cluster, s.ns, "etcd").Spec.Replicas)
 	s.etcd.Restart(t, s.etcd.Members[1])
 	waitHealthy(t, s)
 
@@ -357,4 +367,72 @@ func (w *signalWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// TestEtcdMemberNamesNotLikePods: members named infra0..infra4, with peer
+// URLs that name no pod, map to their pods by the ID each pod's member
+// answers with. When one stops, which member its pod runs cannot be told:
+// a scale-down removing that pod is refused before anything changes,
+// rather than taking the pod for one already removed and leaving its
+// member in the membership as a voter that never answers.
+func TestEtcdMemberNamesNotLikePods(t *testing.T) {
+	c := dbserver.StartEtcd(t, "infra0", "infra1", "infra2", "infra3", "infra4")
+	var envs []map[string]string
+	for _, m := range c.Members {
+		envs = append(envs, c.Env(m))
+	}
+	s := &etcdSet{bed: newBed(t, "etcd", etcdImage, envs), etcd: c}
+	r, code := s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+
+	require.NoError(t, s.etcd.MoveLeader(s.etcd.Members[0]))
+	s.etcd.Members[4].Stop()
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	assert.Contains(t, r.Engine.Reason, "no answer from etcd-4")
+
+	res := s.run(t, "scale-down", "etcd", "--replicas", "4", "--yes", "--force")
+	assert.Equal(t, cmdutil.ExitFailed, res.Code, res.Out)
+	assert.Contains(t, res.ErrOut, "refusing to change statefulset etcd; nothing was changed")
+	assert.Contains(t, res.ErrOut, "etcd-4 does not answer, and the membership lists infra4 (id ")
+	assert.NotContains(t, res.Out, "already removed")
+	assert.Equal(t, []string{"infra0", "infra1", "infra2", "infra3", "infra4"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	assert.Equal(t, int32(5), *e2eutil.StatefulSet(t, cluster, s.ns, "etcd").Spec.Replicas)
+
+	// Back: the member answers with its ID, and 5 → 3 removes exactly
+	// infra4 and infra3.
+	s.etcd.Restart(t, s.etcd.Members[4])
+	waitHealthy(t, s)
+	res = s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Equal(t, []string{"infra0", "infra1", "infra2"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
+}
+
+// TestEtcdScaleDownRemovesALearner: three voters and a learner (etcd-3):
+// status names the learner; 4 → 3 removes it with member remove, without
+// a leadership move, and the record says the voters and quorum stay.
+func TestEtcdScaleDownRemovesALearner(t *testing.T) {
+	c := dbserver.StartEtcd(t, "etcd-0", "etcd-1", "etcd-2")
+	c.AddLearner(t, "etcd-3")
+	var envs []map[string]string
+	for _, m := range c.Members {
+		envs = append(envs, c.Env(m))
+	}
+	s := &etcdSet{bed: newBed(t, "etcd", etcdImage, envs), etcd: c}
+	r, code := s.report(t)
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	require.Len(t, r.Members, 4)
+	assert.Equal(t, plugins.RoleLearner, r.Members[3].Role)
+	assert.Contains(t, r.Engine.Reason, "etcd-3 is a learner: promote it")
+
+	res := s.run(t, "scale-down", "etcd", "--replicas", "3", "--yes")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "(etcd-3) is a learner: the 3 voters and the quorum of 2 do not change")
+	assert.Contains(t, res.Out, "removed member")
+	assert.NotContains(t, res.Out, "leadership")
+	assert.Equal(t, []string{"etcd-0", "etcd-1", "etcd-2"}, sortedStrings(s.memberNames(t, s.etcd.Members[0])))
+	r, code = s.report(t)
+	assert.Equal(t, cmdutil.ExitOK, code, "%+v", r.Engine)
 }

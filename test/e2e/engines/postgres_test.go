@@ -9,9 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 	"github.com/kubectl-sts/kubectl-sts/plugins/all"
 	"github.com/kubectl-sts/kubectl-sts/test/dbserver"
+	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
 
 const pgPassword = "pg-s3cret-Ω"
@@ -88,6 +90,15 @@ func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {
 	assert.Contains(t, err.Error(), "replication slot pg_1 on pg-0 is still active")
 	assert.Equal(t, []string{"backup_keep", "pg_1"}, slotNames(t, s.primary), "an active slot is never dropped")
 
+	// Status names the slot of the removed ordinal that a server whose pod
+	// is gone still streams from: it pins WAL on the primary as long as
+	// that server runs, and nothing else would tell.
+	r, code := statusReport(t, s.ns, "pg")
+	reasons := reasonsByObject(r)
+	require.Contains(t, reasons, "LeftoverSlot slot/pg_1", "%+v", r.Verdict)
+	assert.Contains(t, reasons["LeftoverSlot slot/pg_1"].Message, "replication slot pg_1 on pg-0 is named for ordinal 1, which is not a member, and is still active")
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+
 	// Once the replica stops, the slot goes inactive and is dropped.
 	*got = nil
 	done := make(chan error, 1)
@@ -102,4 +113,44 @@ func TestPostgresScaleDownDropsOnlyTheRemovedMembersSlot(t *testing.T) {
 	}
 	assert.Equal(t, []plugins.RemoveAction{plugins.ActionWaiting, plugins.ActionChanged}, actions)
 	mustNotLeak(t, pgPassword, *got)
+}
+
+// TestPostgresReplicaStreamingFromAnotherServer: pg-2's server is a
+// replica that streams, but from a primary outside the StatefulSet (as
+// after a failover that left it on the old primary): its own WAL receiver
+// says "streaming", yet pg-0, the primary, has no standby for it. That is
+// replication broken, not healthy, and the rollout gate must not pass.
+func TestPostgresReplicaStreamingFromAnotherServer(t *testing.T) {
+	p := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	r := p.StartReplica(t, "pg_1")
+	other := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	stray := other.StartReplica(t, "pg_2")
+	b := newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{pgEnv(p), pgEnv(r), pgEnv(stray)})
+
+	rep, code := statusReport(t, b.ns, "pg")
+	reasons := reasonsByObject(rep)
+	require.Contains(t, reasons, "ReplicationBroken pod/pg-2", "%+v", rep.Verdict)
+	assert.Contains(t, reasons["ReplicationBroken pod/pg-2"].Message, "replica pg-2 streams from "+stray.Primary.Host+":")
+	assert.Contains(t, reasons["ReplicationBroken pod/pg-2"].Message, "not from the primary pg-0: no member lists it as a standby")
+	assert.NotContains(t, reasons, "ReplicationBroken pod/pg-1", "pg-1 streams from pg-0")
+	assert.Equal(t, cmdutil.ExitDegraded, code)
+	require.NotNil(t, rep.Engine)
+	assert.False(t, rep.Engine.Healthy)
+	assert.Contains(t, rep.Engine.Reason, "pg-2")
+}
+
+// TestPostgresScaleDownOfAStoppedReplicaNamesTheSlotThatMayBeIts: pg-1
+// streamed through slot replica_c, a name no convention gives it, and its
+// server is stopped, so which slot it used cannot be read. The scale-down
+// drops nothing it cannot attribute, and says which slot may be pg-1's.
+func TestPostgresScaleDownOfAStoppedReplicaNamesTheSlotThatMayBeIts(t *testing.T) {
+	p := dbserver.StartPostgres(t, dbserver.PostgresOptions{Password: pgPassword})
+	r := p.StartReplica(t, "replica_c")
+	b := newBed(t, "pg", "docker.io/library/postgres:15", []map[string]string{pgEnv(p), pgEnv(r)})
+	r.Stop(t)
+	res := e2eutil.Run(t, e2eutil.Client(cluster, b.ns), 4*time.Minute, "scale-down", "pg", "--replicas", "1", "--yes", "--force")
+	require.Equal(t, cmdutil.ExitOK, res.Code, res.ErrOut)
+	assert.Contains(t, res.Out, "pg-1 does not answer, so the slot it streams from cannot be read, and no slot on pg-0 is named for it")
+	assert.Contains(t, res.Out, "inactive physical slots no member streams from: replica_c")
+	assert.Equal(t, []string{"replica_c"}, slotNames(t, p), "nothing it cannot attribute is dropped")
 }
