@@ -207,5 +207,26 @@ func recreatePlan(rec *journal.Record, ns, name string, p Params) (*Plan, error)
 	return plan, nil
 }
 
+// PendingRecreate is an expansion stopped in its template step: the
+// StatefulSet may be deleted, and running the same command again recreates
+// it from the copy saved in the record.
+type PendingRecreate struct {
+	Claim, Size string
+}
+
+// StoppedInTemplateStep returns what rec records when it is an unfinished
+// expansion stopped in its template step with a saved copy of the
+// StatefulSet, else nil.
+func StoppedInTemplateStep(rec *journal.Record) *PendingRecreate {
+	if rec == nil || rec.Operation != Operation || rec.Phase.Finished() {
+		return nil
+	}
+	var st State
+	if err := rec.DecodeState(&st); err != nil || st.Template == nil || st.Template.Desired == nil || !st.Template.pending() {
+		return nil
+	}
+	return &PendingRecreate{Claim: st.Claim, Size: st.Size}
+}
+
 // joinNames renders a list for messages.
 func joinNames(names []string) string { return strings.Join(names, ", ") }

@@ -152,11 +152,23 @@ type BusyError struct {
 	// StatefulSet, when set, lets the message name the commands that
 	// finish or drop the unfinished operation.
 	StatefulSet string
+	// Held is set while another process holds the operation's lease: it is
+	// running now, and the way on is to wait for it.
+	Held *HeldError
+}
+
+// Busy is the refusal of another operation while rec is unfinished.
+func (j *Journal) Busy(rec *Record) *BusyError {
+	return &BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: j.sts, Held: j.Held(rec)}
 }
 
 func (e *BusyError) Error() string {
 	msg := fmt.Sprintf("an unfinished %s (%s, started %s) is recorded for this StatefulSet; ",
 		e.Operation, e.Phase, e.Started.UTC().Format(time.RFC3339))
+	if e.Held != nil {
+		msg += fmt.Sprintf("%s is running it (last heartbeat %s ago; its lease expires at %s): wait for it to finish; if it was stopped or killed, after its lease expires ",
+			e.Held.Holder, e.Held.Age().Round(time.Second), stamp(e.Held.Expires))
+	}
 	n := e.StatefulSet
 	switch {
 	case n == "":
@@ -292,7 +304,7 @@ func (j *Journal) Begin(ctx context.Context, op string, state any) (*Record, boo
 	now := j.now()
 	if cur != nil && !cur.Phase.Finished() {
 		if cur.Operation != op {
-			return nil, false, &BusyError{Operation: cur.Operation, Phase: cur.Phase, Started: cur.Started, StatefulSet: j.sts}
+			return nil, false, j.Busy(cur)
 		}
 		held := j.Held(cur)
 		if held != nil && !j.takeOver {

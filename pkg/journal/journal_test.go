@@ -164,6 +164,47 @@ func TestKeepAliveRenewsHeartbeat(t *testing.T) {
 	assert.NoError(t, done(nil))
 }
 
+// The refusal of another operation says how to go on with the recorded
+// one: its own commands, or to wait while a process holds its lease.
+func TestBusyErrorNamesTheWayOn(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("a paused rollout: resume or undo", func(t *testing.T) {
+		a, b, _ := newPair(t)
+		rec, _, err := a.Begin(ctx, "rollout", state{})
+		require.NoError(t, err)
+		require.NoError(t, a.Finish(ctx, rec, Paused, "paused after step 1"))
+		_, _, err = b.Begin(ctx, "scale-down", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "an unfinished rollout (Paused, started 2026-03-01T10:00:00Z) is recorded")
+		assert.Contains(t, err.Error(), "continue it with: kubectl sts rollout resume db, undo it with: kubectl sts rollout undo db")
+	})
+
+	t.Run("a live run: who holds it and until when", func(t *testing.T) {
+		a, b, c := newPair(t)
+		_, _, err := a.Begin(ctx, "expand-pvc", state{})
+		require.NoError(t, err)
+		c.t = c.t.Add(10 * time.Second)
+		_, _, err = b.Begin(ctx, "rollout", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "host-a/1 is running it (last heartbeat 10s ago; its lease expires at 2026-03-01T10:00:30Z): "+
+			"wait for it to finish; if it was stopped or killed, after its lease expires run the same kubectl sts expand-pvc db again to finish it")
+	})
+
+	t.Run("a scale-down stopped part-way: run it again", func(t *testing.T) {
+		a, b, _ := newPair(t)
+		rec, _, err := a.Begin(ctx, "scale-down", state{})
+		require.NoError(t, err)
+		require.NoError(t, a.Release(ctx, rec, "interrupted"))
+		_, _, err = b.Begin(ctx, "expand-pvc", state{})
+		var busy *BusyError
+		require.ErrorAs(t, err, &busy)
+		assert.Contains(t, err.Error(), "run the same kubectl sts scale-down db again to finish it")
+	})
+}
+
 // TestBusyErrorNamesTheCommands: the refusal of a second operation says
 // which commands finish or drop the unfinished one, for its StatefulSet.
 func TestBusyErrorNamesTheCommands(t *testing.T) {

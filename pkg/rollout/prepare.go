@@ -139,7 +139,7 @@ func (r *Runner) loadUnfinished(ctx context.Context) (*journal.Record, *State, e
 		return nil, nil, err
 	}
 	if rec.Operation != Operation {
-		return nil, nil, &journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: r.Name}
+		return nil, nil, r.Journal.Busy(rec)
 	}
 	var st State
 	if err := rec.DecodeState(&st); err != nil {

@@ -454,7 +454,7 @@ func (p *Plan) resumeOrStart(in Inputs) error {
 	rec := in.Record
 	if rec != nil && !rec.Phase.Finished() {
 		if rec.Operation != cfg.operation() {
-			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: p.StatefulSet}).Error()}}
+			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{(&journal.BusyError{Operation: rec.Operation, Phase: rec.Phase, Started: rec.Started, StatefulSet: p.StatefulSet, Held: in.Held}).Error()}}
 		}
 		if in.Held != nil && !in.TakeOver {
 			return &RefusedError{StatefulSet: p.StatefulSet, Reasons: []string{in.Held.Error()}}

@@ -36,7 +36,10 @@ type Report struct {
 	// an engine was asked.
 	Engine  *EngineStatus    `json:"engine,omitempty"`
 	Members []plugins.Member `json:"members,omitempty"`
-	Verdict Verdict          `json:"verdict"`
+	// Operation is the unfinished kubectl-sts operation recorded for the
+	// StatefulSet, when there is one and its record could be read.
+	Operation *OperationStatus `json:"operation,omitempty"`
+	Verdict   Verdict          `json:"verdict"`
 }
 
 // List is the document printed for several StatefulSets (-A, or no name).

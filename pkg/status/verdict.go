@@ -182,6 +182,7 @@ func Judge(r *Report, opts Options) Verdict {
 	j.claims()
 	j.leftovers()
 	j.engine()
+	j.operation()
 
 	// Worst first; equal severities keep the order they were found in.
 	slices.SortStableFunc(j.reasons, func(a, b Reason) int {
@@ -418,11 +419,16 @@ func (j *judge) rollout() {
 				upd, updatedReady, targets, partitionNote(j.sts.Partition, held))})
 	case held > 0 && len(outdated) > 0:
 		first := j.sts.OrdinalsStart + j.sts.Partition
+		hint := fmt.Sprintf("continue with a staged rollout: kubectl sts rollout %s --staged %s, or lower the partition: kubectl patch statefulset %s %s -p '{\"spec\":{\"updateStrategy\":{\"rollingUpdate\":{\"partition\":0}}}}'",
+			name, ns, name, ns)
+		if op := j.r.Operation; op != nil && op.Operation == "rollout" {
+			hint = "the partition is held by the unfinished kubectl sts rollout (see " + string(CodeOperationUnfinished) +
+				" for how to go on); do not lower it by hand: the rollout stops when someone else changes the StatefulSet"
+		}
 		j.add(Reason{Code: CodeRolloutPaused, Severity: SeverityProgressing, Object: "statefulset/" + name,
 			Message: fmt.Sprintf("rollout paused by partition %d: %d of %d pods run revision %s, %d remain on %s (ordinals below %d)",
 				j.sts.Partition, updatedReady, targets+held, upd, len(outdated), j.short(j.sts.CurrentRevision), first),
-			Hint: fmt.Sprintf("continue with a staged rollout: kubectl sts rollout %s --staged %s, or lower the partition: kubectl patch statefulset %s %s -p '{\"spec\":{\"updateStrategy\":{\"rollingUpdate\":{\"partition\":0}}}}'",
-				name, ns, name, ns)})
+			Hint: hint})
 	case rollingOut:
 		j.add(Reason{Code: CodeRolloutInProgress, Severity: SeverityProgressing, Object: "statefulset/" + name,
 			Message: fmt.Sprintf("rolling out revision %s: all %d pods updated; waiting for the controller to record it as current", upd, targets)})

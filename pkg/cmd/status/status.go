@@ -19,7 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
+	"github.com/kubectl-sts/kubectl-sts/pkg/rollout"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/ui"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -247,6 +250,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return o.explainNotFound(ctx, err)
 	}
+	status.SetOperation(r, o.operation(ctx, c.Namespace, o.Name), o.statusOptions())
 	if err := o.print(o.Out, r); err != nil {
 		return err
 	}
@@ -254,6 +258,58 @@ func (o *Options) Run(ctx context.Context) error {
 		return cmdutil.WithExitCode(cmdutil.ExitDegraded, nil)
 	}
 	return nil
+}
+
+// operation reads the StatefulSet's operation record (configmap
+// kubectl-sts.NAME) and returns the unfinished operation it holds, with its
+// lease when a process holds it (journal.Held, the rule every command
+// applies). A record that cannot be read is left out of the report: the
+// status Role needs no access to config maps.
+func (o *Options) operation(ctx context.Context, namespace, name string) *status.OperationStatus {
+	j := journal.New(o.client.Kube, namespace, name, "")
+	if o.Now != nil {
+		j = j.WithClock(o.Now, journal.DefaultLeaseDuration)
+	}
+	rec, err := j.Load(ctx)
+	if err != nil || rec == nil || rec.Phase.Finished() {
+		return nil
+	}
+	op := &status.OperationStatus{Operation: rec.Operation, Phase: string(rec.Phase), Started: rec.Started,
+		Holder: rec.Holder, Heartbeat: rec.Heartbeat}
+	if held := j.Held(rec); held != nil {
+		op.LeaseExpires = &held.Expires
+	}
+	var st rollout.State
+	if rec.Operation == rollout.Operation && rec.DecodeState(&st) == nil {
+		op.From, op.To = st.From, st.To
+	}
+	return op
+}
+
+// explainDeletedByExpansion explains a missing StatefulSet that an
+// expand-pvc deleted in its template step and has not recreated yet, or
+// returns nil.
+func (o *Options) explainDeletedByExpansion(ctx context.Context, ns string) error {
+	j := journal.New(o.client.Kube, ns, o.Name, "")
+	if o.Now != nil {
+		j = j.WithClock(o.Now, journal.DefaultLeaseDuration)
+	}
+	rec, err := j.Load(ctx)
+	if err != nil {
+		return nil
+	}
+	p := expand.StoppedInTemplateStep(rec)
+	if p == nil {
+		return nil
+	}
+	msg := fmt.Sprintf("StatefulSet %q not found in namespace %q: an interrupted expand-pvc of claim %s to %s deleted it to update its volumeClaimTemplate (its pods and claims were kept) and saved a copy in configmap %s",
+		o.Name, ns, p.Claim, p.Size, journal.ConfigMapName(o.Name))
+	if held := j.Held(rec); held != nil {
+		return fmt.Errorf("%s; %s is recreating it now (last heartbeat %s ago; its lease expires at %s): wait for it; if that process was killed, run the same expand-pvc command after the lease expires (or now with --take-over)",
+			msg, held.Holder, held.Age().Round(time.Second), held.Expires.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("%s; recreate it by finishing that run: kubectl sts expand-pvc %s --claim %s --size %s -n %s",
+		msg, o.Name, p.Claim, p.Size, ns)
 }
 
 func (o *Options) statusOptions() status.Options {
@@ -337,6 +393,9 @@ func (o *Options) explainNotFound(ctx context.Context, err error) error {
 	ns := o.client.Namespace
 	if _, nsErr := o.client.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(nsErr) {
 		return fmt.Errorf("namespace %q does not exist, so StatefulSet %q is not there either (list namespaces with: kubectl get namespaces)", ns, o.Name)
+	}
+	if err := o.explainDeletedByExpansion(ctx, ns); err != nil {
+		return err
 	}
 	others, listErr := o.client.Kube.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", o.Name).String(),

@@ -34,6 +34,8 @@ import (
 	statuscmd "github.com/kubectl-sts/kubectl-sts/pkg/cmd/status"
 	cmdtesting "github.com/kubectl-sts/kubectl-sts/pkg/cmd/testing"
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
+	"github.com/kubectl-sts/kubectl-sts/pkg/expand"
+	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
 	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
@@ -265,8 +267,9 @@ func TestRequestsDoNotGrowWithReplicas(t *testing.T) {
 		for _, a := range cs.Actions() {
 			verbs = append(verbs, a.GetVerb()+" "+a.GetResource().Resource)
 		}
-		// The server version once (the tested range), then one request per kind.
-		assert.Equal(t, []string{"get version", "get statefulsets", "list pods", "list persistentvolumeclaims"}, verbs, "%d replicas", n)
+		// The server version once (the tested range), then one request per
+		// kind, then the operation record.
+		assert.Equal(t, []string{"get version", "get statefulsets", "list pods", "list persistentvolumeclaims", "get configmaps"}, verbs, "%d replicas", n)
 	}
 }
 
@@ -670,4 +673,33 @@ func TestListAsksEnginesWithATimeoutEach(t *testing.T) {
 	f = cmdtesting.NewFakeOptions(objects(newFixture("db", 3), other)...)
 	assert.Equal(t, cmdutil.ExitOK, run(t, f, "-A"))
 	assert.Contains(t, f.Out.String(), "Database engines were not asked (--engine none)")
+}
+
+// A StatefulSet deleted by expand-pvc's template step, whose run stopped
+// before recreating it, is not simply "not found": status says what
+// happened and the command that recreates it from the saved copy.
+func TestStatefulSetDeletedByAnInterruptedExpansion(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		f := cmdtesting.NewFakeOptions(defaultNamespace())
+		ctx := context.Background()
+		j := journal.New(f.Client.Kube, "default", "db", "elsewhere/7/abc").WithClock(func() time.Time { return cmdtesting.FakeNow.Add(-5 * time.Second) }, journal.DefaultLeaseDuration)
+		saved := newFixture("db", 1).StatefulSet
+		rec, _, err := j.Begin(ctx, expand.Operation, expand.State{Claim: "data", Size: "2Gi",
+			Template: &expand.TemplateState{Step: expand.TemplateDeleted, Desired: saved, OldUID: "old"}})
+		require.NoError(t, err)
+		if !held {
+			require.NoError(t, j.Release(ctx, rec, "killed"))
+		}
+
+		code := run(t, f, "db")
+		assert.Equal(t, cmdutil.ExitFailed, code)
+		errOut := f.ErrOut.String()
+		assert.Contains(t, errOut, `StatefulSet "db" not found in namespace "default": an interrupted expand-pvc of claim data to 2Gi deleted it to update its volumeClaimTemplate (its pods and claims were kept) and saved a copy in configmap kubectl-sts.db`)
+		if held {
+			assert.Contains(t, errOut, "elsewhere/7/abc is recreating it now (last heartbeat 5s ago; its lease expires at 2026-01-02T15:04:30Z)")
+		} else {
+			assert.Contains(t, errOut, "recreate it by finishing that run: kubectl sts expand-pvc db --claim data --size 2Gi -n default")
+		}
+		assert.NotContains(t, errOut, "kubectl get sts")
+	}
 }
