@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status"
 	"github.com/kubectl-sts/kubectl-sts/pkg/wait"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
@@ -92,6 +93,10 @@ type Inputs struct {
 	PDBs          []policyv1.PodDisruptionBudget
 	PDBsForbidden bool
 	PDBPods       []corev1.Pod
+	// Denied are the permissions the run needs that the caller lacks
+	// (AccessErr: they could not be checked).
+	Denied    []kube.Access
+	AccessErr error
 }
 
 // Read gathers the Inputs of a scale-down of cfg.Name: the StatefulSet,
@@ -135,13 +140,16 @@ func Read(ctx context.Context, cfg Config, d Deps) (*Inputs, error) {
 		in.SnapshotClass, in.SnapshotErr = checkSnapshotAPI(ctx, d.Kube.Discovery(), d.Dynamic, cfg.SnapshotClass)
 	}
 	if cfg.Cleanup {
+		in.Denied, in.AccessErr = kube.Denied(ctx, d.Kube, sts.Namespace, accessNeeded(sts, cfg, in.Record, cfg.CleanupSlots))
 		return in, nil
 	}
 	if d.EngineFor != nil {
 		in.EngineAsked = true
 		in.Engine, in.EngineErr = d.EngineFor(sts)
 	}
-	if engine, err := p.resolveEngine(*in); err == nil && engine != nil {
+	engine, err := p.resolveEngine(*in)
+	in.Denied, in.AccessErr = kube.Denied(ctx, d.Kube, sts.Namespace, accessNeeded(sts, cfg, in.Record, err == nil && engine != nil))
+	if err == nil && engine != nil {
 		target := plugins.Target{StatefulSet: sts, Pods: in.Pods, Exec: d.Exec, Container: cfg.Container}
 		in.Members, in.MembersErr = engine.Members(ctx, target)
 		if in.MembersErr != nil && ctx.Err() != nil {
@@ -165,6 +173,45 @@ func Read(ctx context.Context, cfg Config, d Deps) (*Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// accessNeeded are the permissions a run of cfg needs in the StatefulSet's
+// namespace (docs/rbac.yaml grants them): checked before the first change,
+// since a run that scaled down and then met a Forbidden would stop
+// part-way, its record holding the StatefulSet.
+func accessNeeded(sts *appsv1.StatefulSet, cfg Config, rec *journal.Record, engine bool) []kube.Access {
+	var need []kube.Access
+	if rec == nil {
+		need = append(need, kube.Access{Verb: "create", Resource: "configmaps"})
+	}
+	need = append(need, kube.Access{Verb: "update", Resource: "configmaps"})
+	if !cfg.Cleanup {
+		need = append(need, kube.Access{Verb: "patch", Group: "apps", Resource: "statefulsets"})
+	}
+	if engine {
+		need = append(need, kube.Access{Verb: "create", Resource: "pods", Subresource: "exec"})
+	}
+	switch action, _ := claimAction(sts, cfg); action {
+	case PVCSnapshot:
+		need = append(need, kube.Access{Verb: "create", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots"})
+		fallthrough
+	case PVCDelete:
+		need = append(need, kube.Access{Verb: "delete", Resource: "persistentvolumeclaims"})
+	}
+	return need
+}
+
+// refuseDenied refuses a run that lacks a permission it needs, before it
+// changes anything; a check that could not be made is a warning.
+func (p *Plan) refuseDenied(in Inputs, refuse *RefusedError) {
+	if in.AccessErr != nil {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("could not check the permissions the run needs before starting: %v", in.AccessErr))
+	}
+	for _, a := range in.Denied {
+		refuse.Reasons = append(refuse.Reasons, fmt.Sprintf(
+			"missing permission: %s in namespace %s, which this run needs (without it the run would stop part-way); see docs/rbac.md for the Role kubectl-sts needs",
+			a, p.Namespace))
+	}
 }
 
 // normalized checks the request and fills in the default claim action.
@@ -268,6 +315,9 @@ func BuildPlan(in Inputs, cfg Config) (*Plan, error) {
 	}
 	p.addSteps(ordinals, owned, claims)
 	if cfg.Cleanup {
+		if p.refuseDenied(in, refuse); len(refuse.Reasons) > 0 {
+			return p, refuse
+		}
 		return p, nil
 	}
 
@@ -291,6 +341,7 @@ func BuildPlan(in Inputs, cfg Config) (*Plan, error) {
 	}
 
 	p.judgeHealth(in, engine, members, refuse)
+	p.refuseDenied(in, refuse)
 	if len(refuse.Reasons) > 0 {
 		return p, refuse
 	}

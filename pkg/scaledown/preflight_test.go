@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/pkg/status/statustest"
 	"github.com/kubectl-sts/kubectl-sts/plugins"
 )
@@ -441,18 +443,32 @@ func TestPrepareListsOtherLeftovers(t *testing.T) {
 }
 
 func TestPrepareReadsAFixedNumberOfRequestsWhateverTheReplicaCount(t *testing.T) {
-	count := func(n int) int {
+	// Reads, and access reviews of the permissions the run needs.
+	count := func(n int) (int, int) {
 		f := fixture(n)
 		e := newEnv(t, f.Objects()...)
 		d := e.deps()
 		d.EngineFor = nil
 		_, err := Prepare(context.Background(), cfg(1), d)
 		require.NoError(t, err)
-		return len(e.client.Actions())
+		reads, reviews := 0, 0
+		for _, a := range e.client.Actions() {
+			if a.GetResource().Resource == "selfsubjectaccessreviews" {
+				reviews++
+			} else {
+				reads++
+			}
+		}
+		return reads, reviews
 	}
-	small, large := count(3), count(40)
+	small, smallReviews := count(3)
+	large, largeReviews := count(40)
 	assert.Equal(t, small, large)
 	assert.LessOrEqual(t, small, 8)
+	// create and update configmaps (the record), patch statefulsets,
+	// delete persistentvolumeclaims.
+	assert.Equal(t, 4, smallReviews)
+	assert.Equal(t, 4, largeReviews)
 }
 
 func TestPrepareListsPodsOnlyBySelectors(t *testing.T) {
@@ -482,4 +498,44 @@ func TestPrepareListsPodsOnlyBySelectors(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"app=db", "app=db"}, selectors, "the StatefulSet's pods, then the budget's, each by its selector")
+}
+
+// denyAccess makes the fake API server refuse the caller access.
+func denyAccess(e *env, access kube.Access) {
+	e.client.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		review := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+		attr := review.Spec.ResourceAttributes
+		review.Status.Allowed = attr.Verb != access.Verb || attr.Resource != access.Resource || attr.Group != access.Group || attr.Subresource != access.Subresource
+		return true, review, nil
+	})
+}
+
+// A permission the run needs and lacks refuses it before the first
+// change: a run that scaled down and then met a Forbidden on the claims
+// would stop part-way, its record holding the StatefulSet.
+func TestAMissingPermissionRefusesTheRunBeforeAnyChange(t *testing.T) {
+	f := fixture(3)
+	e := newEnv(t, f.Objects()...)
+	denyAccess(e, kube.Access{Verb: "delete", Resource: "persistentvolumeclaims"})
+	d := e.deps()
+	d.EngineFor = nil
+	p, err := Prepare(context.Background(), cfg(1), d)
+	var refused *RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.NotNil(t, p, "the plan is shown with the refusal")
+	assert.Equal(t, []string{"missing permission: delete persistentvolumeclaims in namespace " + ns +
+		", which this run needs (without it the run would stop part-way); see docs/rbac.md for the Role kubectl-sts needs"}, refused.Reasons)
+
+	// Keeping the claims needs no delete.
+	c := cfg(1)
+	c.PVC = PVCKeep
+	_, err = Prepare(context.Background(), c, d)
+	require.NoError(t, err)
+
+	// A cleanup that snapshots the claims needs to create snapshots and
+	// delete the claims, and no patch of the StatefulSet.
+	assert.Equal(t, []kube.Access{
+		{Verb: "create", Resource: "configmaps"}, {Verb: "update", Resource: "configmaps"},
+		{Verb: "create", Group: "snapshot.storage.k8s.io", Resource: "volumesnapshots"}, {Verb: "delete", Resource: "persistentvolumeclaims"},
+	}, accessNeeded(f.StatefulSet, Config{Cleanup: true, PVC: PVCSnapshot}, nil, false))
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -26,6 +27,7 @@ func NewClient(objs ...runtime.Object) (*kube.Client, *Executor) {
 	ex := &Executor{}
 	cs := fake.NewClientset(objs...)
 	honourGenerateName(cs)
+	AllowAccessReviews(cs)
 	return &kube.Client{
 		Kube:      cs,
 		Namespace: DefaultNamespace,
@@ -44,6 +46,18 @@ func honourGenerateName(cs *fake.Clientset) {
 			m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1)))
 		}
 		return false, nil, nil
+	})
+}
+
+// AllowAccessReviews makes the fake API server answer every
+// SelfSubjectAccessReview with allowed, as for a cluster admin (the fake
+// clientset would return the review unanswered, which reads as denied). A
+// test of a missing permission prepends a reactor of its own.
+func AllowAccessReviews(cs *fake.Clientset) {
+	cs.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		review := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview).DeepCopy()
+		review.Status.Allowed = true
+		return true, review, nil
 	})
 }
 

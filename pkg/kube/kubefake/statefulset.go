@@ -65,6 +65,7 @@ func NewController(cs *fake.Clientset, namespace string) *Controller {
 	tracker := cs.Tracker()
 	react := k8stesting.ObjectReaction(tracker)
 	deliverLateDeletes(cs)
+	AllowAccessReviews(cs)
 	defer cs.PrependReactor("*", "*", c.reactTests)
 	// The API server bumps metadata.generation when the spec changes; the
 	// fake tracker does not.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -793,4 +794,46 @@ func mergeMaps(ms ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// A user who may scale the StatefulSet but not delete claims is refused
+// before the first change, with the permission named: a run that scaled
+// down and then met a Forbidden on the claims would stop part-way, its
+// record holding the StatefulSet against every other command.
+func TestScaleDownMissingAPermissionChangesNothing(t *testing.T) {
+	m := loadManifest(t)
+	ns := cluster.NewNamespace(t)
+	create(t, newStatefulSet(ns, "db", 3, ""))
+	var rules []rbacv1.PolicyRule
+	for _, r := range m.roles[roleScaleDown].Rules {
+		if slices.Contains(r.Resources, "persistentvolumeclaims") {
+			r = *r.DeepCopy()
+			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == "delete" })
+		}
+		rules = append(rules, r)
+	}
+	ctx := ctxFor(t)
+	_, err := cluster.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "scale-down-but-keep-claims"}, Rules: rules}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cluster.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scale-down-but-keep-claims"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scale-down-but-keep-claims"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "keeper"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	waitAllowed(t, "keeper", ns, rules)
+	u := newUser("keeper", ns)
+	before := objects(t, ns)
+
+	res := run(t, u, "scale-down", "db", "--replicas", "1", "--pvc", "delete", "--yes", "--engine", "none")
+	require.Equal(t, cmdutil.ExitFailed, res.code, "exit code\n%s%s", res.out, res.errOut)
+	assert.Contains(t, res.errOut, "missing permission: delete persistentvolumeclaims in namespace "+ns)
+	assert.Empty(t, res.forbidden, "refused before any request the API server would refuse")
+	assert.Equal(t, before, objects(t, ns), "nothing changed, and no record was left")
+	assert.Equal(t, int32(3), *getSTS(t, ns, "db").Spec.Replicas)
+
+	// Keeping the claims needs no delete: the same user scales down.
+	res = run(t, u, "scale-down", "db", "--replicas", "1", "--pvc", "keep", "--yes", "--engine", "none")
+	requireClean(t, res, cmdutil.ExitOK)
+	assert.Equal(t, int32(1), *getSTS(t, ns, "db").Spec.Replicas)
 }
