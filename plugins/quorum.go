@@ -299,3 +299,19 @@ func Settle(ctx context.Context, wait, interval time.Duration, check func(contex
 		}
 	}
 }
+
+// UnmappedReason says why quorum cannot be judged when pods do not answer
+// and the membership lists members (listed, as the engine words them) that
+// no pod can be matched to: which member each silent pod runs cannot be
+// told. noun is the engine's word for a member, unlike how the listed ones
+// differ from pods, byHand the command that removes one by hand.
+func UnmappedReason(pods, listed []string, noun, unlike, byHand string) string {
+	verb := "does"
+	if len(pods) > 1 {
+		verb = "do"
+	}
+	return fmt.Sprintf("%s %s not answer, and the membership lists %s, %s: "+
+		"which %s each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its %s answers, "+
+		"or remove the %s by hand (%s) and scale down with --engine none",
+		strings.Join(pods, ", "), verb, strings.Join(listed, "; "), unlike, noun, strings.Join(pods, ", "), noun, noun, byHand)
+}

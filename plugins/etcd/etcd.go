@@ -524,12 +524,5 @@ func (st state) unmapped() string {
 	for _, m := range st.cluster.WithoutPod {
 		members = append(members, describe(m))
 	}
-	verb := "does"
-	if len(pods) > 1 {
-		verb = "do"
-	}
-	return fmt.Sprintf("%s %s not answer, and the membership lists %s, named like no pod and with no pod's host in its peer URLs: "+
-		"which member each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its member answers, "+
-		"or remove the member by hand (etcdctl member remove <id>) and scale down with --engine none",
-		strings.Join(pods, ", "), verb, strings.Join(members, "; "), strings.Join(pods, ", "))
+	return plugins.UnmappedReason(pods, members, "member", "named like no pod and with no pod's host in its peer URLs", "etcdctl member remove <id>")
 }

@@ -497,14 +497,7 @@ func (st state) unmapped() string {
 	for _, s := range st.withoutPod {
 		servers = append(servers, s.Line)
 	}
-	verb := "does"
-	if len(pods) > 1 {
-		verb = "do"
-	}
-	return fmt.Sprintf("%s %s not answer, and the membership lists %s, whose host names no pod: "+
-		"which server each pod runs cannot be told, so quorum cannot be judged; bring %s back so that its server answers, "+
-		"or remove the server by hand (zkCli.sh reconfig -remove <id>) and scale down with --engine none",
-		strings.Join(pods, ", "), verb, strings.Join(servers, "; "), strings.Join(pods, ", "))
+	return plugins.UnmappedReason(pods, servers, "server", "whose host names no pod", "zkCli.sh reconfig -remove <id>")
 }
 
 // configVersion is the membership's version as a number: a zxid in hex,

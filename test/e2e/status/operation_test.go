@@ -11,8 +11,23 @@ import (
 
 	cmdutil "github.com/kubectl-sts/kubectl-sts/pkg/cmd/util"
 	"github.com/kubectl-sts/kubectl-sts/pkg/journal"
+	"github.com/kubectl-sts/kubectl-sts/pkg/kube"
 	"github.com/kubectl-sts/kubectl-sts/test/e2e/e2eutil"
 )
+
+// pausedRollout is a StatefulSet db of 3 pods in a new namespace whose
+// staged rollout to imageV2 paused after its first step, and the client
+// of that namespace.
+func pausedRollout(t *testing.T) (string, *kube.Client) {
+	t.Helper()
+	ns := cluster.NewNamespace(t)
+	create(t, ns, "db", 3)
+	client := e2eutil.ClientFor(t, ns, cluster.RESTConfig)
+	res := e2eutil.RunContext(ctxFor(t), client, "rollout", "db", "--staged", "--image", "db="+imageV2,
+		"--steps", "1,100%", "--pause-after", "1", "--yes")
+	require.Equal(t, cmdutil.ExitPaused, res.Code, res.ErrOut+res.Out)
+	return ns, client
+}
 
 // A rollout paused at its approval point holds the partition on purpose:
 // status says so and points at rollout resume and undo. Before, it read
@@ -20,15 +35,9 @@ import (
 // one refuses) or a hand-made patch of the partition (which the recorded
 // rollout would then stop on as someone else's change).
 func TestPausedRolloutPointsAtResumeAndUndo(t *testing.T) {
-	ns := cluster.NewNamespace(t)
-	create(t, ns, "db", 3)
-	client := e2eutil.ClientFor(t, ns, cluster.RESTConfig)
+	ns, client := pausedRollout(t)
 
-	res := e2eutil.RunContext(ctxFor(t), client, "rollout", "db", "--staged", "--image", "db="+imageV2,
-		"--steps", "1,100%", "--pause-after", "1", "--yes")
-	require.Equal(t, cmdutil.ExitPaused, res.Code, res.ErrOut+res.Out)
-
-	res = runIn(t, ns, "db")
+	res := runIn(t, ns, "db")
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.Contains(t, res.Out, "Verdict: Progressing")
 	assert.Contains(t, res.Out, "OperationUnfinished: the rollout started ")
@@ -80,19 +89,13 @@ func TestOperationHeldByAnotherProcessIsNamed(t *testing.T) {
 // Someone else sets another image while the rollout is paused: status does
 // not offer resume (the rollout refuses it) but undo or abort.
 func TestPausedRolloutOverwrittenBySomeoneElse(t *testing.T) {
-	ns := cluster.NewNamespace(t)
-	create(t, ns, "db", 3)
-	client := e2eutil.ClientFor(t, ns, cluster.RESTConfig)
-
-	res := e2eutil.RunContext(ctxFor(t), client, "rollout", "db", "--staged", "--image", "db="+imageV2,
-		"--steps", "1,100%", "--pause-after", "1", "--yes")
-	require.Equal(t, cmdutil.ExitPaused, res.Code, res.ErrOut+res.Out)
+	ns, client := pausedRollout(t)
 	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"db","image":"registry.example/db:v3"}]}}}}`
 	_, err := cluster.Client.AppsV1().StatefulSets(ns).Patch(ctxFor(t), "db", types.StrategicMergePatchType, []byte(patch),
 		metav1.PatchOptions{FieldManager: "colleague"})
 	require.NoError(t, err)
 
-	res = runInUntil(t, ns, "the pod template changed since it started", "db")
+	res := runInUntil(t, ns, "the pod template changed since it started", "db")
 	require.Equal(t, cmdutil.ExitDegraded, res.Code, res.ErrOut+res.Out)
 	assert.Contains(t, res.Out, "OperationUnfinished: the rollout started ")
 	assert.Contains(t, res.Out, "the pod template changed since it started")
