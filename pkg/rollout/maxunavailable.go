@@ -76,7 +76,8 @@ func (m MaxUnavailable) note() string {
 }
 
 // readBack records the budget from the server's answer to a write, and
-// reports a change (someone set the field, or the server dropped it).
+// reports a change of how many pods the controller may take down (someone
+// set the field, or the server dropped it).
 func (x *execution) readBack(sts *appsv1.StatefulSet) {
 	if sts == nil {
 		return
@@ -87,12 +88,17 @@ func (x *execution) readBack(sts *appsv1.StatefulSet) {
 		x.st.Plan.MaxUnavailable = &now
 		return
 	}
-	if now.Pods != before.Pods || now.Spec != before.Spec {
+	if now.Pods == before.Pods && now.Spec == before.Spec {
+		return
+	}
+	// A server that spells out the default (unset and 1 are one pod) or
+	// drops a 1 changes nothing the user needs to hear of.
+	if now.Pods != before.Pods {
 		x.emitStep(progress.Event{Kind: "warning", Level: progress.Warning, Message: fmt.Sprintf("the server now answers maxUnavailable %q (was %q): the controller may take %d pods down at once",
 			now.Spec, before.Spec, now.Pods)})
-		now.Dropped = before.Dropped && now.Spec == ""
-		x.st.Plan.MaxUnavailable = &now
 	}
+	now.Dropped = before.Dropped && now.Spec == ""
+	x.st.Plan.MaxUnavailable = &now
 }
 
 // maxUnavailableDropped tells whether the server would drop the

@@ -120,3 +120,28 @@ func TestUnavailablePodsOutsideTheStepUseUpTheBudget(t *testing.T) {
 	assert.Equal(t, []string{"db-0", "db-1"}, budgetBlockers(snap, plan, plan.Steps[0]))
 	assert.Empty(t, budgetBlockers(snap, plan, plan.Steps[1]), "the step's own pods do not block it")
 }
+
+// On a cluster whose API server fills in maxUnavailable: 1 on the first
+// write, the budget is the same one pod as before: no warning.
+func TestReadBackIsSilentWhenTheServerOnlySpellsOutTheDefault(t *testing.T) {
+	c := setup(t, 3)
+	c.applyPending("app:v2", 3)
+	rec := &progress.Recorder{}
+	r := c.runner("me", rec)
+	pv, err := r.Prepare(ctxT(t), Request{})
+	require.NoError(t, err)
+	require.Equal(t, "", pv.Plan.MaxUnavailable.Spec)
+
+	x := &execution{r: r, st: pv.State(), rep: progress.Reporter{Sink: rec, Operation: Operation}}
+	sts := c.sts("db").DeepCopy()
+	one := intstr.FromInt32(1)
+	if sts.Spec.UpdateStrategy.RollingUpdate == nil {
+		sts.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
+	}
+	sts.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = &one
+	x.readBack(sts)
+	assert.Equal(t, MaxUnavailable{Pods: 1, Spec: "1"}, *x.st.Plan.MaxUnavailable)
+	for _, e := range rec.Events() {
+		assert.NotEqual(t, progress.Warning, e.Level, "no warning: %s", e.Message)
+	}
+}
